@@ -1,0 +1,8 @@
+"""Software-defined assets, one module per layer."""
+
+from assets.bronze import bronze_assets
+from assets.gold import gold_contracts, gold_dbt_models
+from assets.silver import silver_tables
+
+lakehouse_assets = [*bronze_assets, silver_tables, gold_dbt_models]
+asset_checks = [gold_contracts]

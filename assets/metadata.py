@@ -1,0 +1,56 @@
+"""Metadata every materialization carries into the Dagster UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+
+import dagster as dg
+import pyarrow as pa
+
+from lakehouse.contracts import ContractOutcome
+from lakehouse.delta import DeltaWrite
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema]
+    )
+
+
+def delta_metadata(write: DeltaWrite, schema: pa.Schema, start: dt.date, end: dt.date) -> dict:
+    return {
+        "dagster/row_count": write.rows,
+        "dagster/column_schema": column_schema(schema),
+        "dagster/uri": write.uri,
+        "delta_version": write.version,
+        "partition_range": f"{start} .. {end}",
+    }
+
+
+def counts_table(counts: Counter, key: str) -> dg.MetadataValue:
+    """A markdown table of counts, largest first, for reasons and the like."""
+    rows = "\n".join(f"| {name} | {n:,} |" for name, n in counts.most_common())
+    return dg.MetadataValue.md(f"| {key} | rows |\n|---|---|\n{rows}" if rows else "none")
+
+
+def contract_check_result(
+    outcome: ContractOutcome, asset_key: dg.AssetKey, check_name: str = "soda_contract"
+) -> dg.AssetCheckResult:
+    """A Soda verification as an ERROR-severity check result (blocking where the spec is)."""
+    lines = "\n".join(
+        f"| {c.name} | {c.outcome} | {c.value} |{c.detail}" for c in outcome.checks
+    )
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=check_name,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=outcome.summary(),
+        metadata={
+            "contract": outcome.contract,
+            "rows_checked": outcome.rows,
+            "checks": dg.MetadataValue.md(f"| check | outcome | value |\n|---|---|---|\n{lines}"),
+            **({"errors": dg.MetadataValue.text(outcome.errors)} if outcome.errors else {}),
+        },
+    )

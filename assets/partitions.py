@@ -1,0 +1,25 @@
+"""Daily partitions shared by every layer, and the day range a run covers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import dagster as dg
+
+PARTITIONS_START = os.environ.get("FRAUD_PARTITIONS_START", "2026-01-01")
+
+daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
+
+# A multi-day backfill is one run: one Spark session, one dbt call for the whole range.
+single_run = dg.BackfillPolicy.single_run()
+
+
+def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext):
+    """First and last day (inclusive) of the partitions this run materializes."""
+    window = context.partition_time_window
+    return window.start.date(), (window.end - dt.timedelta(days=1)).date()
+
+
+def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]

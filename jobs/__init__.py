@@ -1,0 +1,40 @@
+"""Asset jobs per layer, the whole lakehouse job, and its daily schedule."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.partitions import daily_partitions
+
+bronze_job = dg.define_asset_job(
+    "bronze_job",
+    selection=dg.AssetSelection.groups("bronze"),
+    partitions_def=daily_partitions,
+    description="Landing files of a day into bronze Delta.",
+)
+silver_job = dg.define_asset_job(
+    "silver_job",
+    selection=dg.AssetSelection.groups("silver"),
+    partitions_def=daily_partitions,
+    description="Bronze to silver and quarantine in Spark, with blocking contracts.",
+)
+gold_job = dg.define_asset_job(
+    "gold_job",
+    selection=dg.AssetSelection.groups("gold"),
+    partitions_def=daily_partitions,
+    description="dbt build of the gold features and labels, exported as Delta.",
+)
+lakehouse_job = dg.define_asset_job(
+    "lakehouse_job",
+    selection=dg.AssetSelection.groups("bronze", "silver", "gold"),
+    partitions_def=daily_partitions,
+    description="Landing to gold for a day; a failed blocking check stops what is downstream.",
+)
+
+# At 02:00 UTC, yesterday's partition: the upstream systems have closed the day by then.
+daily_lakehouse_schedule = dg.build_schedule_from_partitioned_job(
+    lakehouse_job, hour_of_day=2, name="daily_lakehouse_schedule"
+)
+
+jobs = [bronze_job, silver_job, gold_job, lakehouse_job]
+schedules = [daily_lakehouse_schedule]

@@ -1,0 +1,219 @@
+"""Bronze to silver in Spark: type, validate, deduplicate; every rejected row gets a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lakehouse.landing import (
+    FRAUD_REPORTS,
+    RAW_RECORD,
+    SCHEMA_ERROR,
+    SOURCE_FILE,
+    SOURCE_LINE,
+    TRANSACTIONS,
+)
+from lakehouse.quarantine import QUARANTINE_SCHEMA
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame
+
+KNOWN_CURRENCIES: tuple[str, ...] = ("USD", "EUR", "GBP", "CAD", "BRL", "NGN", "RUB", "THB")
+# Reference FX rates (USD per unit) used to express every amount in USD.
+USD_PER_UNIT: dict[str, float] = {
+    "USD": 1.0,
+    "EUR": 1 / 0.92,
+    "GBP": 1 / 0.79,
+    "CAD": 1 / 1.36,
+    "BRL": 1 / 5.0,
+    "NGN": 1 / 1500.0,
+    "RUB": 1 / 92.0,
+    "THB": 1 / 36.0,
+}
+TIMESTAMP_FORMATS = ("yyyy-MM-dd'T'HH:mm:ss.SSSX", "yyyy-MM-dd'T'HH:mm:ssX")
+AMOUNT_PATTERN = r"^-?[0-9]{1,12}(\.[0-9]{1,2})?$"
+
+
+
+OUTCOME = "_outcome"  # valid | rejected | duplicate
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """Silver rows, quarantine rows and the number of duplicates dropped, as Arrow."""
+
+    valid: pa.Table
+    rejected: pa.Table
+    duplicates: int
+
+
+def _blank(column: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.col(column).isNull() | (F.trim(F.col(column)) == "")
+
+
+def parse_timestamp(column: str) -> Column:
+    """ISO-8601 UTC with or without milliseconds; anything else is null."""
+    from pyspark.sql import functions as F
+
+    return F.coalesce(*[F.try_to_timestamp(F.col(column), F.lit(f)) for f in TIMESTAMP_FORMATS])
+
+
+def _first_failing(rules: list[tuple[Column, str]]) -> Column:
+    """The reason of the first rule that fails, or null when all pass."""
+    from pyspark.sql import functions as F
+
+    reason = F.when(
+        F.col(SCHEMA_ERROR).isNotNull(), F.concat(F.lit("schema: "), F.col(SCHEMA_ERROR))
+    )
+    for failed, name in rules:
+        reason = reason.when(failed, F.lit(name))
+    return reason
+
+
+def _classify(
+    df: DataFrame,
+    table: str,
+    key: str,
+    rules: list[tuple[Column, str]],
+    raw_fields: list[str],
+    typed: list[Column],
+) -> DataFrame:
+    """One frame holding every row once: its outcome, its typed silver columns and, when
+    rejected, its quarantine columns. Duplicates of a valid key after its first arrival
+    (by file, then line) are marked `duplicate`."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    tagged = df.withColumn("_reason", _first_failing(rules))
+    valid = F.col("_reason").isNull()
+    arrival = F.row_number().over(
+        Window.partitionBy(F.col(key), valid).orderBy(F.col(SOURCE_FILE), F.col(SOURCE_LINE))
+    )
+    return tagged.select(
+        *typed,
+        F.when(~valid, F.lit("rejected"))
+        .when(arrival > 1, F.lit("duplicate"))
+        .otherwise(F.lit("valid"))
+        .alias(OUTCOME),
+        F.lit("silver").alias("stage"),
+        F.lit(table).alias("source_table"),
+        F.col(SOURCE_FILE).alias("source_file"),
+        F.col(SOURCE_LINE).alias("source_line"),
+        F.col(key).alias("record_id"),
+        F.col("_reason").alias("reason"),
+        F.when(~valid, F.coalesce(F.col(RAW_RECORD), F.to_json(F.struct(*raw_fields)))).alias(
+            "record"
+        ),
+    )
+
+
+def collect(classified: DataFrame, silver_columns: list[str]) -> Cleaned:
+    """Run the Spark plan once and split its rows by outcome."""
+    table = classified.toArrow()
+    outcome = table.column(OUTCOME)
+    return Cleaned(
+        valid=table.filter(pc.equal(outcome, "valid")).select(silver_columns),
+        rejected=table.filter(pc.equal(outcome, "rejected"))
+        .select(QUARANTINE_SCHEMA.names)
+        .cast(QUARANTINE_SCHEMA),
+        duplicates=pc.sum(pc.equal(outcome, "duplicate").cast(pa.int64())).as_py() or 0,
+    )
+
+
+def clean_transactions(bronze: DataFrame) -> Cleaned:
+    """Rules, in order: ids present, timestamp parses and lies on the partition day,
+    amount is a non-negative money value, currency is known."""
+    from pyspark.sql import functions as F
+
+    amount = F.trim(F.col("amount"))
+    currency = F.upper(F.trim("currency"))
+    timestamp = parse_timestamp("timestamp")
+    ids = ("transaction_id", "customer_id", "card_id", "merchant_id")
+    rules = [(_blank(c), f"missing_{c}") for c in ids]
+    rules += [
+        (timestamp.isNull(), "unparseable_timestamp"),
+        (F.to_date(timestamp) != F.col("day"), "timestamp_outside_partition"),
+        (~F.coalesce(amount.rlike(AMOUNT_PATTERN), F.lit(False)), "unparseable_amount"),
+        (amount.startswith("-"), "negative_amount"),
+        (~F.coalesce(currency.isin(*KNOWN_CURRENCIES), F.lit(False)), "unknown_currency"),
+    ]
+    rate = F.create_map(*[x for c, r in USD_PER_UNIT.items() for x in (F.lit(c), F.lit(r))])
+    money = amount.try_cast("decimal(14,2)").cast("double")
+    typed = [
+        F.trim("transaction_id").alias("transaction_id"),
+        timestamp.alias("event_timestamp"),
+        F.trim("customer_id").alias("customer_id"),
+        F.trim("card_id").alias("card_id"),
+        F.trim("merchant_id").alias("merchant_id"),
+        F.lower(F.trim("merchant_category")).alias("merchant_category"),
+        F.upper(F.trim("merchant_country")).alias("merchant_country"),
+        F.nullif(F.trim("device_id"), F.lit("")).alias("device_id"),
+        F.lower(F.trim("channel")).alias("channel"),
+        money.alias("amount"),
+        currency.alias("currency"),
+        F.round(money * rate[currency], 2).alias("amount_usd"),
+        F.col(SOURCE_FILE),
+        F.col("day"),
+    ]
+    classified = _classify(bronze, "transactions", "transaction_id", rules, list(TRANSACTIONS.fields), typed)
+    return collect(classified, SILVER_TRANSACTION_COLUMNS)
+
+
+def clean_fraud_reports(bronze: DataFrame) -> Cleaned:
+    """Rules, in order: ids present, reported_at parses and lies on the partition day."""
+    from pyspark.sql import functions as F
+
+    reported = parse_timestamp("reported_at")
+    rules = [(_blank(c), f"missing_{c}") for c in ("report_id", "transaction_id")]
+    rules += [
+        (reported.isNull(), "unparseable_timestamp"),
+        (F.to_date(reported) != F.col("day"), "timestamp_outside_partition"),
+    ]
+    typed = [
+        F.trim("report_id").alias("report_id"),
+        F.trim("transaction_id").alias("transaction_id"),
+        F.nullif(F.trim("card_id"), F.lit("")).alias("card_id"),
+        reported.alias("reported_at"),
+        F.lower(F.trim("reason_code")).alias("reason_code"),
+        F.col(SOURCE_FILE),
+        F.col("day"),
+    ]
+    classified = _classify(bronze, "fraud_reports", "transaction_id", rules, list(FRAUD_REPORTS.fields), typed)
+    return collect(classified, SILVER_FRAUD_REPORT_COLUMNS)
+
+
+SILVER_TRANSACTION_COLUMNS = [
+    "transaction_id",
+    "event_timestamp",
+    "customer_id",
+    "card_id",
+    "merchant_id",
+    "merchant_category",
+    "merchant_country",
+    "device_id",
+    "channel",
+    "amount",
+    "currency",
+    "amount_usd",
+    SOURCE_FILE,
+    "day",
+]
+SILVER_FRAUD_REPORT_COLUMNS = [
+    "report_id",
+    "transaction_id",
+    "card_id",
+    "reported_at",
+    "reason_code",
+    SOURCE_FILE,
+    "day",
+]
+CLEANERS: dict[str, Callable[[DataFrame], Cleaned]] = {
+    "transactions": clean_transactions,
+    "fraud_reports": clean_fraud_reports,
+}

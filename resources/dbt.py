@@ -1,0 +1,40 @@
+"""The dbt project (dbt-duckdb) that builds the gold layer, and the CLI resource that runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtCliResource, DbtProject
+
+from resources.settings import REPO_ROOT
+
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+def load_dbt_project() -> DbtProject:
+    """The project with a parsed manifest; `dbt parse` runs once if the manifest is missing."""
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+    if not project.manifest_path.exists():
+        subprocess.run(
+            [dbt_executable(), "parse", "--quiet"],
+            cwd=DBT_PROJECT_DIR,
+            env={**os.environ, "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)},
+            check=True,
+        )
+    return project
+
+
+def dbt_cli(project: DbtProject) -> DbtCliResource:
+    return DbtCliResource(
+        project_dir=project, profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
+    )
+
+
+def dbt_executable() -> str:
+    """dbt of this interpreter's environment, so it works without an activated venv."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else shutil.which("dbt") or "dbt"

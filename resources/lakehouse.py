@@ -1,0 +1,51 @@
+"""The lakehouse resource: landing folder and Delta tables per layer, local or object store."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+
+from lakehouse import delta
+
+
+class LakehouseResource(dg.ConfigurableResource):
+    """Delta tables at `<root>/<layer>/<table>`; `root` is a folder or an s3://, gs://, az:// URI."""
+
+    root: str
+    landing: str
+    storage_options: dict[str, str] = {}
+
+    def uri(self, layer: str, table: str) -> str:
+        return f"{self.root.rstrip('/')}/{layer}/{table}"
+
+    @property
+    def landing_path(self) -> Path:
+        return Path(self.landing)
+
+    def _options(self) -> dict[str, str] | None:
+        return dict(self.storage_options) or None
+
+    def exists(self, layer: str, table: str) -> bool:
+        return delta.table_exists(self.uri(layer, table), self._options())
+
+    def version(self, layer: str, table: str) -> int | None:
+        return delta.table_version(self.uri(layer, table), self._options())
+
+    def read(self, layer: str, table: str, start: dt.date, end: dt.date, **kwargs) -> pa.Table:
+        return delta.read_days(self.uri(layer, table), start, end, self._options(), **kwargs)
+
+    def overwrite(
+        self,
+        layer: str,
+        table: str,
+        data: pa.Table,
+        start: dt.date,
+        end: dt.date,
+        extra_predicate: str | None = None,
+    ) -> delta.DeltaWrite:
+        return delta.overwrite_days(
+            self.uri(layer, table), data, start, end, self._options(), extra_predicate
+        )

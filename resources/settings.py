@@ -1,0 +1,39 @@
+"""Where embedded state lives and which resource set runs: FRAUD_HOME and FRAUD_ENV."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("local", "prod")
+
+# No network here or in air-gapped clusters: nothing may wait on a telemetry lookup.
+TELEMETRY_OFF = {
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    "FEAST_USAGE": "False",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "SODA_CORE_TELEMETRY_ENABLED": "false",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "BENTOML_DO_NOT_TRACK": "true",
+}
+
+
+def fraud_home() -> Path:
+    """FRAUD_HOME, default `.fraud_home` in the repository, as an absolute path."""
+    return Path(os.environ.get("FRAUD_HOME") or REPO_ROOT / ".fraud_home").resolve()
+
+
+def fraud_env() -> str:
+    env = os.environ.get("FRAUD_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"FRAUD_ENV={env!r} is not one of {', '.join(ENVIRONMENTS)}")
+    return env
+
+
+def prepare_process_environment() -> None:
+    """Export FRAUD_HOME (absolute) and telemetry switches for this process and its children
+    (dbt runs as a subprocess and reads FRAUD_HOME from its profile)."""
+    os.environ["FRAUD_HOME"] = str(fraud_home())
+    for name, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)
