@@ -1,6 +1,5 @@
 """Bronze: landing files as Delta, every field kept as text, plus where and when it came from."""
 
-
 import time
 from collections import Counter
 
@@ -64,7 +63,11 @@ def build_bronze_asset(source: LandingSource) -> dg.AssetsDefinition:
                     refused.append(f"{path.name}: {read.rejection.reason}")
                     rejected.append(
                         rejected_file_rows(
-                            source.table, day, path.name, read.rejection.reason, read.rejection.lines
+                            source.table,
+                            day,
+                            path.name,
+                            read.rejection.reason,
+                            read.rejection.lines,
                         )
                     )
                     context.log.error(f"refused {path}: {read.rejection.reason}")
@@ -74,9 +77,7 @@ def build_bronze_asset(source: LandingSource) -> dg.AssetsDefinition:
         data = pa.concat_tables(accepted) if accepted else schema.empty_table()
         write = lakehouse.overwrite("bronze", source.table, data, start, end)
         quarantine_version = _replace_file_rejections(lakehouse, source, rejected, start, end)
-        errors = Counter(
-            e.split(",")[0] for e in data.column(SCHEMA_ERROR).drop_null().to_pylist()
-        )
+        errors = Counter(e.split(",")[0] for e in data.column(SCHEMA_ERROR).drop_null().to_pylist())
         metadata = {
             **delta_metadata(write, schema, start, end),
             "landing_files": files,

@@ -1,6 +1,5 @@
 """Gold: the dbt project (dbt-duckdb) builds daily features and labels, exported back as Delta."""
 
-
 import datetime as dt
 import json
 import time
@@ -35,7 +34,9 @@ class GoldTranslator(DagsterDbtTranslator):
 
 def _lookback_days(model: str) -> int:
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    node = manifest["nodes"][f"model.{manifest['metadata'].get('project_name', 'fraud_gold')}.{model}"]
+    node = manifest["nodes"][
+        f"model.{manifest['metadata'].get('project_name', 'fraud_gold')}.{model}"
+    ]
     return int(node["config"].get("meta", {}).get("delta_lookback_days", 0))
 
 
@@ -67,7 +68,9 @@ def gold_dbt_models(
     started = time.perf_counter()
     start, end = partition_days(context)
     dbt_vars = {"start_day": start.isoformat(), "end_day": end.isoformat()}
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False)
+    invocation = dbt.cli(
+        ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
+    )
     events = list(invocation.stream())
     failed_tests = {
         e.asset_key for e in events if isinstance(e, dg.AssetCheckResult) and not e.passed
@@ -76,11 +79,17 @@ def gold_dbt_models(
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name)
             if key in failed_tests:
-                context.log.error(f"{key.to_user_string()}: dbt tests failed, not exported to Delta")
+                context.log.error(
+                    f"{key.to_user_string()}: dbt tests failed, not exported to Delta"
+                )
             else:
                 exported = _export_to_delta(key.path[-1], lakehouse, start, end)
                 event = event.with_metadata(
-                    {**event.metadata, **exported, "duration_s": round(time.perf_counter() - started, 2)}
+                    {
+                        **event.metadata,
+                        **exported,
+                        "duration_s": round(time.perf_counter() - started, 2),
+                    }
                 )
         yield event
     if not invocation.is_successful():

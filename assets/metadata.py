@@ -13,9 +13,7 @@ from lakehouse.delta import DeltaWrite
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema]
-    )
+    return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
 
 
 def delta_metadata(write: DeltaWrite, schema: pa.Schema, start: dt.date, end: dt.date) -> dict:
@@ -38,9 +36,7 @@ def contract_check_result(
     outcome: ContractOutcome, asset_key: dg.AssetKey, check_name: str = "soda_contract"
 ) -> dg.AssetCheckResult:
     """A Soda verification as an ERROR-severity check result (blocking where the spec is)."""
-    lines = "\n".join(
-        f"| {c.name} | {c.outcome} | {c.value} |{c.detail}" for c in outcome.checks
-    )
+    lines = "\n".join(f"| {c.name} | {c.outcome} | {c.value} |{c.detail}" for c in outcome.checks)
     return dg.AssetCheckResult(
         asset_key=asset_key,
         check_name=check_name,

@@ -1,6 +1,5 @@
 """Silver: typed, validated, deduplicated tables in Spark; rejected rows go to quarantine."""
 
-
 import time
 from collections import Counter
 
@@ -126,7 +125,9 @@ def silver_tables(
     write = lakehouse.overwrite(
         "silver", "quarantine", quarantined, start, end, stage_predicate("silver")
     )
-    contract = verify_contract(contract_path("silver", "quarantine"), "silver_quarantine", quarantined)
+    contract = verify_contract(
+        contract_path("silver", "quarantine"), "silver_quarantine", quarantined
+    )
     reasons = Counter(
         f"{t}: {r}"
         for t, r in zip(

@@ -36,7 +36,9 @@ class ContractOutcome:
     def summary(self) -> str:
         if self.passed:
             return f"{self.contract}: all {len(self.checks)} checks passed on {self.rows} rows"
-        failed = "; ".join(f"{c.name} ({c.outcome}, value={c.value}){c.detail}" for c in self.failed_checks)
+        failed = "; ".join(
+            f"{c.name} ({c.outcome}, value={c.value}){c.detail}" for c in self.failed_checks
+        )
         return f"{self.contract}: FAILED on {self.rows} rows: {failed} {self.errors}".strip()
 
 
@@ -95,5 +97,9 @@ def verify_contract(
     errors = result.get_errors_str() if result.has_errors else ""
     # `is_ok` is the only safe verdict: a contract that errors is neither passed nor failed.
     return ContractOutcome(
-        contract=contract.name, passed=bool(result.is_ok), rows=data.num_rows, checks=checks, errors=errors
+        contract=contract.name,
+        passed=bool(result.is_ok),
+        rows=data.num_rows,
+        checks=checks,
+        errors=errors,
     )

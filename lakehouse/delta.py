@@ -24,7 +24,9 @@ class DeltaWrite:
 
 
 def day_range_predicate(start: dt.date, end: dt.date, extra: str | None = None) -> str:
-    predicate = f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} <= '{end.isoformat()}'"
+    predicate = (
+        f"{PARTITION_COLUMN} >= '{start.isoformat()}' AND {PARTITION_COLUMN} <= '{end.isoformat()}'"
+    )
     return f"{predicate} AND {extra}" if extra else predicate
 
 
@@ -81,7 +83,8 @@ def overwrite_days(
     from deltalake.exceptions import CommitFailedError
 
     outside = data.filter(
-        (pc.field(PARTITION_COLUMN) < pa.scalar(start)) | (pc.field(PARTITION_COLUMN) > pa.scalar(end))
+        (pc.field(PARTITION_COLUMN) < pa.scalar(start))
+        | (pc.field(PARTITION_COLUMN) > pa.scalar(end))
     )
     if outside.num_rows:
         raise ValueError(f"{outside.num_rows} rows fall outside {start}..{end}; refusing to write")

@@ -112,7 +112,9 @@ def _stamp(source: LandingSource, columns: dict, path: Path, day: dt.date) -> pa
     n = len(columns[SOURCE_LINE])
     schema = source.bronze_schema()
     columns[SOURCE_FILE] = pa.repeat(path.name, n)
-    columns[INGESTED_AT] = pa.repeat(pa.scalar(dt.datetime.now(dt.UTC), schema.field(INGESTED_AT).type), n)
+    columns[INGESTED_AT] = pa.repeat(
+        pa.scalar(dt.datetime.now(dt.UTC), schema.field(INGESTED_AT).type), n
+    )
     columns["day"] = pa.repeat(pa.scalar(day, pa.date32()), n)
     return pa.table({f.name: columns[f.name] for f in schema}, schema=schema)
 

@@ -38,7 +38,6 @@ TIMESTAMP_FORMATS = ("yyyy-MM-dd'T'HH:mm:ss.SSSX", "yyyy-MM-dd'T'HH:mm:ssX")
 AMOUNT_PATTERN = r"^-?[0-9]{1,12}(\.[0-9]{1,2})?$"
 
 
-
 OUTCOME = "_outcome"  # valid | rejected | duplicate
 
 
@@ -93,7 +92,9 @@ def _classify(
     tagged = df.withColumn("_reason", _first_failing(rules))
     valid = F.col("_reason").isNull()
     arrival = F.row_number().over(
-        Window.partitionBy(F.col(key), valid).orderBy(F.col(SOURCE_FILE), F.col(SOURCE_LINE))
+        Window.partitionBy(F.trim(F.col(key)), valid).orderBy(
+            F.col(SOURCE_FILE), F.col(SOURCE_LINE)
+        )
     )
     return tagged.select(
         *typed,
@@ -161,7 +162,9 @@ def clean_transactions(bronze: DataFrame) -> Cleaned:
         F.col(SOURCE_FILE),
         F.col("day"),
     ]
-    classified = _classify(bronze, "transactions", "transaction_id", rules, list(TRANSACTIONS.fields), typed)
+    classified = _classify(
+        bronze, "transactions", "transaction_id", rules, list(TRANSACTIONS.fields), typed
+    )
     return collect(classified, SILVER_TRANSACTION_COLUMNS)
 
 
@@ -184,7 +187,9 @@ def clean_fraud_reports(bronze: DataFrame) -> Cleaned:
         F.col(SOURCE_FILE),
         F.col("day"),
     ]
-    classified = _classify(bronze, "fraud_reports", "transaction_id", rules, list(FRAUD_REPORTS.fields), typed)
+    classified = _classify(
+        bronze, "fraud_reports", "transaction_id", rules, list(FRAUD_REPORTS.fields), typed
+    )
     return collect(classified, SILVER_FRAUD_REPORT_COLUMNS)
 
 

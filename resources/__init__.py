@@ -16,7 +16,9 @@ def build_resources() -> dict[str, object]:
     Spark Connect cluster at SPARK_REMOTE."""
     home = fraud_home()
     if fraud_env() == "prod":
-        lakehouse = LakehouseResource(root=dg.EnvVar("LAKEHOUSE_URI"), landing=str(home / "landing"))
+        lakehouse = LakehouseResource(
+            root=dg.EnvVar("LAKEHOUSE_URI"), landing=str(home / "landing")
+        )
         spark = SparkResource(remote=dg.EnvVar("SPARK_REMOTE"))
     else:
         lakehouse = LakehouseResource(root=str(home / "lakehouse"), landing=str(home / "landing"))

@@ -35,6 +35,10 @@ def dbt_cli(project: DbtProject) -> DbtCliResource:
 
 
 def dbt_executable() -> str:
-    """dbt of this interpreter's environment, so it works without an activated venv."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else shutil.which("dbt") or "dbt"
+    """dbt from its own venv inside this one (`.venv/dbt`, made by `make venv`); else
+    DBT_EXECUTABLE or dbt on PATH. Keeping dbt-core out of this interpreter keeps the
+    definitions fast to load."""
+    own_venv = Path(sys.prefix) / "dbt" / "bin" / "dbt"
+    if own_venv.exists():
+        return str(own_venv)
+    return os.environ.get("DBT_EXECUTABLE") or shutil.which("dbt") or "dbt"

@@ -12,11 +12,11 @@ from lakehouse import delta
 
 
 class LakehouseResource(dg.ConfigurableResource):
-    """Delta tables at `<root>/<layer>/<table>`; `root` is a folder or an s3://, gs://, az:// URI."""
+    """Delta tables at `<root>/<layer>/<table>`; `root` is a folder or an object-store URI."""
 
     root: str
     landing: str
-    storage_options: dict[str, str] = {}
+    storage_options: dict[str, str] = {}  # noqa: RUF012 - pydantic copies field defaults
 
     def uri(self, layer: str, table: str) -> str:
         return f"{self.root.rstrip('/')}/{layer}/{table}"

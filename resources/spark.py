@@ -17,7 +17,7 @@ class SparkResource(dg.ConfigurableResource):
     remote: str | None = None
     driver_memory: str = "4g"
     shuffle_partitions: int = 8
-    conf: dict[str, str] = {}
+    conf: dict[str, str] = {}  # noqa: RUF012 - pydantic copies field defaults
 
     def session(self) -> SparkSession:
         from pyspark.sql import SparkSession

@@ -1,6 +1,5 @@
 """Landing-file sensor: one bronze run per new or changed landing file, never twice for one."""
 
-
 import datetime as dt
 import json
 from dataclasses import dataclass

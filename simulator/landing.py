@@ -22,7 +22,7 @@ from simulator.catalog import (
 )
 from simulator.malformed import CSV_KINDS, JSON_KINDS, corrupt
 from simulator.network import PATTERNS, PaymentNetwork, SimulatedDay
-from simulator.population import card_id, customer_id, device_id, merchant_id
+from simulator.population import card_id, customer_id, device_id, merchant_id, prefixed_ids
 
 
 def transactions_path(landing: Path, day: dt.date) -> Path:
@@ -39,7 +39,7 @@ def iso_ms(ts_ms: np.ndarray) -> np.ndarray:
 
 
 def transaction_ids(day: dt.date, n: int) -> np.ndarray:
-    return np.char.add(f"tx{day:%Y%m%d}", np.char.zfill(np.arange(n).astype(str), 7))
+    return prefixed_ids(f"tx{day:%Y%m%d}", np.arange(n), 7)
 
 
 def transaction_rows(network: PaymentNetwork, sim: SimulatedDay) -> list[list[str]]:
@@ -62,7 +62,9 @@ def transaction_rows(network: PaymentNetwork, sim: SimulatedDay) -> list[list[st
         "amount": np.char.mod("%.2f", np.round(txns.amount_usd * units, 2)),
         "currency": currency,
     }
-    return [list(row) for row in zip(*(columns[c].tolist() for c in TRANSACTION_COLUMNS))]
+    return [
+        list(row) for row in zip(*(columns[c].tolist() for c in TRANSACTION_COLUMNS), strict=True)
+    ]
 
 
 def chargeback_rows(sim: SimulatedDay) -> list[tuple[int, list[str]]]:
@@ -71,11 +73,18 @@ def chargeback_rows(sim: SimulatedDay) -> list[tuple[int, list[str]]]:
     ids = transaction_ids(sim.day, len(txns))[cb.transaction_index]
     cards = card_id(txns.card[cb.transaction_index])
     reported = iso_ms(cb.reported_ms)
-    reasons = [REASON_CODES[PATTERNS[p]] if p else REASON_CODES["friendly_fraud"] for p in cb.pattern]
+    reasons = [
+        REASON_CODES[PATTERNS[p]] if p else REASON_CODES["friendly_fraud"] for p in cb.pattern
+    ]
     return [
         (int(ms), ["r" + tx, tx, card, at, reason])
         for ms, tx, card, at, reason in zip(
-            cb.reported_ms.tolist(), ids.tolist(), cards.tolist(), reported.tolist(), reasons
+            cb.reported_ms.tolist(),
+            ids.tolist(),
+            cards.tolist(),
+            reported.tolist(),
+            reasons,
+            strict=True,
         )
     ]
 

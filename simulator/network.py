@@ -28,10 +28,9 @@ PATTERNS: tuple[str, ...] = (
 PATTERN_CODE = {name: code for code, name in enumerate(PATTERNS)}
 
 WEEKDAY_FACTOR = np.array([0.95, 0.95, 1.0, 1.0, 1.15, 1.25, 0.85])
-HOUR_WEIGHTS = np.array(
-    [0.5, 0.3, 0.2, 0.2, 0.3, 0.6, 1.2, 2.5, 3.5, 4, 4.5, 5]
-    + [5.5, 5, 4.5, 4.5, 5, 5.5, 6, 5.5, 4.5, 3.5, 2, 1]
-)
+MORNING = [0.5, 0.3, 0.2, 0.2, 0.3, 0.6, 1.2, 2.5, 3.5, 4, 4.5, 5]  # midnight to noon
+AFTERNOON = [5.5, 5, 4.5, 4.5, 5, 5.5, 6, 5.5, 4.5, 3.5, 2, 1]  # noon to midnight
+HOUR_WEIGHTS = np.array([*MORNING, *AFTERNOON])
 NIGHT_HOUR_WEIGHTS = np.array([4, 4, 4, 4, 3, 2] + [1] * 16 + [2, 3])
 MS_PER_DAY = 86_400_000
 
@@ -132,9 +131,7 @@ class PaymentNetwork:
         self._online_merchants = np.flatnonzero(
             np.isin(categories, [CATEGORY_INDEX["online_retail"], CATEGORY_INDEX["digital_goods"]])
         )
-        self._card_testing_merchants = np.flatnonzero(
-            categories == CATEGORY_INDEX["digital_goods"]
-        )
+        self._card_testing_merchants = np.flatnonzero(categories == CATEGORY_INDEX["digital_goods"])
         self._high_value_foreign = np.flatnonzero(
             np.isin(
                 categories,

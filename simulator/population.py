@@ -37,20 +37,27 @@ class Population:
         return len(self.merchant_category)
 
 
+def prefixed_ids(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
+    """Zero-padded text ids, e.g. C0000042; empty input gives an empty array."""
+    if len(numbers) == 0:
+        return np.array([], dtype=str)
+    return np.char.add(prefix, np.char.zfill(np.asarray(numbers).astype(str), width))
+
+
 def customer_id(index: np.ndarray) -> np.ndarray:
-    return np.char.add("C", np.char.zfill(index.astype(str), 7))
+    return prefixed_ids("C", index, 7)
 
 
 def merchant_id(index: np.ndarray) -> np.ndarray:
-    return np.char.add("M", np.char.zfill(index.astype(str), 6))
+    return prefixed_ids("M", index, 6)
 
 
 def card_id(number: np.ndarray) -> np.ndarray:
-    return np.char.add("K", np.char.zfill(number.astype(str), 8))
+    return prefixed_ids("K", number, 8)
 
 
 def device_id(number: np.ndarray) -> np.ndarray:
-    return np.char.add("D", np.char.zfill(number.astype(str), 8))
+    return prefixed_ids("D", number, 8)
 
 
 def _owned_ids(rng: np.random.Generator, customers: int, max_owned: int) -> np.ndarray:
@@ -77,7 +84,9 @@ def build_population(rng: np.random.Generator, customers: int) -> Population:
     merchant_p = np.concatenate(
         [country_p * (1 - foreign_share), np.full(len(FOREIGN_ONLY_COUNTRIES), foreign_share / 4)]
     )
-    merchant_country = home_or_foreign[rng.choice(len(home_or_foreign), size=merchants, p=merchant_p)]
+    merchant_country = home_or_foreign[
+        rng.choice(len(home_or_foreign), size=merchants, p=merchant_p)
+    ]
     # Every home country needs local merchants for its customers' favourites.
     merchant_country[: 3 * len(COUNTRIES)] = np.tile(COUNTRIES, 3)
     popularity = rng.pareto(1.5, size=merchants) + 1.0

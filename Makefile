@@ -1,0 +1,73 @@
+# fraud-platform: `make demo` and `make test` are all a fresh clone needs (Python 3.11, Java, make).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DBT_VENV := $(VENV)/dbt
+
+export FRAUD_HOME ?= $(CURDIR)/.fraud_home
+export DAGSTER_HOME ?= $(FRAUD_HOME)/dagster
+
+DAYS ?= 30
+CUSTOMERS ?= 2000
+SEED ?= 7
+SCENARIO ?= baseline
+START ?= 2026-01-01
+SERVE_PORT ?= 3001
+
+LOCK_HASH := $(shell cat requirements.lock requirements-dbt.lock | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+
+.PHONY: venv demo test lint dev bench lock dagster-home clean
+
+## venv: the project venv from requirements.lock, and dbt's own venv inside it from requirements-dbt.lock
+venv: $(STAMP)
+
+$(STAMP): requirements.lock requirements-dbt.lock
+	@rm -f $(VENV)/.installed-*
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	test -x $(DBT_VENV)/bin/python || $(PYTHON) -m venv $(DBT_VENV)
+	$(DBT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dbt.lock
+	$(BIN)/python -m pip check
+	$(DBT_VENV)/bin/python -m pip check
+	@touch $@
+
+dagster-home:
+	@mkdir -p $(DAGSTER_HOME)
+	@test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+## demo: simulate DAYS days of payments, then run landing -> bronze -> silver -> gold
+demo: venv dagster-home
+	$(BIN)/python -m jobs.demo --days $(DAYS) --customers $(CUSTOMERS) --seed $(SEED) \
+		--scenario $(SCENARIO) --start-date $(START)
+
+## test: lint, format, definitions, then the whole test suite (pytest's "no tests" fails too)
+test: venv lint
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	@$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## dev: the Dagster UI on http://localhost:3000
+dev: venv dagster-home
+	$(BIN)/dagster dev -w workspace.yaml -p 3000
+
+## bench: benchmarks print figures (see bench/RESULTS.md)
+bench: venv
+	$(BIN)/python -m bench.load_time
+	$(BIN)/python -m bench.lakehouse
+
+## lock: re-resolve requirements*.in into the lock files, in throwaway venvs
+lock:
+	rm -rf /tmp/fraud-lock && $(PYTHON) -m venv /tmp/fraud-lock/main && $(PYTHON) -m venv /tmp/fraud-lock/dbt
+	/tmp/fraud-lock/main/bin/pip install --quiet -r requirements.in
+	/tmp/fraud-lock/dbt/bin/pip install --quiet -r requirements-dbt.in
+	(echo "# Exact set of requirements.in, made by 'make lock'"; /tmp/fraud-lock/main/bin/pip freeze) > requirements.lock
+	(echo "# Exact set of requirements-dbt.in for the dbt venv (.venv/dbt), made by 'make lock'"; /tmp/fraud-lock/dbt/bin/pip freeze) > requirements-dbt.lock
+
+clean:
+	rm -rf $(VENV) dbt_project/target dbt_project/logs .pytest_cache .ruff_cache

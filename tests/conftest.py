@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated FRAUD_HOME per test, a Spark session, lakehouse runs."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from resources.settings import prepare_process_environment
+
+START = dt.date(2026, 1, 1)
+
+
+@pytest.fixture
+def fraud_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh FRAUD_HOME; dbt (a subprocess) sees it through the environment."""
+    home = tmp_path / "fraud_home"
+    monkeypatch.setenv("FRAUD_HOME", str(home))
+    prepare_process_environment()
+    return home
+
+
+@pytest.fixture(scope="session")
+def spark_resource():
+    from resources.spark import SparkResource
+
+    return SparkResource(driver_memory="2g", shuffle_partitions=2)
+
+
+@pytest.fixture(scope="session")
+def spark(spark_resource):
+    return spark_resource.session()
+
+
+def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
+
+
+def run_lakehouse(selection, start: dt.date, end: dt.date, instance=None, spark_resource=None):
+    """Materialize `selection` (asset keys or a selection string) for days [start, end]."""
+    from assets import asset_checks, lakehouse_assets
+    from resources import build_resources
+
+    resources = build_resources()
+    if spark_resource is not None:
+        resources["spark"] = spark_resource
+    return dg.materialize(
+        [*lakehouse_assets, *asset_checks],
+        selection=selection,
+        resources=resources,
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        tags=range_tags(start, end),
+        raise_on_error=False,
+    )
+
+
+def materialized(result) -> dict[str, dict]:
+    """asset key -> metadata of its last materialization in the run."""
+    out = {}
+    for event in result.get_asset_materialization_events():
+        m = event.event_specific_data.materialization
+        out[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
+    return out
+
+
+def check_results(result) -> dict[tuple[str, str], bool]:
+    return {
+        (e.asset_key.to_user_string(), e.check_name): e.passed
+        for e in (
+            ev.event_specific_data
+            for ev in result.all_events
+            if ev.event_type_value == "ASSET_CHECK_EVALUATION"
+        )
+    }

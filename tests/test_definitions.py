@@ -1,0 +1,63 @@
+"""The code location: names users see, blocking checks, jobs, schedule and sensor."""
+
+import dagster as dg
+
+from definitions import defs
+
+EXPECTED_ASSETS = {
+    "bronze/transactions",
+    "bronze/fraud_reports",
+    "silver/transactions",
+    "silver/fraud_reports",
+    "silver/quarantine",
+    "gold/customer_daily_features",
+    "gold/merchant_daily_features",
+    "gold/transaction_labels",
+}
+
+
+def _graph():
+    return defs.resolve_asset_graph()
+
+
+def test_asset_keys_and_groups_are_the_documented_ones():
+    graph = _graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys() if not graph.get(k).is_external}
+    assert keys == EXPECTED_ASSETS
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not node.is_external:
+            assert node.group_name == key.path[0]
+            assert node.description, f"{key.to_user_string()} has no description"
+
+
+def test_lineage_runs_bronze_to_silver_to_gold():
+    graph = _graph()
+    parents = lambda key: {p.to_user_string() for p in graph.get(dg.AssetKey(key)).parent_keys}  # noqa: E731
+    assert parents(["silver", "transactions"]) == {"bronze/transactions"}
+    assert parents(["gold", "transaction_labels"]) == {
+        "silver/transactions",
+        "silver/fraud_reports",
+    }
+    assert "silver/fraud_reports" in parents(["gold", "merchant_daily_features"])
+
+
+def test_contracts_and_reconciliation_are_blocking_checks():
+    specs = {
+        (spec.asset_key.to_user_string(), spec.name): spec
+        for node in _graph().asset_check_keys
+        for spec in [_graph().get_check_spec(node)]
+    }
+    for table in EXPECTED_ASSETS - {"bronze/transactions", "bronze/fraud_reports"}:
+        assert specs[(table, "soda_contract")].blocking, table
+    assert specs[("silver/transactions", "reconciles_with_bronze")].blocking
+    # dbt tests arrive as checks too
+    assert ("gold/transaction_labels", "unique_transaction_labels_transaction_id") in specs
+
+
+def test_jobs_schedule_and_sensor_exist():
+    for name in ("bronze_job", "silver_job", "gold_job", "lakehouse_job"):
+        assert defs.resolve_job_def(name).partitions_def is not None
+    schedule = defs.resolve_schedule_def("daily_lakehouse_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert defs.resolve_sensor_def("landing_sensor").job_name == "bronze_job"

@@ -1,0 +1,252 @@
+"""The whole lakehouse on small generated data: landing -> bronze -> silver -> gold."""
+
+import datetime as dt
+import shutil
+from types import SimpleNamespace
+
+import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from lakehouse import contracts
+from lakehouse.delta import read_days, table_version
+from resources.settings import prepare_process_environment
+from simulator.landing import generate
+from tests.conftest import check_results, materialized, run_lakehouse
+
+pytestmark = [pytest.mark.spark, pytest.mark.dbt]
+START, END = dt.date(2026, 1, 1), dt.date(2026, 1, 6)
+TABLES = [
+    ("bronze", "transactions"),
+    ("bronze", "fraud_reports"),
+    ("silver", "transactions"),
+    ("silver", "fraud_reports"),
+    ("silver", "quarantine"),
+    ("gold", "customer_daily_features"),
+    ("gold", "merchant_daily_features"),
+    ("gold", "transaction_labels"),
+]
+FAR = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
+
+
+def _table(home, layer, table):
+    return read_days(str(home / "lakehouse" / layer / table), *FAR)
+
+
+def _snapshot(home):
+    out = {}
+    for layer, table in TABLES:
+        data = _table(home, layer, table)
+        data = data.drop([c for c in ("_ingested_at",) if c in data.column_names])
+        rows = sorted(map(repr, data.to_pylist()))
+        out[f"{layer}/{table}"] = (table_version(str(home / "lakehouse" / layer / table)), rows)
+    return out
+
+
+@pytest.fixture(scope="module")
+def lakehouse(tmp_path_factory, spark_resource):
+    """Generate six days, materialize everything twice, snapshot the tables after each run."""
+    home = tmp_path_factory.mktemp("e2e") / "fraud_home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FRAUD_HOME", str(home))
+        prepare_process_environment()
+        generate(home / "landing", days=6, customers=400, seed=21, malformed_rate=0.01)
+        first = run_lakehouse(None, START, END, spark_resource=spark_resource)
+        after_first = _snapshot(home)
+        second = run_lakehouse(None, START, END, spark_resource=spark_resource)
+        yield SimpleNamespace(
+            home=home,
+            first=first,
+            second=second,
+            after_first=after_first,
+            after_second=_snapshot(home),
+        )
+
+
+def test_every_asset_materializes_and_every_check_passes(lakehouse):
+    assert lakehouse.first.success
+    assert set(materialized(lakehouse.first)) == {f"{layer}/{t}" for layer, t in TABLES}
+    results = check_results(lakehouse.first)
+    assert len(results) >= 9
+    assert all(results.values()), [k for k, ok in results.items() if not ok]
+
+
+def test_counts_reconcile_from_landing_to_gold(lakehouse):
+    home = lakehouse.home
+    landing_rows = sum(
+        len(p.read_text().splitlines()) - 1 for p in (home / "landing/transactions").glob("*.csv")
+    )
+    bronze = _table(home, "bronze", "transactions")
+    silver = _table(home, "silver", "transactions")
+    quarantine = _table(home, "silver", "quarantine")
+    meta = materialized(lakehouse.first)["silver/transactions"]
+    quarantined = pc.sum(pc.equal(quarantine.column("source_table"), "transactions")).as_py()
+    assert bronze.num_rows == landing_rows
+    assert quarantined > 0 and meta["duplicates_dropped"] > 0
+    assert bronze.num_rows == silver.num_rows + quarantined + meta["duplicates_dropped"]
+    assert _table(home, "gold", "transaction_labels").num_rows == silver.num_rows
+    assert len(set(silver.column("transaction_id").to_pylist())) == silver.num_rows
+
+
+def test_materializing_twice_gives_the_same_rows_and_one_new_version_per_table(lakehouse):
+    assert lakehouse.second.success
+    for name, (version, rows) in lakehouse.after_first.items():
+        version_2, rows_2 = lakehouse.after_second[name]
+        assert rows_2 == rows, name
+        assert version_2 == version + 1, name
+
+
+def _reference_customer_features(silver: pd.DataFrame, customer: str, day: dt.date) -> dict:
+    window = silver[
+        (silver.customer_id == customer)
+        & (silver.day > day - dt.timedelta(days=30))
+        & (silver.day <= day)
+    ]
+    last = lambda n: window[window.day > day - dt.timedelta(days=n)]  # noqa: E731
+    return {
+        "txn_count_1d": len(last(1)),
+        "txn_count_7d": len(last(7)),
+        "txn_count_30d": len(window),
+        "amount_sum_7d": round(last(7).amount_usd.sum(), 2),
+        "amount_max_30d": window.amount_usd.max(),
+        "distinct_merchants_30d": window.merchant_id.nunique(),
+        "distinct_devices_30d": window.device_id.nunique(),
+    }
+
+
+def test_gold_customer_features_match_a_slow_pandas_reference(lakehouse):
+    silver = _table(lakehouse.home, "silver", "transactions").to_pandas()
+    gold = _table(lakehouse.home, "gold", "customer_daily_features").to_pandas()
+    sample = gold.sample(n=min(60, len(gold)), random_state=0)
+    for row in sample.itertuples():
+        expected = _reference_customer_features(silver, row.customer_id, row.day)
+        actual = {k: getattr(row, k) for k in expected}
+        assert actual == pytest.approx(expected), (row.customer_id, row.day)
+        assert row.feature_timestamp == pd.Timestamp(row.day + dt.timedelta(days=1), tz="UTC")
+
+
+def _silver_day(home, table: str, rows: list[dict], day: dt.date, schema: pa.Schema) -> None:
+    from lakehouse.delta import overwrite_days
+
+    data = pa.Table.from_pylist(rows, schema=schema)
+    overwrite_days(str(home / "lakehouse/silver" / table), data, day, day)
+
+
+def test_gold_uses_only_what_was_known_at_the_end_of_each_day(fraud_home, spark_resource):
+    """Hand-built silver: a chargeback reported on day 2 must not count for day 1, and day-2
+    transactions must not change day-1 features."""
+    d1, d2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+    at = lambda d, h: dt.datetime(d.year, d.month, d.day, h, tzinfo=dt.UTC)  # noqa: E731
+    tx_schema = pa.schema(
+        [
+            ("transaction_id", pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
+            ("customer_id", pa.string()), ("card_id", pa.string()), ("merchant_id", pa.string()),
+            ("merchant_category", pa.string()), ("merchant_country", pa.string()),
+            ("device_id", pa.string()), ("channel", pa.string()), ("amount", pa.float64()),
+            ("currency", pa.string()), ("amount_usd", pa.float64()), ("_source_file", pa.string()),
+            ("day", pa.date32()),
+        ]
+    )  # fmt: skip
+    report_schema = pa.schema(
+        [
+            ("report_id", pa.string()), ("transaction_id", pa.string()), ("card_id", pa.string()),
+            ("reported_at", pa.timestamp("us", tz="UTC")), ("reason_code", pa.string()),
+            ("_source_file", pa.string()), ("day", pa.date32()),
+        ]
+    )  # fmt: skip
+
+    def tx(tid, day, hour, amount):
+        return dict(
+            transaction_id=tid, event_timestamp=at(day, hour), customer_id="C1", card_id="K1",
+            merchant_id="M1", merchant_category="grocery", merchant_country="US", device_id="D1",
+            channel="pos", amount=amount, currency="USD", amount_usd=amount, _source_file="f",
+            day=day,
+        )  # fmt: skip
+
+    _silver_day(
+        fraud_home, "transactions", [tx("a", d1, 9, 10.0), tx("b", d1, 23, 30.0)], d1, tx_schema
+    )
+    _silver_day(fraud_home, "transactions", [tx("c", d2, 1, 500.0)], d2, tx_schema)
+    report = dict(report_id="r", transaction_id="a", card_id="K1", reported_at=at(d2, 8),
+                  reason_code="counterfeit", _source_file="r", day=d2)  # fmt: skip
+    _silver_day(fraud_home, "fraud_reports", [], d1, report_schema)
+    _silver_day(fraud_home, "fraud_reports", [report], d2, report_schema)
+
+    result = run_lakehouse(dg.AssetSelection.groups("gold"), d1, d2, spark_resource=spark_resource)
+    assert result.success
+    customer = {
+        r["day"]: r for r in _table(fraud_home, "gold", "customer_daily_features").to_pylist()
+    }
+    assert (customer[d1]["txn_count_1d"], customer[d1]["amount_max_30d"]) == (2, 30.0)
+    assert (customer[d2]["txn_count_1d"], customer[d2]["txn_count_7d"]) == (1, 3)
+    merchant = {
+        r["day"]: r for r in _table(fraud_home, "gold", "merchant_daily_features").to_pylist()
+    }
+    assert merchant[d1]["fraud_reports_known_30d"] == 0  # reported on day 2: unknown on day 1
+    assert merchant[d2]["fraud_reports_known_30d"] == 1
+    assert merchant[d2]["fraud_rate_30d"] == pytest.approx(1 / 3)
+    labels = {
+        r["transaction_id"]: r for r in _table(fraud_home, "gold", "transaction_labels").to_pylist()
+    }
+    assert labels["a"]["is_fraud"] and labels["a"]["label_delay_days"] == pytest.approx(23 / 24)
+    assert not labels["b"]["is_fraud"]
+
+
+def test_a_failing_contract_stops_everything_downstream(
+    fraud_home, spark_resource, monkeypatch, tmp_path
+):
+    strict = tmp_path / "contracts"
+    shutil.copytree(contracts.CONTRACTS_DIR, strict)
+    path = strict / "silver_transactions.yml"
+    path.write_text(
+        path.read_text().replace("          valid_min: 0\n", "          valid_max: 1\n", 1)
+    )
+    monkeypatch.setattr(contracts, "CONTRACTS_DIR", strict)
+    generate(fraud_home / "landing", days=1, customers=100, seed=2)
+
+    day = dt.date(2026, 1, 1)
+    result = run_lakehouse(None, day, day, spark_resource=spark_resource)
+    assert not result.success
+    assert check_results(result)[("silver/transactions", "soda_contract")] is False
+    done = set(materialized(result))
+    assert not any(key.startswith("gold/") for key in done)
+    assert not (fraud_home / "lakehouse/gold").exists()
+    skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
+    assert any("gold" in step for step in skipped)
+
+
+def test_a_file_with_an_unexpected_schema_is_quarantined_whole_and_fails_the_run(
+    fraud_home, spark_resource
+):
+    generate(fraud_home / "landing", days=1, customers=100, seed=2)
+    path = fraud_home / "landing/transactions/transactions_2026-01-01.csv"
+    header, _, body = path.read_text().partition("\n")
+    path.write_text(header.replace("amount", "amount_cents") + "\n" + body)
+    day = dt.date(2026, 1, 1)
+
+    result = run_lakehouse([dg.AssetKey(["bronze", "transactions"])], day, day)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "refused and quarantined whole" in failure.event_specific_data.error.message
+    quarantine = _table(fraud_home, "silver", "quarantine").to_pylist()
+    assert len(quarantine) == body.count("\n")
+    assert {r["stage"] for r in quarantine} == {"bronze"}
+    assert "unexpected columns ['amount_cents']" in quarantine[0]["reason"]
+    assert _table(fraud_home, "bronze", "transactions").num_rows == 0
+
+    path.write_text(header + "\n" + body)  # upstream resends the file right
+    assert run_lakehouse([dg.AssetKey(["bronze", "transactions"])], day, day).success
+    assert _table(fraud_home, "silver", "quarantine").num_rows == 0
+
+
+def test_an_empty_day_gives_empty_partitions_not_errors(fraud_home, spark_resource):
+    generate(fraud_home / "landing", days=1, customers=100, seed=2)
+    for path in (fraud_home / "landing").rglob("*.*"):
+        path.write_text(path.read_text().partition("\n")[0] + "\n" if path.suffix == ".csv" else "")
+    day = dt.date(2026, 1, 1)
+    result = run_lakehouse(None, day, day, spark_resource=spark_resource)
+    assert result.success, [k for k, ok in check_results(result).items() if not ok]
+    counts = {k: m["dagster/row_count"] for k, m in materialized(result).items()}
+    assert counts == {f"{layer}/{t}": 0 for layer, t in TABLES}
