@@ -38,6 +38,7 @@ CARD_TESTING_RATE = 0.00028  # bursts per legitimate transaction
 ACCOUNT_TAKEOVER_RATE = 0.0012  # takeovers per legitimate transaction
 COMPROMISE_PROBABILITY = 0.35  # chance a merchant is breached on a given day
 COMPROMISED_CARD_SHARE = 0.5  # share of the breached merchant's cards that get used
+MAX_BREACHED_CARD_SHARE = 0.003  # at most this many cards per legitimate transaction of the day
 FRIENDLY_FRAUD_RATE = 0.0002  # legitimate transactions disputed anyway
 ATTACKER_DEVICE_BASE = 90_000_000
 
@@ -277,6 +278,12 @@ class PaymentNetwork:
         at_merchant = np.flatnonzero(legit.merchant == merchant)
         cards, first = np.unique(legit.card[at_merchant], return_index=True)
         chosen = rng.random(len(cards)) < COMPROMISED_CARD_SHARE
+        # A breach at a big merchant must not dominate the fraud mix: cap the cards used.
+        cap = max(3, int(len(legit) * MAX_BREACHED_CARD_SHARE))
+        if chosen.sum() > cap:
+            keep = rng.choice(np.flatnonzero(chosen), size=cap, replace=False)
+            chosen = np.zeros(len(cards), dtype=bool)
+            chosen[keep] = True
         self._breached.cards.append(cards[chosen])
         self._breached.customers.append(legit.customer[at_merchant[first[chosen]]])
         self._breached.fraud_day.append(index + rng.integers(2, 13, int(chosen.sum())))

@@ -9,17 +9,31 @@ from lakehouse.contracts import contract_path, verify_contract
 T = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
 
 
+SCHEMA = pa.schema(
+    [
+        ("report_id", pa.string()),
+        ("transaction_id", pa.string()),
+        ("card_id", pa.string()),
+        ("reported_at", pa.timestamp("us", tz="UTC")),
+        ("reason_code", pa.string()),
+        ("_source_file", pa.string()),
+        ("day", pa.date32()),
+    ]
+)
+
+
 def _reports(n: int = 2) -> pa.Table:
     return pa.table(
         {
             "report_id": [f"r{i}" for i in range(n)],
             "transaction_id": [f"t{i}" for i in range(n)],
             "card_id": ["k"] * n,
-            "reported_at": pa.array([T] * n, pa.timestamp("us", tz="UTC")),
+            "reported_at": [T] * n,
             "reason_code": ["counterfeit"] * n,
             "_source_file": ["f.jsonl"] * n,
-            "day": pa.array([T.date()] * n, pa.date32()),
-        }
+            "day": [T.date()] * n,
+        },
+        schema=SCHEMA,
     )
 
 

@@ -190,7 +190,7 @@ def test_gold_uses_only_what_was_known_at_the_end_of_each_day(fraud_home, spark_
     labels = {
         r["transaction_id"]: r for r in _table(fraud_home, "gold", "transaction_labels").to_pylist()
     }
-    assert labels["a"]["is_fraud"] and labels["a"]["label_delay_days"] == pytest.approx(23 / 24)
+    assert labels["a"]["is_fraud"] and labels["a"]["label_delay_days"] == pytest.approx(23 / 24, abs=1e-3)
     assert not labels["b"]["is_fraud"]
 
 
@@ -213,8 +213,8 @@ def test_a_failing_contract_stops_everything_downstream(
     done = set(materialized(result))
     assert not any(key.startswith("gold/") for key in done)
     assert not (fraud_home / "lakehouse/gold").exists()
-    skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
-    assert any("gold" in step for step in skipped)
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert started == {"bronze__transactions", "bronze__fraud_reports", "silver_tables"}
 
 
 def test_a_file_with_an_unexpected_schema_is_quarantined_whole_and_fails_the_run(

@@ -6,7 +6,9 @@ with txns as (
 ),
 
 daily as (
-    select customer_id, day, count(*) as txn_count, sum(amount_usd) as amount_sum,
+    select customer_id, day, count(*) as txn_count,
+           -- decimal sums are exact, so re-runs give identical features whatever the thread order
+           sum(cast(amount_usd as decimal(18, 2))) as amount_sum,
            max(amount_usd) as amount_max
     from txns
     group by customer_id, day
@@ -57,10 +59,10 @@ select
     w.txn_count_1d,
     w.txn_count_7d,
     w.txn_count_30d,
-    round(w.amount_sum_1d, 2) as amount_sum_1d,
-    round(w.amount_sum_7d, 2) as amount_sum_7d,
-    round(w.amount_sum_30d, 2) as amount_sum_30d,
-    round(w.amount_avg_30d, 2) as amount_avg_30d,
+    cast(w.amount_sum_1d as double) as amount_sum_1d,
+    cast(w.amount_sum_7d as double) as amount_sum_7d,
+    cast(w.amount_sum_30d as double) as amount_sum_30d,
+    cast(round(w.amount_avg_30d, 2) as double) as amount_avg_30d,
     w.amount_max_30d,
     c.distinct_merchants_30d,
     c.distinct_countries_30d,

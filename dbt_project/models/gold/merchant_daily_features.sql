@@ -12,7 +12,9 @@ first_reports as (
 ),
 
 daily as (
-    select merchant_id, day, count(*) as txn_count, sum(amount_usd) as amount_sum
+    select merchant_id, day, count(*) as txn_count,
+           -- decimal sums are exact, so re-runs give identical features whatever the thread order
+           sum(cast(amount_usd as decimal(18, 2))) as amount_sum
     from txns
     group by merchant_id, day
 ),
@@ -73,7 +75,7 @@ select
     w.txn_count_1d,
     w.txn_count_7d,
     w.txn_count_30d,
-    round(w.amount_avg_30d, 2) as amount_avg_30d,
+    cast(round(w.amount_avg_30d, 2) as double) as amount_avg_30d,
     coalesce(c.distinct_cards_1d, 0) as distinct_cards_1d,
     coalesce(c.distinct_cards_7d, 0) as distinct_cards_7d,
     coalesce(f.fraud_reports_known_30d, 0) as fraud_reports_known_30d,
