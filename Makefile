@@ -43,7 +43,7 @@ demo: venv dagster-home
 		--scenario $(SCENARIO) --start-date $(START)
 
 ## test: lint, format, definitions, then the whole test suite (pytest's "no tests" fails too)
-test: venv lint
+test: venv lint dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc

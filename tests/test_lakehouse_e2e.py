@@ -190,7 +190,9 @@ def test_gold_uses_only_what_was_known_at_the_end_of_each_day(fraud_home, spark_
     labels = {
         r["transaction_id"]: r for r in _table(fraud_home, "gold", "transaction_labels").to_pylist()
     }
-    assert labels["a"]["is_fraud"] and labels["a"]["label_delay_days"] == pytest.approx(23 / 24, abs=1e-3)
+    assert labels["a"]["is_fraud"] and labels["a"]["label_delay_days"] == pytest.approx(
+        23 / 24, abs=1e-3
+    )
     assert not labels["b"]["is_fraud"]
 
 
