@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -22,6 +23,9 @@ class SparkResource(dg.ConfigurableResource):
     def session(self) -> SparkSession:
         from pyspark.sql import SparkSession
 
+        if not self.remote:
+            # Local mode talks to itself only; without this Spark warns about the hostname.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = SparkSession.builder.appName("fraud-platform")
         builder = builder.remote(self.remote) if self.remote else builder.master(self.master)
         settings = {
