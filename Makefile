@@ -33,17 +33,24 @@ $(STAMP): requirements.lock requirements-dbt.lock
 	$(DBT_VENV)/bin/python -m pip check
 	@touch $@
 
+## the dbt manifest Dagster reads at load time, rebuilt when the dbt project changes
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
+
+$(MANIFEST): $(STAMP) $(DBT_SOURCES)
+	cd dbt_project && DBT_PROFILES_DIR=. $(abspath $(DBT_VENV))/bin/dbt parse --quiet
+
 dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 ## demo: simulate DAYS days of payments, then run landing -> bronze -> silver -> gold
-demo: venv dagster-home
+demo: venv $(MANIFEST) dagster-home
 	$(BIN)/python -m jobs.demo --days $(DAYS) --customers $(CUSTOMERS) --seed $(SEED) \
 		--scenario $(SCENARIO) --start-date $(START)
 
 ## test: lint, format, definitions, then the whole test suite (pytest's "no tests" fails too)
-test: venv lint dagster-home
+test: venv lint $(MANIFEST) dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
@@ -53,11 +60,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 ## dev: the Dagster UI on http://localhost:3000
-dev: venv dagster-home
+dev: venv $(MANIFEST) dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -p 3000
 
 ## bench: benchmarks print figures (see bench/RESULTS.md)
-bench: venv
+bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.load_time
 	$(BIN)/python -m bench.lakehouse
 

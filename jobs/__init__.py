@@ -6,23 +6,19 @@ import dagster as dg
 
 from assets.partitions import daily_partitions
 
-bronze_job = dg.define_asset_job(
-    "bronze_job",
-    selection=dg.AssetSelection.groups("bronze"),
-    partitions_def=daily_partitions,
-    description="Landing files of a day into bronze Delta.",
-)
-silver_job = dg.define_asset_job(
-    "silver_job",
-    selection=dg.AssetSelection.groups("silver"),
-    partitions_def=daily_partitions,
-    description="Bronze to silver and quarantine in Spark, with blocking contracts.",
-)
-gold_job = dg.define_asset_job(
-    "gold_job",
-    selection=dg.AssetSelection.groups("gold"),
-    partitions_def=daily_partitions,
-    description="dbt build of the gold features and labels, exported as Delta.",
+LAYER_JOBS = {
+    "bronze": "Landing files of a day into bronze Delta.",
+    "silver": "Bronze to silver and quarantine in Spark, with blocking contracts.",
+    "gold": "dbt build of the gold features and labels, exported as Delta.",
+}
+bronze_job, silver_job, gold_job = (
+    dg.define_asset_job(
+        f"{layer}_job",
+        selection=dg.AssetSelection.groups(layer),
+        partitions_def=daily_partitions,
+        description=description,
+    )
+    for layer, description in LAYER_JOBS.items()
 )
 lakehouse_job = dg.define_asset_job(
     "lakehouse_job",

@@ -7,6 +7,8 @@ import sys
 import time
 
 from resources.settings import fraud_home, prepare_process_environment
+from simulator.__main__ import main as simulator_cli
+from simulator.scenarios import SCENARIOS
 
 DEMO_STATE = ("landing", "lakehouse", "warehouse.duckdb")
 
@@ -16,7 +18,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--scenario", default="baseline")
+    parser.add_argument("--scenario", choices=SCENARIOS, default="baseline")
     parser.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
     return parser
 
@@ -29,23 +31,6 @@ def _reset(home) -> None:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-
-
-def _simulate(args, home) -> dict:
-    from tqdm import tqdm
-
-    from simulator.landing import generate
-
-    with tqdm(total=args.days, unit="day", desc="1/2 simulating", file=sys.stderr) as bar:
-        return generate(
-            home / "landing",
-            days=args.days,
-            customers=args.customers,
-            seed=args.seed,
-            scenario=args.scenario,
-            start=args.start_date,
-            progress=bar.update,
-        )
 
 
 def _run_lakehouse(start: dt.date, end: dt.date):
@@ -99,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"fraud-platform demo in FRAUD_HOME={home} (resetting landing, lakehouse, warehouse)")
     _reset(home)
-    totals = _simulate(args, home)
-    fraud_share = totals["fraud"] / max(totals["transactions"], 1)
-    print(
-        f"    {totals['transactions']:,} transactions ({fraud_share:.2%} fraud), "
-        f"{totals['fraud_reports']:,} chargebacks, scenario {args.scenario}"
-    )
+    print("1/2 simulating payments ...", flush=True)
+    simulated = simulator_cli(
+        ["generate", "--days", str(args.days), "--customers", str(args.customers),
+         "--seed", str(args.seed), "--scenario", args.scenario,
+         "--start-date", args.start_date.isoformat(), "--out", str(home / "landing")]
+    )  # fmt: skip
+    if simulated:
+        return simulated
     end = args.start_date + dt.timedelta(days=args.days - 1)
     result = _run_lakehouse(args.start_date, end)
     print("\n".join(_summary(result)))

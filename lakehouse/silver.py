@@ -16,6 +16,7 @@ from lakehouse.landing import (
     SOURCE_FILE,
     SOURCE_LINE,
     TRANSACTIONS,
+    LandingSource,
 )
 from lakehouse.quarantine import QUARANTINE_SCHEMA
 
@@ -77,15 +78,13 @@ def _first_failing(rules: list[tuple[Column, str]]) -> Column:
 
 def _classify(
     df: DataFrame,
-    table: str,
+    source: LandingSource,
     key: str,
     rules: list[tuple[Column, str]],
-    raw_fields: list[str],
-    typed: list[Column],
-) -> DataFrame:
-    """One frame holding every row once: its outcome, its typed silver columns and, when
-    rejected, its quarantine columns. Duplicates of a valid key after its first arrival
-    (by file, then line) are marked `duplicate`."""
+    typed: dict[str, Column],
+) -> Cleaned:
+    """Tag every row once: valid, rejected (first failed rule) or duplicate (a valid key seen
+    before, by file then line); then run the plan once and split the rows by outcome."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -96,26 +95,24 @@ def _classify(
             F.col(SOURCE_FILE), F.col(SOURCE_LINE)
         )
     )
-    return tagged.select(
-        *typed,
+    raw_record = F.coalesce(F.col(RAW_RECORD), F.to_json(F.struct(*source.fields)))
+    silver_columns = [*typed, SOURCE_FILE, "day"]
+    classified = tagged.select(
+        *[column.alias(name) for name, column in typed.items()],
+        F.col(SOURCE_FILE),
+        F.col("day"),
         F.when(~valid, F.lit("rejected"))
         .when(arrival > 1, F.lit("duplicate"))
         .otherwise(F.lit("valid"))
         .alias(OUTCOME),
         F.lit("silver").alias("stage"),
-        F.lit(table).alias("source_table"),
+        F.lit(source.table).alias("source_table"),
         F.col(SOURCE_FILE).alias("source_file"),
         F.col(SOURCE_LINE).alias("source_line"),
         F.col(key).alias("record_id"),
         F.col("_reason").alias("reason"),
-        F.when(~valid, F.coalesce(F.col(RAW_RECORD), F.to_json(F.struct(*raw_fields)))).alias(
-            "record"
-        ),
+        F.when(~valid, raw_record).alias("record"),
     )
-
-
-def collect(classified: DataFrame, silver_columns: list[str]) -> Cleaned:
-    """Run the Spark plan once and split its rows by outcome."""
     table = classified.toArrow()
     outcome = table.column(OUTCOME)
     return Cleaned(
@@ -146,26 +143,21 @@ def clean_transactions(bronze: DataFrame) -> Cleaned:
     ]
     rate = F.create_map(*[x for c, r in USD_PER_UNIT.items() for x in (F.lit(c), F.lit(r))])
     money = amount.try_cast("decimal(14,2)").cast("double")
-    typed = [
-        F.trim("transaction_id").alias("transaction_id"),
-        timestamp.alias("event_timestamp"),
-        F.trim("customer_id").alias("customer_id"),
-        F.trim("card_id").alias("card_id"),
-        F.trim("merchant_id").alias("merchant_id"),
-        F.lower(F.trim("merchant_category")).alias("merchant_category"),
-        F.upper(F.trim("merchant_country")).alias("merchant_country"),
-        F.nullif(F.trim("device_id"), F.lit("")).alias("device_id"),
-        F.lower(F.trim("channel")).alias("channel"),
-        money.alias("amount"),
-        currency.alias("currency"),
-        F.round(money * rate[currency], 2).alias("amount_usd"),
-        F.col(SOURCE_FILE),
-        F.col("day"),
-    ]
-    classified = _classify(
-        bronze, "transactions", "transaction_id", rules, list(TRANSACTIONS.fields), typed
-    )
-    return collect(classified, SILVER_TRANSACTION_COLUMNS)
+    typed = {
+        "transaction_id": F.trim("transaction_id"),
+        "event_timestamp": timestamp,
+        "customer_id": F.trim("customer_id"),
+        "card_id": F.trim("card_id"),
+        "merchant_id": F.trim("merchant_id"),
+        "merchant_category": F.lower(F.trim("merchant_category")),
+        "merchant_country": F.upper(F.trim("merchant_country")),
+        "device_id": F.nullif(F.trim("device_id"), F.lit("")),
+        "channel": F.lower(F.trim("channel")),
+        "amount": money,
+        "currency": currency,
+        "amount_usd": F.round(money * rate[currency], 2),
+    }
+    return _classify(bronze, TRANSACTIONS, "transaction_id", rules, typed)
 
 
 def clean_fraud_reports(bronze: DataFrame) -> Cleaned:
@@ -178,46 +170,16 @@ def clean_fraud_reports(bronze: DataFrame) -> Cleaned:
         (reported.isNull(), "unparseable_timestamp"),
         (F.to_date(reported) != F.col("day"), "timestamp_outside_partition"),
     ]
-    typed = [
-        F.trim("report_id").alias("report_id"),
-        F.trim("transaction_id").alias("transaction_id"),
-        F.nullif(F.trim("card_id"), F.lit("")).alias("card_id"),
-        reported.alias("reported_at"),
-        F.lower(F.trim("reason_code")).alias("reason_code"),
-        F.col(SOURCE_FILE),
-        F.col("day"),
-    ]
-    classified = _classify(
-        bronze, "fraud_reports", "transaction_id", rules, list(FRAUD_REPORTS.fields), typed
-    )
-    return collect(classified, SILVER_FRAUD_REPORT_COLUMNS)
+    typed = {
+        "report_id": F.trim("report_id"),
+        "transaction_id": F.trim("transaction_id"),
+        "card_id": F.nullif(F.trim("card_id"), F.lit("")),
+        "reported_at": reported,
+        "reason_code": F.lower(F.trim("reason_code")),
+    }
+    return _classify(bronze, FRAUD_REPORTS, "transaction_id", rules, typed)
 
 
-SILVER_TRANSACTION_COLUMNS = [
-    "transaction_id",
-    "event_timestamp",
-    "customer_id",
-    "card_id",
-    "merchant_id",
-    "merchant_category",
-    "merchant_country",
-    "device_id",
-    "channel",
-    "amount",
-    "currency",
-    "amount_usd",
-    SOURCE_FILE,
-    "day",
-]
-SILVER_FRAUD_REPORT_COLUMNS = [
-    "report_id",
-    "transaction_id",
-    "card_id",
-    "reported_at",
-    "reason_code",
-    SOURCE_FILE,
-    "day",
-]
 CLEANERS: dict[str, Callable[[DataFrame], Cleaned]] = {
     "transactions": clean_transactions,
     "fraud_reports": clean_fraud_reports,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lakehouse.landing import FRAUD_REPORTS, TRANSACTIONS
+
 # Home-country mix of the issuer's customers (share of customers).
 COUNTRY_WEIGHTS: dict[str, float] = {
     "US": 0.40,
@@ -92,23 +94,6 @@ REPORT_PROBABILITY: dict[str, float] = {
     "friendly_fraud": 1.0,
 }
 
-TRANSACTION_COLUMNS: tuple[str, ...] = (
-    "transaction_id",
-    "timestamp",
-    "customer_id",
-    "card_id",
-    "merchant_id",
-    "merchant_category",
-    "merchant_country",
-    "device_id",
-    "channel",
-    "amount",
-    "currency",
-)
-FRAUD_REPORT_COLUMNS: tuple[str, ...] = (
-    "report_id",
-    "transaction_id",
-    "card_id",
-    "reported_at",
-    "reason_code",
-)
+# The landing contract: which fields each feed's records carry, as the platform reads them.
+TRANSACTION_COLUMNS: tuple[str, ...] = TRANSACTIONS.fields
+FRAUD_REPORT_COLUMNS: tuple[str, ...] = FRAUD_REPORTS.fields

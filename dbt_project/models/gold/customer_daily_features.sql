@@ -5,38 +5,22 @@ with txns as (
     where day between {{ start_day() }} - 29 and {{ end_day() }}
 ),
 
-daily as (
-    select customer_id, day, count(*) as txn_count,
-           -- decimal sums are exact, so re-runs give identical features whatever the thread order
-           sum(cast(amount_usd as decimal(18, 2))) as amount_sum,
-           max(amount_usd) as amount_max
-    from txns
-    group by customer_id, day
-),
+daily as ({{ daily_totals('customer_id', 'txns') }}),
 
 days as ({{ covered_days('txns') }}),
 
--- every customer on every day of the range with activity in the trailing 30 days
-spine as (
-    select distinct daily.customer_id, days.day
-    from daily
-    join days on days.day between daily.day and daily.day + 29
-),
+spine as ({{ trailing_spine('customer_id', 'daily', 'days') }}),
 
 windowed as (
     select
         s.customer_id,
         s.day,
-        cast(coalesce(sum(d.txn_count) filter (where d.day = s.day), 0) as bigint) as txn_count_1d,
-        cast(coalesce(sum(d.txn_count) filter (where d.day > s.day - 7), 0) as bigint) as txn_count_7d,
-        cast(sum(d.txn_count) as bigint) as txn_count_30d,
+        {{ trailing_counts() }},
         coalesce(sum(d.amount_sum) filter (where d.day = s.day), 0) as amount_sum_1d,
         coalesce(sum(d.amount_sum) filter (where d.day > s.day - 7), 0) as amount_sum_7d,
         sum(d.amount_sum) as amount_sum_30d,
-        sum(d.amount_sum) / sum(d.txn_count) as amount_avg_30d,
         max(d.amount_max) as amount_max_30d
-    from spine as s
-    join daily as d on d.customer_id = s.customer_id and d.day between s.day - 29 and s.day
+    {{ trailing_join('customer_id', 'spine', 'daily') }}
     group by s.customer_id, s.day
 ),
 
@@ -44,11 +28,10 @@ distinct_counts as (
     select
         s.customer_id,
         s.day,
-        count(distinct t.merchant_id) as distinct_merchants_30d,
-        count(distinct t.merchant_country) as distinct_countries_30d,
-        count(distinct t.device_id) as distinct_devices_30d
-    from spine as s
-    join txns as t on t.customer_id = s.customer_id and t.day between s.day - 29 and s.day
+        count(distinct d.merchant_id) as distinct_merchants_30d,
+        count(distinct d.merchant_country) as distinct_countries_30d,
+        count(distinct d.device_id) as distinct_devices_30d
+    {{ trailing_join('customer_id', 'spine', 'txns') }}
     group by s.customer_id, s.day
 )
 

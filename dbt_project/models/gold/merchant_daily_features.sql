@@ -11,13 +11,7 @@ first_reports as (
     group by transaction_id
 ),
 
-daily as (
-    select merchant_id, day, count(*) as txn_count,
-           -- decimal sums are exact, so re-runs give identical features whatever the thread order
-           sum(cast(amount_usd as decimal(18, 2))) as amount_sum
-    from txns
-    group by merchant_id, day
-),
+daily as ({{ daily_totals('merchant_id', 'txns') }}),
 
 reported as (
     select t.merchant_id, t.day, r.reported_at
@@ -27,22 +21,11 @@ reported as (
 
 days as ({{ covered_days('txns') }}),
 
-spine as (
-    select distinct daily.merchant_id, days.day
-    from daily
-    join days on days.day between daily.day and daily.day + 29
-),
+spine as ({{ trailing_spine('merchant_id', 'daily', 'days') }}),
 
 windowed as (
-    select
-        s.merchant_id,
-        s.day,
-        cast(coalesce(sum(d.txn_count) filter (where d.day = s.day), 0) as bigint) as txn_count_1d,
-        cast(coalesce(sum(d.txn_count) filter (where d.day > s.day - 7), 0) as bigint) as txn_count_7d,
-        cast(sum(d.txn_count) as bigint) as txn_count_30d,
-        sum(d.amount_sum) / sum(d.txn_count) as amount_avg_30d
-    from spine as s
-    join daily as d on d.merchant_id = s.merchant_id and d.day between s.day - 29 and s.day
+    select s.merchant_id, s.day, {{ trailing_counts() }}
+    {{ trailing_join('merchant_id', 'spine', 'daily') }}
     group by s.merchant_id, s.day
 ),
 
@@ -50,10 +33,9 @@ cards as (
     select
         s.merchant_id,
         s.day,
-        count(distinct t.card_id) filter (where t.day = s.day) as distinct_cards_1d,
-        count(distinct t.card_id) as distinct_cards_7d
-    from spine as s
-    join txns as t on t.merchant_id = s.merchant_id and t.day between s.day - 6 and s.day
+        count(distinct d.card_id) filter (where d.day = s.day) as distinct_cards_1d,
+        count(distinct d.card_id) as distinct_cards_7d
+    {{ trailing_join('merchant_id', 'spine', 'txns', days=7) }}
     group by s.merchant_id, s.day
 ),
 
