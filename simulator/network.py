@@ -231,7 +231,7 @@ class PaymentNetwork:
             ts_ms=base + np.minimum(burst_start + rng.integers(0, 600_000, n), MS_PER_DAY - 1),
             customer=customer,
             card=np.repeat(self._own_card(rng, victims), sizes),
-            merchant=rng.choice(self._card_testing_merchants, size=n),
+            merchant=self._by_risk(rng, self._card_testing_merchants, n),
             device=np.repeat(self._new_attacker_devices(bursts), sizes),
             online=np.ones(n, dtype=bool),
             amount_usd=amount,
@@ -263,12 +263,17 @@ class PaymentNetwork:
         pop = self.population
         home = np.array(COUNTRIES)[pop.customer_country[customer]]
         candidates = self._high_value_foreign
-        picked = rng.choice(candidates, size=len(customer))
+        picked = self._by_risk(rng, candidates, len(customer))
         clash = pop.merchant_country[picked] == home
         foreign = candidates[np.isin(pop.merchant_country[candidates], FOREIGN_ONLY_COUNTRIES)]
         if len(foreign) and clash.any():
-            picked[clash] = rng.choice(foreign, size=int(clash.sum()))
+            picked[clash] = self._by_risk(rng, foreign, int(clash.sum()))
         return picked
+
+    def _by_risk(self, rng: np.random.Generator, merchants: np.ndarray, n: int) -> np.ndarray:
+        """Fraudsters favour risky merchants: pick `n` of `merchants` weighted by risk."""
+        risk = self.population.merchant_risk[merchants] + 1e-6
+        return rng.choice(merchants, size=n, p=risk / risk.sum())
 
     def _breach_merchant(self, rng: np.random.Generator, legit: Transactions, index: int) -> None:
         """Some days one merchant is breached; a share of its cards is used for fraud later."""

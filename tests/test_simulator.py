@@ -123,3 +123,12 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         simulator_cli(["generate", "--scenario", "nope"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_fraud_favours_risky_merchants():
+    network = PaymentNetwork(customers=3000, seed=5, start=START)
+    txns = [d.transactions for d in network.days(10)]
+    merchant = np.concatenate([t.merchant for t in txns])
+    pattern = np.concatenate([t.pattern for t in txns])
+    risk = network.population.merchant_risk[merchant]
+    assert risk[pattern > 0].mean() > 1.5 * risk[pattern == 0].mean()
