@@ -89,11 +89,11 @@ def silver_tables(
     """Bronze to silver in one Spark session for the whole partition range."""
     started = time.perf_counter()
     start, end = partition_days(context)
-    session = spark.session()
     rejected = []
     for table in TABLES:
         bronze = lakehouse.read("bronze", table, start, end)
-        cleaned = CLEANERS[table](session.createDataFrame(bronze))
+        with spark.session() as session:
+            cleaned = CLEANERS[table](session.createDataFrame(bronze))
         write = lakehouse.overwrite("silver", table, cleaned.valid, start, end)
         rejected.append(cleaned.rejected)
         contract = verify_contract(

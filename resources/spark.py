@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -20,7 +22,18 @@ class SparkResource(dg.ConfigurableResource):
     shuffle_partitions: int = 8
     conf: dict[str, str] = {}  # noqa: RUF012 - pydantic copies field defaults
 
-    def session(self) -> SparkSession:
+    @contextmanager
+    def session(self) -> Iterator[SparkSession]:
+        """The session for one step. A Spark Connect session is stopped afterwards: its client
+        threads would otherwise keep the run's process alive. A local one is kept for reuse."""
+        session = self._build()
+        try:
+            yield session
+        finally:
+            if self.remote:
+                session.stop()
+
+    def _build(self) -> SparkSession:
         from pyspark.sql import SparkSession
 
         if not self.remote:
@@ -31,10 +44,13 @@ class SparkResource(dg.ConfigurableResource):
         settings = {
             "spark.sql.session.timeZone": "UTC",
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
-            "spark.ui.showConsoleProgress": "false",
         }
-        if not self.remote:
-            settings |= {"spark.driver.memory": self.driver_memory, "spark.ui.enabled": "false"}
+        if not self.remote:  # settings a Spark Connect server fixes at its own start
+            settings |= {
+                "spark.driver.memory": self.driver_memory,
+                "spark.ui.enabled": "false",
+                "spark.ui.showConsoleProgress": "false",
+            }
         for key, value in {**settings, **self.conf}.items():
             builder = builder.config(key, value)
         session = builder.getOrCreate()

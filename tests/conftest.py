@@ -29,7 +29,8 @@ def spark_resource():
 
 @pytest.fixture(scope="session")
 def spark(spark_resource):
-    return spark_resource.session()
+    with spark_resource.session() as session:
+        yield session
 
 
 def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
