@@ -17,6 +17,10 @@ from resources.spark import SparkResource
 TABLES = tuple(CLEANERS)  # transactions, fraud_reports
 QUARANTINE = dg.AssetKey(["silver", "quarantine"])
 CONTRACT = "soda_contract"
+# One step builds all three tables from both bronze tables, so all three declare both: a
+# backfill's targeted partitions must then be the same for every key of this multi-asset
+# (with different deps Dagster 1.13 refuses UI backfills of bronze + silver).
+BRONZE = [dg.AssetKey(["bronze", "transactions"]), dg.AssetKey(["bronze", "fraud_reports"])]
 RECONCILES = "reconciles_with_bronze"
 
 
@@ -46,19 +50,19 @@ def _reconciliation(table: str, bronze_rows: int, cleaned: Cleaned) -> dg.AssetC
     specs=[
         dg.AssetSpec(
             _key("transactions"),
-            deps=[["bronze", "transactions"]],
+            deps=BRONZE,
             kinds={"spark", "delta"},
             description="Typed, validated card transactions, one row per transaction_id.",
         ),
         dg.AssetSpec(
             _key("fraud_reports"),
-            deps=[["bronze", "fraud_reports"]],
+            deps=BRONZE,
             kinds={"spark", "delta"},
             description="Typed, validated chargebacks, one row per disputed transaction_id.",
         ),
         dg.AssetSpec(
             QUARANTINE,
-            deps=[["bronze", "transactions"], ["bronze", "fraud_reports"]],
+            deps=BRONZE,
             kinds={"spark", "delta"},
             description="Every rejected row or landing file with its stage, source and reason.",
         ),

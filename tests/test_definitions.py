@@ -34,7 +34,7 @@ def test_asset_keys_and_groups_are_the_documented_ones():
 def test_lineage_runs_bronze_to_silver_to_gold():
     graph = _graph()
     parents = lambda key: {p.to_user_string() for p in graph.get(dg.AssetKey(key)).parent_keys}  # noqa: E731
-    assert parents(["silver", "transactions"]) == {"bronze/transactions"}
+    assert parents(["silver", "quarantine"]) == {"bronze/transactions", "bronze/fraud_reports"}
     assert parents(["gold", "transaction_labels"]) == {
         "silver/transactions",
         "silver/fraud_reports",
@@ -61,3 +61,15 @@ def test_jobs_schedule_and_sensor_exist():
     schedule = defs.resolve_schedule_def("daily_lakehouse_schedule")
     assert schedule.cron_schedule == "0 2 * * *"
     assert defs.resolve_sensor_def("landing_sensor").job_name == "bronze_job"
+
+
+def test_keys_of_one_step_share_their_parents_so_ui_backfills_accept_them():
+    """Dagster refuses a backfill of a non-subsettable multi-asset whose keys would target
+    different partition subsets, which happens when their parents differ."""
+    graph = _graph()
+    silver = [dg.AssetKey(["silver", t]) for t in ("transactions", "fraud_reports", "quarantine")]
+    assert {frozenset(graph.get(k).parent_keys) for k in silver} == {
+        frozenset(
+            {dg.AssetKey(["bronze", "transactions"]), dg.AssetKey(["bronze", "fraud_reports"])}
+        )
+    }
