@@ -1,0 +1,50 @@
+"""The environment switch and the daily schedule."""
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+
+from resources import build_resources
+from resources.settings import fraud_env
+
+
+def test_local_resources_live_under_fraud_home(fraud_home):
+    resources = build_resources()
+    assert resources["lakehouse"].uri("silver", "transactions") == str(
+        fraud_home / "lakehouse/silver/transactions"
+    )
+    assert resources["lakehouse"].landing_path == fraud_home / "landing"
+    assert resources["spark"].remote is None
+
+
+def test_prod_resources_read_lakehouse_uri_and_spark_remote(fraud_home, monkeypatch):
+    monkeypatch.setenv("FRAUD_ENV", "prod")
+    monkeypatch.setenv("LAKEHOUSE_URI", "s3://bucket/lakehouse")
+    monkeypatch.setenv("SPARK_REMOTE", "sc://spark:15002")
+    resources = build_resources()
+    with dg.build_resources(
+        {"lakehouse": resources["lakehouse"], "spark": resources["spark"]}
+    ) as r:
+        assert (
+            r.lakehouse.uri("gold", "transaction_labels")
+            == "s3://bucket/lakehouse/gold/transaction_labels"
+        )
+        assert r.spark.remote == "sc://spark:15002"
+
+
+def test_an_unknown_environment_is_refused_with_the_choices(monkeypatch):
+    monkeypatch.setenv("FRAUD_ENV", "staging")
+    with pytest.raises(ValueError, match="local, prod"):
+        fraud_env()
+
+
+def test_the_daily_schedule_runs_yesterday():
+    from definitions import defs
+
+    schedule = defs.resolve_schedule_def("daily_lakehouse_schedule")
+    context = dg.build_schedule_context(
+        scheduled_execution_time=dt.datetime(2026, 1, 8, 2, tzinfo=dt.UTC)
+    )
+    [request] = list(schedule.evaluate_tick(context).run_requests)
+    assert request.partition_key == "2026-01-07"
