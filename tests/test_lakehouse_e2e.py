@@ -195,6 +195,19 @@ def test_gold_uses_only_what_was_known_at_the_end_of_each_day(fraud_home, spark_
     )
     assert not labels["b"]["is_fraud"]
 
+    # A chargeback for b lands on day 3: gold for day 3 alone refreshes b's label (day 1).
+    d3 = dt.date(2026, 1, 3)
+    _silver_day(fraud_home, "transactions", [], d3, tx_schema)
+    late = report | {"report_id": "r2", "transaction_id": "b", "reported_at": at(d3, 5), "day": d3}
+    _silver_day(fraud_home, "fraud_reports", [late], d3, report_schema)
+    assert run_lakehouse(dg.AssetSelection.groups("gold"), d3, d3).success
+    labels = _table(fraud_home, "gold", "transaction_labels").to_pylist()
+    assert sorted((r["transaction_id"], r["is_fraud"]) for r in labels) == [
+        ("a", True),
+        ("b", True),
+        ("c", False),
+    ]
+
 
 def test_a_failing_contract_stops_everything_downstream(
     fraud_home, spark_resource, monkeypatch, tmp_path
