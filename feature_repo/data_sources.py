@@ -1,0 +1,50 @@
+"""Data sources: the gold Delta tables, and the push source the stream worker writes to."""
+
+import os
+from pathlib import Path
+
+from feast import FileSource, PushSource
+from feast.data_format import DeltaFormat
+
+
+def lakehouse_root() -> str:
+    """LAKEHOUSE_URI, else $FRAUD_HOME/lakehouse (FRAUD_HOME defaults to the repo's .fraud_home)."""
+    default_home = Path(__file__).resolve().parent.parent / ".fraud_home"
+    home = os.environ.get("FRAUD_HOME") or str(default_home)
+    return (os.environ.get("LAKEHOUSE_URI") or f"{home}/lakehouse").rstrip("/")
+
+
+customer_daily_source = FileSource(
+    name="gold_customer_daily_features",
+    path=f"{lakehouse_root()}/gold/customer_daily_features",
+    file_format=DeltaFormat(),
+    timestamp_field="feature_timestamp",
+    description="gold/customer_daily_features: one row per customer and day, known at its end.",
+)
+merchant_daily_source = FileSource(
+    name="gold_merchant_daily_features",
+    path=f"{lakehouse_root()}/gold/merchant_daily_features",
+    file_format=DeltaFormat(),
+    timestamp_field="feature_timestamp",
+    description="gold/merchant_daily_features: one row per merchant and day, known at its end.",
+)
+
+
+def velocity_push(entity: str) -> PushSource:
+    """Velocity counts per `entity`, pushed by the stream worker as transactions arrive. The
+    batch source (a Delta table of pushed values, created empty by `features/feast_registry`)
+    gives Feast the schema and the offline history."""
+    return PushSource(
+        name=f"{entity}_velocity_push",
+        batch_source=FileSource(
+            name=f"{entity}_velocity_history",
+            path=f"{lakehouse_root()}/features/{entity}_velocity",
+            file_format=DeltaFormat(),
+            timestamp_field="event_timestamp",
+        ),
+        description=f"Velocity counts per {entity}, pushed by the stream worker.",
+    )
+
+
+card_velocity_push = velocity_push("card")
+customer_velocity_push = velocity_push("customer")

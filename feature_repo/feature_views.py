@@ -1,0 +1,87 @@
+"""Feature views: which columns of each source are features, per entity, and how long they live."""
+
+from datetime import timedelta
+
+from data_sources import (
+    card_velocity_push,
+    customer_daily_source,
+    customer_velocity_push,
+    merchant_daily_source,
+)
+from entities import card, customer, merchant
+from feast import FeatureView, Field
+from feast.types import Float64, Int64
+
+# Daily features of day D are written at the end of D; two days of TTL tolerate one late run.
+DAILY_TTL = timedelta(days=2)
+# A velocity count older than its longest window (one hour) says nothing any more.
+VELOCITY_TTL = timedelta(hours=1)
+
+customer_daily = FeatureView(
+    name="customer_daily",
+    entities=[customer],
+    ttl=DAILY_TTL,
+    schema=[
+        Field(name="txn_count_1d", dtype=Int64),
+        Field(name="txn_count_7d", dtype=Int64),
+        Field(name="txn_count_30d", dtype=Int64),
+        Field(name="amount_sum_1d", dtype=Float64),
+        Field(name="amount_sum_7d", dtype=Float64),
+        Field(name="amount_sum_30d", dtype=Float64),
+        Field(name="amount_avg_30d", dtype=Float64),
+        Field(name="amount_max_30d", dtype=Float64),
+        Field(name="distinct_merchants_30d", dtype=Int64),
+        Field(name="distinct_countries_30d", dtype=Int64),
+        Field(name="distinct_devices_30d", dtype=Int64),
+    ],
+    source=customer_daily_source,
+    online=True,
+    description="Customer spending over 1/7/30 days, from gold/customer_daily_features.",
+)
+
+merchant_daily = FeatureView(
+    name="merchant_daily",
+    entities=[merchant],
+    ttl=DAILY_TTL,
+    schema=[
+        Field(name="txn_count_1d", dtype=Int64),
+        Field(name="txn_count_7d", dtype=Int64),
+        Field(name="txn_count_30d", dtype=Int64),
+        Field(name="amount_avg_30d", dtype=Float64),
+        Field(name="distinct_cards_1d", dtype=Int64),
+        Field(name="distinct_cards_7d", dtype=Int64),
+        Field(name="fraud_reports_known_30d", dtype=Int64),
+        Field(name="fraud_rate_30d", dtype=Float64),
+    ],
+    source=merchant_daily_source,
+    online=True,
+    description="Merchant volume, card diversity, known fraud: gold/merchant_daily_features.",
+)
+
+card_velocity = FeatureView(
+    name="card_velocity",
+    entities=[card],
+    ttl=VELOCITY_TTL,
+    schema=[
+        Field(name="txn_count_10m", dtype=Int64),
+        Field(name="txn_count_1h", dtype=Int64),
+        Field(name="amount_sum_1h", dtype=Float64),
+    ],
+    source=card_velocity_push,
+    online=True,
+    description="Streaming velocity per card over the last 10 minutes and hour (pushed).",
+)
+
+customer_velocity = FeatureView(
+    name="customer_velocity",
+    entities=[customer],
+    ttl=VELOCITY_TTL,
+    schema=[
+        Field(name="txn_count_10m", dtype=Int64),
+        Field(name="txn_count_1h", dtype=Int64),
+        Field(name="amount_sum_1h", dtype=Float64),
+    ],
+    source=customer_velocity_push,
+    online=True,
+    description="Streaming velocity per customer over the last 10 minutes and hour (pushed).",
+)
