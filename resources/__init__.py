@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from resources.dbt import dbt_cli, load_dbt_project
+from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
 from resources.settings import fraud_env, fraud_home
 from resources.spark import SparkResource
@@ -23,4 +26,14 @@ def build_resources() -> dict[str, object]:
     else:
         lakehouse = LakehouseResource(root=str(home / "lakehouse"), landing=str(home / "landing"))
         spark = SparkResource()
-    return {"lakehouse": lakehouse, "spark": spark, "dbt": dbt_cli(load_dbt_project())}
+    feast = FeastResource(
+        registry=os.environ.get("FEAST_REGISTRY") or str(home / "feast" / "registry.db"),
+        online_store=os.environ.get("FEAST_ONLINE_STORE") or "sqlite",
+        sqlite_path=str(home / "feast" / "online_store.db"),
+    )
+    return {
+        "lakehouse": lakehouse,
+        "spark": spark,
+        "dbt": dbt_cli(load_dbt_project()),
+        "feast": feast,
+    }

@@ -1,0 +1,135 @@
+"""Features: the Feast registry (apply) and the online store (materialize per partition)."""
+
+import datetime as dt
+import time
+
+import dagster as dg
+import pyarrow as pa
+
+from assets.partitions import daily_partitions, partition_days, single_run
+from lakehouse.delta import overwrite_days, table_exists
+from resources.feast import FeastResource
+from resources.lakehouse import LakehouseResource
+
+GOLD_FEATURES = [
+    dg.AssetKey(["gold", "customer_daily_features"]),
+    dg.AssetKey(["gold", "merchant_daily_features"]),
+]
+BATCH_VIEWS = ("customer_daily", "merchant_daily")  # the views fed by gold, not by pushes
+
+
+def _missing_columns(view) -> list[str]:
+    """Columns a view needs that its Delta source lacks (entity keys, timestamp, features)."""
+    from deltalake import DeltaTable
+
+    source = view.batch_source
+    needed = [*view.join_keys, source.timestamp_field, *(f.name for f in view.features)]
+    present = set(DeltaTable(source.path).schema().to_arrow().names)
+    return [c for c in needed if c not in present]
+
+
+def _create_push_history(view) -> None:
+    """An empty Delta table for a push source's offline history, so Feast can read it."""
+    from feast.type_map import feast_value_type_to_pa
+
+    path = view.batch_source.path
+    if table_exists(path):
+        return
+    fields = [pa.field(key, pa.string()) for key in view.join_keys]
+    fields += [
+        pa.field(f.name, feast_value_type_to_pa(f.dtype.to_value_type())) for f in view.features
+    ]
+    fields += [
+        pa.field("event_timestamp", pa.timestamp("us", tz="UTC")),
+        pa.field("day", pa.date32()),
+    ]
+    empty = pa.schema(fields).empty_table()
+    overwrite_days(path, empty, dt.date(2000, 1, 1), dt.date(2000, 1, 1))
+
+
+@dg.asset(
+    key=["features", "feast_registry"],
+    group_name="features",
+    deps=GOLD_FEATURES,
+    kinds={"feast"},
+)
+def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.MaterializeResult:
+    """Feast apply: entities, sources, feature views and services of feature_repo/."""
+    started = time.perf_counter()
+    contents = feast.definitions()
+    for view in contents.feature_views:
+        if view.name in BATCH_VIEWS:
+            if not table_exists(view.batch_source.path):
+                raise dg.Failure(f"{view.name}: no Delta table at {view.batch_source.path}")
+            missing = _missing_columns(view)
+            if missing:
+                raise dg.Failure(
+                    f"feature view {view.name}: source {view.batch_source.path} lacks "
+                    f"column(s) {missing}; nothing was applied"
+                )
+        else:
+            _create_push_history(view)
+    store = feast.store()
+    store.apply(
+        [
+            *contents.entities,
+            *contents.data_sources,
+            *contents.feature_views,
+            *contents.feature_services,
+        ]
+    )
+    services = {s.name: sum(len(p.features) for p in s.feature_view_projections)
+                for s in contents.feature_services}  # fmt: skip
+    context.log.info(f"applied {len(contents.feature_views)} feature views, services {services}")
+    return dg.MaterializeResult(
+        metadata={
+            "feature_views": dg.MetadataValue.md(
+                "| view | entities | features | ttl |\n|---|---|---|---|\n"
+                + "\n".join(
+                    f"| {v.name} | {', '.join(v.entities)} | {len(v.features)} | {v.ttl} |"
+                    for v in sorted(contents.feature_views, key=lambda v: v.name)
+                )
+            ),
+            "feature_services": services,
+            "entities": sorted(e.name for e in contents.entities),
+            "registry": feast.registry,
+            "duration_s": round(time.perf_counter() - started, 2),
+        }
+    )
+
+
+@dg.asset(
+    key=["features", "online_store"],
+    group_name="features",
+    deps=[dg.AssetKey(["features", "feast_registry"]), *GOLD_FEATURES],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    kinds={"feast", "sqlite"},
+)
+def online_store(
+    context: dg.AssetExecutionContext, feast: FeastResource, lakehouse: LakehouseResource
+) -> dg.MaterializeResult:
+    """Feast materialize of the partition's daily features into the online store."""
+    started = time.perf_counter()
+    start, end = partition_days(context)
+    # Features of day D carry feature_timestamp = end of D (D+1 00:00 UTC).
+    window_start = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(), dt.UTC)
+    window_end = dt.datetime.combine(end + dt.timedelta(days=2), dt.time(), dt.UTC)
+    feast.store().materialize(window_start, window_end, feature_views=list(BATCH_VIEWS))
+    rows, newest = {}, None
+    for key in GOLD_FEATURES:
+        table = lakehouse.read("gold", key.path[-1], start, end, columns=["feature_timestamp"])
+        rows[key.path[-1]] = table.num_rows
+        if table.num_rows:
+            latest = max(table.column("feature_timestamp").to_pylist())
+            newest = latest if newest is None else max(newest, latest)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": sum(rows.values()),
+            "rows_per_source": rows,
+            "window": f"{window_start.isoformat()} .. {window_end.isoformat()}",
+            "newest_feature_timestamp": newest.isoformat() if newest else "none",
+            "online_store": feast.online_store,
+            "duration_s": round(time.perf_counter() - started, 2),
+        }
+    )

@@ -1,0 +1,108 @@
+"""Feast on the gold tables: apply, materialize per partition, online values (issue 4, SQLite)."""
+
+import datetime as dt
+
+import dagster as dg
+import pyarrow as pa
+import pytest
+
+from assets.features import feast_registry, online_store
+from lakehouse.delta import overwrite_days
+from resources import build_resources
+from tests.conftest import range_tags
+
+D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
+CUSTOMER_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_merchants_30d",
+                 "distinct_countries_30d", "distinct_devices_30d"]  # fmt: skip
+CUSTOMER_FLOATS = ["amount_sum_1d", "amount_sum_7d", "amount_sum_30d", "amount_avg_30d",
+                   "amount_max_30d"]  # fmt: skip
+MERCHANT_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_cards_1d",
+                 "distinct_cards_7d", "fraud_reports_known_30d"]  # fmt: skip
+MERCHANT_FLOATS = ["amount_avg_30d", "fraud_rate_30d"]
+
+
+def _gold(key: str, ints: list[str], floats: list[str], rows: list[tuple[str, dt.date, int]]):
+    """Gold feature rows where every feature of (entity, day) is derived from `seed`."""
+    columns = {
+        key: [r[0] for r in rows],
+        "day": [r[1] for r in rows],
+        "feature_timestamp": [
+            dt.datetime.combine(r[1] + dt.timedelta(days=1), dt.time(), dt.UTC) for r in rows
+        ],
+    }
+    for i, name in enumerate(ints):
+        columns[name] = [r[2] * 10 + i for r in rows]
+    for i, name in enumerate(floats):
+        columns[name] = [r[2] + i / 8 for r in rows]
+    schema = pa.schema(
+        [
+            (key, pa.string()),
+            ("day", pa.date32()),
+            ("feature_timestamp", pa.timestamp("us", tz="UTC")),
+        ]
+        + [(n, pa.int64()) for n in ints]
+        + [(n, pa.float64()) for n in floats]
+    )
+    return pa.table(columns, schema=schema)
+
+
+def _write_gold(home, drop_column: str | None = None) -> None:
+    customers = _gold("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS,
+                      [("C1", D1, 1), ("C1", D2, 2), ("C2", D1, 3)])  # fmt: skip
+    merchants = _gold("merchant_id", MERCHANT_INTS, MERCHANT_FLOATS, [("M1", D1, 4), ("M1", D2, 5)])
+    if drop_column:
+        customers = customers.drop([drop_column])
+    root = home / "lakehouse/gold"
+    overwrite_days(str(root / "customer_daily_features"), customers, D1, D2)
+    overwrite_days(str(root / "merchant_daily_features"), merchants, D1, D2)
+
+
+def _materialize(assets, tags=None):
+    return dg.materialize(
+        assets, resources=build_resources(), instance=dg.DagsterInstance.ephemeral(),
+        tags=tags or {}, raise_on_error=False,
+    )  # fmt: skip
+
+
+def _online(home, customer: str, merchant: str) -> dict:
+    store = build_resources()["feast"].store()
+    return store.get_online_features(
+        features=store.get_feature_service("fraud_model_v1"),
+        entity_rows=[{"customer_id": customer, "merchant_id": merchant, "card_id": "K1"}],
+        full_feature_names=True,
+    ).to_dict()
+
+
+@pytest.fixture
+def applied(fraud_home):
+    _write_gold(fraud_home)
+    assert _materialize([feast_registry]).success
+    return fraud_home
+
+
+def test_the_online_store_holds_the_latest_gold_values_and_rematerializing_changes_nothing(applied):
+    result = _materialize([online_store], range_tags(D1, D2))
+    assert result.success
+    [event, *_] = result.get_asset_materialization_events()
+    assert event.event_specific_data.materialization.metadata["dagster/row_count"].value == 5
+    values = _online(applied, "C1", "M1")
+    assert values["customer_daily__txn_count_30d"] == [2 * 10 + 2]  # day 2, the latest
+    assert values["customer_daily__amount_max_30d"] == [pytest.approx(2 + 4 / 8)]
+    assert values["merchant_daily__fraud_rate_30d"] == [pytest.approx(5 + 1 / 8)]
+    assert _materialize([online_store], range_tags(D1, D2)).success
+    assert _online(applied, "C1", "M1") == values
+
+
+def test_an_unknown_entity_reads_as_missing_not_an_error(applied):
+    assert _materialize([online_store], range_tags(D1, D2)).success
+    values = _online(applied, "nobody", "nowhere")
+    assert values["customer_daily__txn_count_30d"] == [None]
+    assert values["merchant_daily__fraud_rate_30d"] == [None]
+
+
+def test_a_gold_table_missing_a_column_fails_apply_naming_the_column(fraud_home):
+    _write_gold(fraud_home, drop_column="amount_max_30d")
+    result = _materialize([feast_registry])
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "amount_max_30d" in failure.event_specific_data.error.message
