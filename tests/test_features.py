@@ -10,6 +10,7 @@ from assets.features import feast_registry, online_store
 from lakehouse.delta import overwrite_days
 from resources import build_resources
 from tests.conftest import range_tags
+from tests.services import ensure_redis, flush_redis_db
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 CUSTOMER_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_merchants_30d",
@@ -73,8 +74,21 @@ def _online(home, customer: str, merchant: str) -> dict:
     ).to_dict()
 
 
+REDIS_TEST_DB = 13
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def online_kind(request, monkeypatch):
+    """Every online-store test runs against SQLite and against a real Redis."""
+    if request.param == "redis":
+        ensure_redis()
+        flush_redis_db(REDIS_TEST_DB)
+        monkeypatch.setenv("FEAST_ONLINE_STORE", f"redis://127.0.0.1:6379,db={REDIS_TEST_DB}")
+    return request.param
+
+
 @pytest.fixture
-def applied(fraud_home):
+def applied(fraud_home, online_kind):
     _write_gold(fraud_home)
     assert _materialize([feast_registry]).success
     return fraud_home
