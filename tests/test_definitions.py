@@ -15,6 +15,7 @@ EXPECTED_ASSETS = {
     "gold/transaction_labels",
     "features/feast_registry",
     "features/online_store",
+    "features/training_set",
 }
 
 
