@@ -16,6 +16,7 @@ GOLD_FEATURES = [
     dg.AssetKey(["gold", "merchant_daily_features"]),
 ]
 BATCH_VIEWS = ("customer_daily", "merchant_daily")  # the views fed by gold, not by pushes
+FAR = (dt.date(1970, 1, 1), dt.date(2999, 12, 31))
 
 
 def _missing_columns(view) -> list[str]:
@@ -115,6 +116,19 @@ def online_store(
     # Features of day D carry feature_timestamp = end of D (D+1 00:00 UTC).
     window_start = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(), dt.UTC)
     window_end = dt.datetime.combine(end + dt.timedelta(days=2), dt.time(), dt.UTC)
+    # SQLite keeps the last value written, not the newest: a backfill of old days must not
+    # leave old values online, so the window always runs up to the newest feature known.
+    newest_known = max(
+        (
+            max(t.column("feature_timestamp").to_pylist(), default=window_end)
+            for t in (
+                lakehouse.read("gold", k.path[-1], *FAR, columns=["feature_timestamp"])
+                for k in GOLD_FEATURES
+            )
+        ),
+        default=window_end,
+    )
+    window_end = max(window_end, newest_known + dt.timedelta(seconds=1))
     feast.store().materialize(window_start, window_end, feature_views=list(BATCH_VIEWS))
     rows, newest = {}, None
     for key in GOLD_FEATURES:
@@ -149,7 +163,6 @@ ENTITY_COLUMNS = [
     "transaction_id", "event_timestamp", "day", "customer_id", "merchant_id", "card_id",
     "merchant_category", "merchant_country", "channel", "amount_usd", "label", "reported_at",
 ]  # fmt: skip
-FAR = (dt.date(1970, 1, 1), dt.date(2999, 12, 31))
 
 
 @dg.asset(

@@ -12,6 +12,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from assets.metadata import contract_check_result, delta_metadata
 from assets.partitions import daily_partitions, partition_days, single_run
 from lakehouse.contracts import contract_path, verify_contract
+from lakehouse.delta import remove_replaced_files
 from resources.dbt import load_dbt_project
 from resources.lakehouse import LakehouseResource
 from resources.settings import fraud_home
@@ -49,7 +50,12 @@ def _export_to_delta(model: str, lakehouse: LakehouseResource, start: dt.date, e
         con.execute("SET TimeZone='UTC'")
         data = con.sql(f'select * from main."{model}"').to_arrow_table()
     write = lakehouse.overwrite("gold", model, data, write_start, end)
-    return delta_metadata(write, data.schema, write_start, end)
+    # Feast's file offline store lists parquet files rather than reading the Delta log.
+    removed = remove_replaced_files(write.uri, lakehouse.storage_options or None)
+    return {
+        **delta_metadata(write, data.schema, write_start, end),
+        "replaced_files_removed": removed,
+    }
 
 
 @dbt_assets(

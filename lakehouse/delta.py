@@ -113,3 +113,21 @@ def overwrite_days(
             time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
     version = DeltaTable(uri, storage_options=storage_options).version()
     return DeltaWrite(uri=uri, version=version, rows=data.num_rows)
+
+
+def remove_replaced_files(uri: str, storage_options: dict[str, str] | None = None) -> int:
+    """Delete data files no longer in the current version (no time travel before it).
+
+    For tables read by engines that list parquet files instead of reading the Delta log, as
+    Feast's file offline store does: replaced files would otherwise be read as live rows.
+    Delta lists the files; they are deleted directly, since a VACUUM would add two commits
+    and a re-run must add exactly one version."""
+    from deltalake import DeltaTable
+    from pyarrow import fs
+
+    table = DeltaTable(uri, storage_options=storage_options)
+    replaced = table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=True)
+    filesystem, root = fs.FileSystem.from_uri(uri)
+    for relative in replaced:
+        filesystem.delete_file(f"{root.rstrip('/')}/{relative}")
+    return len(replaced)

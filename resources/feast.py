@@ -34,9 +34,12 @@ class FeastResource(dg.ConfigurableResource):
         if self.online_store == "sqlite":
             online = {"type": "sqlite", "path": self.sqlite_path}
         elif self.online_store.startswith("redis://"):
+            # skip_dedup: write what materialize reads (the newest row in the window), as SQLite
+            # does; with dedup, Redis ignores a corrected value that keeps its timestamp.
             online = {
                 "type": "redis",
                 "connection_string": self.online_store.removeprefix("redis://"),
+                "skip_dedup": True,
             }
         else:
             raise ValueError(

@@ -66,3 +66,16 @@ def test_concurrent_writers_of_the_same_days_lose_and_double_nothing(tmp_path):
     values = read_days(uri, D1, D1).column("x").to_pylist()
     assert len(values) == 3 and len(set(values)) == 1  # one writer's rows, whole, never mixed
     assert table_version(uri) == 20
+
+
+def test_replaced_files_are_removed_without_a_new_version(tmp_path):
+    from lakehouse.delta import remove_replaced_files
+
+    uri = str(tmp_path / "t")
+    overwrite_days(uri, _rows(D1, [1]), D1, D1)
+    overwrite_days(uri, _rows(D1, [2]), D1, D1)
+    assert remove_replaced_files(uri) == 1
+    assert table_version(uri) == 1
+    on_disk = sorted(p.name for p in (tmp_path / "t").rglob("*.parquet"))
+    assert len(on_disk) == 1  # a reader that lists files sees only live rows
+    assert read_days(uri, D1, D1).column("x").to_pylist() == [2]

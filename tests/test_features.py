@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from assets.features import feast_registry, online_store
-from lakehouse.delta import overwrite_days
+from lakehouse.delta import overwrite_days, remove_replaced_files
 from resources import build_resources
 from tests.conftest import range_tags
 from tests.services import ensure_redis, flush_redis_db
@@ -105,6 +105,19 @@ def test_the_online_store_holds_the_latest_gold_values_and_rematerializing_chang
     assert values["merchant_daily__fraud_rate_30d"] == [pytest.approx(5 + 1 / 8)]
     assert _materialize([online_store], range_tags(D1, D2)).success
     assert _online(applied, "C1", "M1") == values
+
+
+def test_a_backfill_of_an_old_day_leaves_the_newest_values_online(applied):
+    assert _materialize([online_store], range_tags(D1, D2)).success
+    # Day 2 is rebuilt with other values (seed 7), as the gold step does: overwrite, then
+    # remove the replaced files, which Feast's file store would otherwise still read.
+    uri = str(applied / "lakehouse/gold/customer_daily_features")
+    overwrite_days(
+        uri, _gold("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS, [("C1", D2, 7)]), D2, D2
+    )
+    assert remove_replaced_files(uri) > 0
+    assert _materialize([online_store], range_tags(D1, D1)).success  # backfill of day 1 only
+    assert _online(applied, "C1", "M1")["customer_daily__txn_count_30d"] == [7 * 10 + 2]
 
 
 def test_an_unknown_entity_reads_as_missing_not_an_error(applied):
