@@ -14,20 +14,19 @@ def lakehouse_root() -> str:
     return (os.environ.get("LAKEHOUSE_URI") or f"{home}/lakehouse").rstrip("/")
 
 
-customer_daily_source = FileSource(
-    name="gold_customer_daily_features",
-    path=f"{lakehouse_root()}/gold/customer_daily_features",
-    file_format=DeltaFormat(),
-    timestamp_field="feature_timestamp",
-    description="gold/customer_daily_features: one row per customer and day, known at its end.",
-)
-merchant_daily_source = FileSource(
-    name="gold_merchant_daily_features",
-    path=f"{lakehouse_root()}/gold/merchant_daily_features",
-    file_format=DeltaFormat(),
-    timestamp_field="feature_timestamp",
-    description="gold/merchant_daily_features: one row per merchant and day, known at its end.",
-)
+def gold_source(table: str, grain: str) -> FileSource:
+    """A gold Delta table of daily features, one row per `grain` and day, known at its end."""
+    return FileSource(
+        name=f"gold_{table}",
+        path=f"{lakehouse_root()}/gold/{table}",
+        file_format=DeltaFormat(),
+        timestamp_field="feature_timestamp",
+        description=f"gold/{table}: one row per {grain} and day, known at the day's end.",
+    )
+
+
+customer_daily_source = gold_source("customer_daily_features", "customer")
+merchant_daily_source = gold_source("merchant_daily_features", "merchant")
 
 
 def velocity_push(entity: str) -> PushSource:

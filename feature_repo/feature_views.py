@@ -9,7 +9,7 @@ from data_sources import (
     merchant_daily_source,
 )
 from entities import card, customer, merchant
-from feast import FeatureView, Field
+from feast import Entity, FeatureView, Field, PushSource
 from feast.types import Float64, Int64
 
 # Daily features of day D are written at the end of D; two days of TTL tolerate one late run.
@@ -58,30 +58,23 @@ merchant_daily = FeatureView(
     description="Merchant volume, card diversity, known fraud: gold/merchant_daily_features.",
 )
 
-card_velocity = FeatureView(
-    name="card_velocity",
-    entities=[card],
-    ttl=VELOCITY_TTL,
-    schema=[
-        Field(name="txn_count_10m", dtype=Int64),
-        Field(name="txn_count_1h", dtype=Int64),
-        Field(name="amount_sum_1h", dtype=Float64),
-    ],
-    source=card_velocity_push,
-    online=True,
-    description="Streaming velocity per card over the last 10 minutes and hour (pushed).",
-)
 
-customer_velocity = FeatureView(
-    name="customer_velocity",
-    entities=[customer],
-    ttl=VELOCITY_TTL,
-    schema=[
-        Field(name="txn_count_10m", dtype=Int64),
-        Field(name="txn_count_1h", dtype=Int64),
-        Field(name="amount_sum_1h", dtype=Float64),
-    ],
-    source=customer_velocity_push,
-    online=True,
-    description="Streaming velocity per customer over the last 10 minutes and hour (pushed).",
-)
+def velocity_view(entity: Entity, source: PushSource) -> FeatureView:
+    """Streaming velocity per `entity` over the last 10 minutes and hour (pushed)."""
+    return FeatureView(
+        name=f"{entity.name}_velocity",
+        entities=[entity],
+        ttl=VELOCITY_TTL,
+        schema=[
+            Field(name="txn_count_10m", dtype=Int64),
+            Field(name="txn_count_1h", dtype=Int64),
+            Field(name="amount_sum_1h", dtype=Float64),
+        ],
+        source=source,
+        online=True,
+        description=f"Streaming velocity per {entity.name} over the last 10 minutes and hour.",
+    )
+
+
+card_velocity = velocity_view(card, card_velocity_push)
+customer_velocity = velocity_view(customer, customer_velocity_push)
