@@ -99,6 +99,34 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     )
 
 
+def _parity(store, lakehouse: LakehouseResource, window_start, window_end, sample: int = 200):
+    """(mismatched values, entities checked): online values of a sample of entities whose
+    newest gold row falls in the materialized window, against that row."""
+    mismatches, checked = 0, 0
+    for view_name in BATCH_VIEWS:
+        view = store.get_feature_view(view_name)
+        key = view.join_keys[0]
+        gold = lakehouse.read("gold", view.batch_source.path.rstrip("/").split("/")[-1], *FAR)
+        newest = gold.to_pandas().sort_values("feature_timestamp").groupby(key).tail(1)
+        newest = newest[
+            (newest.feature_timestamp >= window_start) & (newest.feature_timestamp < window_end)
+        ]
+        newest = newest.sample(n=min(sample, len(newest)), random_state=0)
+        if newest.empty:
+            continue
+        features = [f.name for f in view.features]
+        online = store.get_online_features(
+            features=[f"{view_name}:{f}" for f in features],
+            entity_rows=[{key: k} for k in newest[key]],
+        ).to_df()
+        for feature in features:
+            got = online[feature].astype("float64").to_numpy()
+            want = newest[feature].astype("float64").to_numpy()
+            mismatches += int(((abs(got - want) > 1e-6) | (got != got)).sum())
+        checked += len(newest)
+    return mismatches, checked
+
+
 @dg.asset(
     key=["features", "online_store"],
     group_name="features",
@@ -106,6 +134,13 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     kinds={"feast", "sqlite"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            "online_offline_parity",
+            asset=dg.AssetKey(["features", "online_store"]),
+            description="Online values equal the newest offline (gold) values, within 1e-6",
+        )
+    ],
 )
 def online_store(
     context: dg.AssetExecutionContext, feast: FeastResource, lakehouse: LakehouseResource
@@ -137,7 +172,16 @@ def online_store(
         if table.num_rows:
             latest = max(table.column("feature_timestamp").to_pylist())
             newest = latest if newest is None else max(newest, latest)
+    mismatches, checked = _parity(feast.store(), lakehouse, window_start, window_end)
     return dg.MaterializeResult(
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="online_offline_parity",
+                passed=mismatches == 0,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={"entities_checked": checked, "mismatched_values": mismatches},
+            )
+        ],
         metadata={
             "dagster/row_count": sum(rows.values()),
             "rows_per_source": rows,
@@ -145,7 +189,7 @@ def online_store(
             "newest_feature_timestamp": newest.isoformat() if newest else "none",
             "online_store": feast.online_store,
             "duration_s": round(time.perf_counter() - started, 2),
-        }
+        },
     )
 
 

@@ -99,6 +99,8 @@ def test_the_online_store_holds_the_latest_gold_values_and_rematerializing_chang
     assert result.success
     [event, *_] = result.get_asset_materialization_events()
     assert event.event_specific_data.materialization.metadata["dagster/row_count"].value == 5
+    [parity] = result.get_asset_check_evaluations()
+    assert parity.passed and parity.metadata["entities_checked"].value == 3
     values = _online(applied, "C1", "M1")
     assert values["customer_daily__txn_count_30d"] == [2 * 10 + 2]  # day 2, the latest
     assert values["customer_daily__amount_max_30d"] == [pytest.approx(2 + 4 / 8)]
@@ -133,3 +135,18 @@ def test_a_gold_table_missing_a_column_fails_apply_naming_the_column(fraud_home)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "amount_max_30d" in failure.event_specific_data.error.message
+
+
+def test_parity_catches_an_online_store_that_lags_gold(applied):
+    from assets.features import _parity
+
+    assert _materialize([online_store], range_tags(D1, D2)).success
+    uri = str(applied / "lakehouse/gold/customer_daily_features")
+    overwrite_days(
+        uri, _gold("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS, [("C1", D2, 7)]), D2, D2
+    )
+    resources = build_resources()
+    window = (dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
+    mismatches, checked = _parity(resources["feast"].store(), resources["lakehouse"], *window)
+    assert checked == 3
+    assert mismatches == len(CUSTOMER_INTS) + len(CUSTOMER_FLOATS)  # every C1 feature differs
