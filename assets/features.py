@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow as pa
 
 from assets.partitions import daily_partitions, partition_days, single_run
-from lakehouse.delta import overwrite_days, table_exists
+from lakehouse.delta import overwrite_days, read_days, table_exists
 from resources.feast import FeastResource, historical_features
 from resources.lakehouse import LakehouseResource
 
@@ -99,32 +99,33 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     )
 
 
-def _parity(store, lakehouse: LakehouseResource, window_start, window_end, sample: int = 200):
+def _source_frame(view):
+    """A batch view's whole source as Feast sees it (pandas), read from its Delta path."""
+    return read_days(view.batch_source.path, *FAR).to_pandas()
+
+
+def _parity(store, view, gold, window_start, window_end, sample: int = 200) -> tuple[int, int]:
     """(mismatched values, entities checked): online values of a sample of entities whose
-    newest gold row falls in the materialized window, against that row."""
-    mismatches, checked = 0, 0
-    for view_name in BATCH_VIEWS:
-        view = store.get_feature_view(view_name)
-        key = view.join_keys[0]
-        gold = lakehouse.read("gold", view.batch_source.path.rstrip("/").split("/")[-1], *FAR)
-        newest = gold.to_pandas().sort_values("feature_timestamp").groupby(key).tail(1)
-        newest = newest[
-            (newest.feature_timestamp >= window_start) & (newest.feature_timestamp < window_end)
-        ]
-        newest = newest.sample(n=min(sample, len(newest)), random_state=0)
-        if newest.empty:
-            continue
-        features = [f.name for f in view.features]
-        online = store.get_online_features(
-            features=[f"{view_name}:{f}" for f in features],
-            entity_rows=[{key: k} for k in newest[key]],
-        ).to_df()
-        for feature in features:
-            got = online[feature].astype("float64").to_numpy()
-            want = newest[feature].astype("float64").to_numpy()
-            mismatches += int(((abs(got - want) > 1e-6) | (got != got)).sum())
-        checked += len(newest)
-    return mismatches, checked
+    newest `gold` row (pandas) falls in the materialized window, against that row."""
+    key = view.join_keys[0]
+    newest = gold.sort_values("feature_timestamp").groupby(key).tail(1)
+    newest = newest[
+        (newest.feature_timestamp >= window_start) & (newest.feature_timestamp < window_end)
+    ]
+    newest = newest.sample(n=min(sample, len(newest)), random_state=0)
+    if newest.empty:
+        return 0, 0
+    features = [f.name for f in view.features]
+    online = store.get_online_features(
+        features=[f"{view.name}:{f}" for f in features],
+        entity_rows=[{key: k} for k in newest[key]],
+    ).to_df()
+    mismatches = 0
+    for feature in features:
+        got = online[feature].astype("float64").to_numpy()
+        want = newest[feature].astype("float64").to_numpy()
+        mismatches += int(((abs(got - want) > 1e-6) | (got != got)).sum())
+    return mismatches, len(newest)
 
 
 @dg.asset(
@@ -142,37 +143,30 @@ def _parity(store, lakehouse: LakehouseResource, window_start, window_end, sampl
         )
     ],
 )
-def online_store(
-    context: dg.AssetExecutionContext, feast: FeastResource, lakehouse: LakehouseResource
-) -> dg.MaterializeResult:
+def online_store(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.MaterializeResult:
     """Feast materialize of the partition's daily features into the online store."""
     started = time.perf_counter()
     start, end = partition_days(context)
+    store = feast.store()
+    views = [store.get_feature_view(name) for name in BATCH_VIEWS]
+    gold = {view.name: _source_frame(view) for view in views}
     # Features of day D carry feature_timestamp = end of D (D+1 00:00 UTC).
     window_start = dt.datetime.combine(start + dt.timedelta(days=1), dt.time(), dt.UTC)
     window_end = dt.datetime.combine(end + dt.timedelta(days=2), dt.time(), dt.UTC)
     # SQLite keeps the last value written, not the newest: a backfill of old days must not
     # leave old values online, so the window always runs up to the newest feature known.
-    newest_known = max(
-        (
-            max(t.column("feature_timestamp").to_pylist(), default=window_end)
-            for t in (
-                lakehouse.read("gold", k.path[-1], *FAR, columns=["feature_timestamp"])
-                for k in GOLD_FEATURES
-            )
-        ),
-        default=window_end,
-    )
-    window_end = max(window_end, newest_known + dt.timedelta(seconds=1))
-    feast.store().materialize(window_start, window_end, feature_views=list(BATCH_VIEWS))
-    rows, newest = {}, None
-    for key in GOLD_FEATURES:
-        table = lakehouse.read("gold", key.path[-1], start, end, columns=["feature_timestamp"])
-        rows[key.path[-1]] = table.num_rows
-        if table.num_rows:
-            latest = max(table.column("feature_timestamp").to_pylist())
-            newest = latest if newest is None else max(newest, latest)
-    mismatches, checked = _parity(feast.store(), lakehouse, window_start, window_end)
+    for frame in gold.values():
+        if len(frame):
+            newest_known = frame.feature_timestamp.max().to_pydatetime()
+            window_end = max(window_end, newest_known + dt.timedelta(seconds=1))
+    store.materialize(window_start, window_end, feature_views=list(BATCH_VIEWS))
+    in_range = {
+        name: frame[(frame.day >= start) & (frame.day <= end)] for name, frame in gold.items()
+    }
+    rows = {name: len(frame) for name, frame in in_range.items()}
+    newest = max((f.feature_timestamp.max() for f in in_range.values() if len(f)), default=None)
+    parity = [_parity(store, view, gold[view.name], window_start, window_end) for view in views]
+    mismatches, checked = (sum(p[i] for p in parity) for i in (0, 1))
     return dg.MaterializeResult(
         check_results=[
             dg.AssetCheckResult(
@@ -184,9 +178,9 @@ def online_store(
         ],
         metadata={
             "dagster/row_count": sum(rows.values()),
-            "rows_per_source": rows,
+            "rows_per_view": rows,
             "window": f"{window_start.isoformat()} .. {window_end.isoformat()}",
-            "newest_feature_timestamp": newest.isoformat() if newest else "none",
+            "newest_feature_timestamp": newest.isoformat() if newest is not None else "none",
             "online_store": feast.online_store,
             "duration_s": round(time.perf_counter() - started, 2),
         },
@@ -271,9 +265,8 @@ def training_set(
     sample = joined.sample(n=min(config.pit_check_sample, len(joined)), random_state=0)
     violations = 0
     for view in views:
-        gold = lakehouse.read("gold", view.batch_source.path.rstrip("/").split("/")[-1], *FAR)
         violations += point_in_time_violations(
-            sample, gold.to_pandas(), view.join_keys[0], view.name,
+            sample, _source_frame(view), view.join_keys[0], view.name,
             [f.name for f in view.features], view.ttl,
         )  # fmt: skip
     by_split = joined.groupby("split")["label"].agg(["count", "mean"])
