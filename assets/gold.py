@@ -12,7 +12,6 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 from assets.metadata import contract_check_result, delta_metadata
 from assets.partitions import daily_partitions, partition_days, single_run
 from lakehouse.contracts import contract_path, verify_contract
-from lakehouse.delta import remove_replaced_files
 from resources.dbt import load_dbt_project
 from resources.lakehouse import LakehouseResource
 from resources.settings import fraud_home
@@ -33,25 +32,29 @@ class GoldTranslator(DagsterDbtTranslator):
         return "gold" if dbt_resource_props["resource_type"] == "model" else None
 
 
-def _lookback_days(model: str) -> int:
+def _lookback_days() -> dict[str, int]:
+    """Per model, the days before the range it rebuilds too (its meta `delta_lookback_days`)."""
     manifest = json.loads(dbt_project.manifest_path.read_text())
-    node = manifest["nodes"][
-        f"model.{manifest['metadata'].get('project_name', 'fraud_gold')}.{model}"
-    ]
-    return int(node["config"].get("meta", {}).get("delta_lookback_days", 0))
+    return {
+        node["name"]: int(node["config"].get("meta", {}).get("delta_lookback_days", 0))
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
 
 
-def _export_to_delta(model: str, lakehouse: LakehouseResource, start: dt.date, end: dt.date):
+def _export_to_delta(
+    model: str, lookback_days: int, lakehouse: LakehouseResource, start: dt.date, end: dt.date
+):
     """Copy the model dbt just built from the DuckDB warehouse into gold Delta partitions."""
     import duckdb
 
-    write_start = start - dt.timedelta(days=_lookback_days(model))
+    write_start = start - dt.timedelta(days=lookback_days)
     with duckdb.connect(str(fraud_home() / "warehouse.duckdb"), read_only=True) as con:
         con.execute("SET TimeZone='UTC'")
         data = con.sql(f'select * from main."{model}"').to_arrow_table()
     write = lakehouse.overwrite("gold", model, data, write_start, end)
     # Feast's file offline store lists parquet files rather than reading the Delta log.
-    removed = remove_replaced_files(write.uri, lakehouse.storage_options or None)
+    removed = lakehouse.remove_replaced_files("gold", model)
     return {
         **delta_metadata(write, data.schema, write_start, end),
         "replaced_files_removed": removed,
@@ -78,6 +81,7 @@ def gold_dbt_models(
         ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
     )
     events = list(invocation.stream())
+    lookback = _lookback_days()
     failed_tests = {
         e.asset_key for e in events if isinstance(e, dg.AssetCheckResult) and not e.passed
     }
@@ -89,7 +93,8 @@ def gold_dbt_models(
                     f"{key.to_user_string()}: dbt tests failed, not exported to Delta"
                 )
             else:
-                exported = _export_to_delta(key.path[-1], lakehouse, start, end)
+                model = key.path[-1]
+                exported = _export_to_delta(model, lookback[model], lakehouse, start, end)
                 event = event.with_metadata(
                     {
                         **event.metadata,

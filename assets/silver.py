@@ -93,38 +93,38 @@ def silver_tables(
     """Bronze to silver in one Spark session for the whole partition range."""
     started = time.perf_counter()
     start, end = partition_days(context)
-    rejected = []
-    for table in TABLES:
-        bronze = lakehouse.read("bronze", table, start, end)
-        with spark.session() as session:
+    with spark.session() as session:
+        rejected = []
+        for table in TABLES:
+            bronze = lakehouse.read("bronze", table, start, end)
             cleaned = CLEANERS[table](session.createDataFrame(bronze))
-        write = lakehouse.overwrite("silver", table, cleaned.valid, start, end)
-        rejected.append(cleaned.rejected)
-        contract = verify_contract(
-            contract_path("silver", table),
-            f"silver_{table}",
-            cleaned.valid,
-            variables={"min_rows": "1" if bronze.num_rows else "0"},
-        )
-        reasons = Counter(cleaned.rejected.column("reason").to_pylist())
-        context.log.info(
-            f"silver/{table}: {bronze.num_rows:,} bronze rows -> {write.rows:,} valid, "
-            f"{cleaned.rejected.num_rows:,} quarantined, {cleaned.duplicates:,} duplicates"
-        )
-        yield dg.MaterializeResult(
-            asset_key=_key(table),
-            metadata={
-                **delta_metadata(write, cleaned.valid.schema, start, end),
-                "bronze_rows": bronze.num_rows,
-                "quarantined_rows": cleaned.rejected.num_rows,
-                "duplicates_dropped": cleaned.duplicates,
-                "quarantine_reasons": counts_table(reasons, "reason"),
-            },
-            check_results=[
-                contract_check_result(contract, _key(table)),
-                _reconciliation(table, bronze.num_rows, cleaned),
-            ],
-        )
+            write = lakehouse.overwrite("silver", table, cleaned.valid, start, end)
+            rejected.append(cleaned.rejected)
+            contract = verify_contract(
+                contract_path("silver", table),
+                f"silver_{table}",
+                cleaned.valid,
+                variables={"min_rows": "1" if bronze.num_rows else "0"},
+            )
+            reasons = Counter(cleaned.rejected.column("reason").to_pylist())
+            context.log.info(
+                f"silver/{table}: {bronze.num_rows:,} bronze rows -> {write.rows:,} valid, "
+                f"{cleaned.rejected.num_rows:,} quarantined, {cleaned.duplicates:,} duplicates"
+            )
+            yield dg.MaterializeResult(
+                asset_key=_key(table),
+                metadata={
+                    **delta_metadata(write, cleaned.valid.schema, start, end),
+                    "bronze_rows": bronze.num_rows,
+                    "quarantined_rows": cleaned.rejected.num_rows,
+                    "duplicates_dropped": cleaned.duplicates,
+                    "quarantine_reasons": counts_table(reasons, "reason"),
+                },
+                check_results=[
+                    contract_check_result(contract, _key(table)),
+                    _reconciliation(table, bronze.num_rows, cleaned),
+                ],
+            )
     quarantined = pa.concat_tables(rejected)
     write = lakehouse.overwrite(
         "silver", "quarantine", quarantined, start, end, stage_predicate("silver")

@@ -38,10 +38,12 @@ def table_exists(uri: str, storage_options: dict[str, str] | None = None) -> boo
 
 def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int | None:
     from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
 
-    if not table_exists(uri, storage_options):
+    try:
+        return DeltaTable(uri, storage_options=storage_options).version()
+    except TableNotFoundError:
         return None
-    return DeltaTable(uri, storage_options=storage_options).version()
 
 
 def read_days(
@@ -56,9 +58,12 @@ def read_days(
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
-    if not table_exists(uri, storage_options):
-        raise TableNotFoundError(f"no Delta table at {uri}: materialize its upstream asset first")
-    dataset = DeltaTable(uri, storage_options=storage_options).to_pyarrow_dataset()
+    try:
+        dataset = DeltaTable(uri, storage_options=storage_options).to_pyarrow_dataset()
+    except TableNotFoundError as missing:
+        raise TableNotFoundError(
+            f"no Delta table at {uri}: materialize its upstream asset first"
+        ) from missing
     day = pc.field(PARTITION_COLUMN)
     condition = (day >= pa.scalar(start)) & (day <= pa.scalar(end))
     if filter_expression is not None:

@@ -37,6 +37,9 @@ class LakehouseResource(dg.ConfigurableResource):
     def read(self, layer: str, table: str, start: dt.date, end: dt.date, **kwargs) -> pa.Table:
         return delta.read_days(self.uri(layer, table), start, end, self._options(), **kwargs)
 
+    def remove_replaced_files(self, layer: str, table: str) -> int:
+        return delta.remove_replaced_files(self.uri(layer, table), self._options())
+
     def overwrite(
         self,
         layer: str,

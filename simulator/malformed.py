@@ -25,6 +25,8 @@ JSON_KINDS: tuple[str, ...] = (
     "truncated_record",
 )
 BAD_AMOUNTS = ("12,50", "abc", "", "1.2.3", "NaN")
+# ISO 4217's code for "no currency": what a broken upstream export writes when it lost one.
+NO_CURRENCY = "XXX"
 BAD_TIMESTAMPS = ("2026-02-30T10:00:00.000Z", "yesterday", "", "17/03/2026 10:00")
 
 
@@ -63,7 +65,7 @@ def _corrupt_row(rng: np.random.Generator, row: Row, columns: tuple[str, ...], k
     elif kind == "negative_amount":
         row[col["amount"]] = "-" + row[col["amount"]]
     elif kind == "unknown_currency":
-        row[col["currency"]] = "XXX"
+        row[col["currency"]] = NO_CURRENCY
     elif kind == "extra_column":
         row.append("unexpected")
     elif kind == "missing_column":

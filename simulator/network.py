@@ -124,10 +124,8 @@ class PaymentNetwork:
         self.population: Population = build_population(np.random.default_rng([seed, 0]), customers)
         self._breached = _BreachedCards()
         self._attacker_devices = 0
-        cards_per_customer = (self.population.customer_cards >= 0).sum(axis=1)
-        devices_per_customer = (self.population.customer_devices >= 0).sum(axis=1)
-        self._cards_per_customer = cards_per_customer
-        self._devices_per_customer = devices_per_customer
+        self._cards_per_customer = (self.population.customer_cards >= 0).sum(axis=1)
+        self._devices_per_customer = (self.population.customer_devices >= 0).sum(axis=1)
         categories = self.population.merchant_category
         self._online_merchants = np.flatnonzero(
             np.isin(categories, [CATEGORY_INDEX["online_retail"], CATEGORY_INDEX["digital_goods"]])

@@ -8,8 +8,6 @@ import pytest
 
 from resources.settings import prepare_process_environment
 
-START = dt.date(2026, 1, 1)
-
 
 @pytest.fixture
 def fraud_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from lakehouse.landing import FRAUD_REPORTS, TRANSACTIONS
 from lakehouse.silver import KNOWN_CURRENCIES, clean_fraud_reports, clean_transactions
+from simulator.malformed import NO_CURRENCY
 
 pytestmark = pytest.mark.spark
 DAY = dt.date(2026, 1, 5)
@@ -31,7 +32,7 @@ timestamps = st.sampled_from(
 amounts = st.sampled_from(
     ["12.50", "0.00", "7", " 3.1 ", "-4.00", "12,50", "abc", "", "NaN", "1e5"]
 )
-currencies = st.sampled_from([*KNOWN_CURRENCIES[:3], "usd", "XXX", ""])
+currencies = st.sampled_from([*KNOWN_CURRENCIES[:3], "usd", NO_CURRENCY, "JPY", ""])
 schema_errors = st.sampled_from([None, None, None, "expected 11 fields, got 12"])
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from simulator.__main__ import main as simulator_cli
 from simulator.landing import generate
+from simulator.malformed import NO_CURRENCY
 from simulator.network import PATTERN_CODE, PaymentNetwork
 
 START = dt.date(2026, 1, 1)
@@ -86,7 +87,11 @@ def test_malformed_rows_are_injected_at_the_configured_share(tmp_path):
     lines = []
     for path in (tmp_path / "transactions").glob("*.csv"):
         lines += path.read_text().splitlines()[1:]
-    broken = [line for line in lines if line.count(",") != 10 or ",-" in line or "XXX" in line]
+    broken = [
+        line
+        for line in lines
+        if line.count(",") != 10 or ",-" in line or line.endswith(f",{NO_CURRENCY}")
+    ]
     assert 0.002 < len(broken) / len(lines) < 0.03
     assert totals["transaction_rows_written"] > totals["transactions"]  # resent duplicates
 
