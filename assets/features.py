@@ -5,6 +5,7 @@ import time
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.partitions import daily_partitions, partition_days, single_run
 from lakehouse.delta import overwrite_days, read_days, table_exists
@@ -183,6 +184,71 @@ def online_store(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.
             "newest_feature_timestamp": newest.isoformat() if newest is not None else "none",
             "online_store": feast.online_store,
             "duration_s": round(time.perf_counter() - started, 2),
+        },
+    )
+
+
+def _entities(view) -> list[str]:
+    """Every entity a batch view's Delta source has rows for."""
+    from deltalake import DeltaTable
+
+    key = view.join_keys[0]
+    keys = DeltaTable(view.batch_source.path).to_pyarrow_dataset().to_table(columns=[key])
+    return pc.unique(keys.column(key)).to_pylist()
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["features", "online_store"]),
+    name="fresh_within_ttl",
+    description="The newest online value of each daily view is younger than the view's TTL",
+)
+def online_store_fresh(feast: FeastResource) -> dg.AssetCheckResult:
+    """Reads the online store itself: per view, the newest value's age and how many entities
+    hold a value older than the TTL (or none), as a lookup at this moment would see them."""
+    from serving.online_features import OnlineFeatures
+
+    store = feast.store()
+    now = time.time()
+    views, stale_views = {}, []
+    for name in BATCH_VIEWS:
+        view = store.get_feature_view(name)
+        entities = _entities(view)
+        lookup = OnlineFeatures.for_views(store, [name])
+        stamps = [
+            stamp
+            for start in range(0, len(entities), 1000)
+            for stamp in lookup.event_times(
+                [{view.join_keys[0]: e} for e in entities[start : start + 1000]]
+            )[name]
+        ]
+        ttl = view.ttl.total_seconds()
+        known = [s for s in stamps if s is not None]
+        age_h = (now - max(known)) / 3600 if known else None
+        stale = sum(s is None or now - s > ttl for s in stamps)
+        views[name] = {"entities": len(stamps), "stale_entities": stale,
+                       "newest_age_h": None if age_h is None else round(age_h, 1),
+                       "ttl_h": ttl / 3600}  # fmt: skip
+        if age_h is None or age_h * 3600 > ttl:
+            stale_views.append(name)
+    return dg.AssetCheckResult(
+        passed=not stale_views,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"stale: {', '.join(stale_views)} (newest value older than the TTL)"
+            if stale_views
+            else "every daily view has a value younger than its TTL"
+        ),
+        metadata={
+            "stale_entities": sum(v["stale_entities"] for v in views.values()),
+            "views": dg.MetadataValue.md(
+                "| view | entities | stale | newest value age (h) | ttl (h) |\n"
+                "|---|---|---|---|---|\n"
+                + "\n".join(
+                    f"| {n} | {v['entities']:,} | {v['stale_entities']:,} | {v['newest_age_h']} "
+                    f"| {v['ttl_h']:g} |"
+                    for n, v in views.items()
+                )
+            ),
         },
     )
 

@@ -17,22 +17,29 @@ DAILY_TTL = timedelta(days=2)
 # A velocity count older than its longest window (one hour) says nothing any more.
 VELOCITY_TTL = timedelta(hours=1)
 
+
+def feature(name: str, dtype, default: float = 0) -> Field:
+    """A feature and the value a lookup returns when its entity is unknown or stale: for counts,
+    sums and rates of an unseen customer, merchant or card, zero is the truth."""
+    return Field(name=name, dtype=dtype, tags={"default": str(default)})
+
+
 customer_daily = FeatureView(
     name="customer_daily",
     entities=[customer],
     ttl=DAILY_TTL,
     schema=[
-        Field(name="txn_count_1d", dtype=Int64),
-        Field(name="txn_count_7d", dtype=Int64),
-        Field(name="txn_count_30d", dtype=Int64),
-        Field(name="amount_sum_1d", dtype=Float64),
-        Field(name="amount_sum_7d", dtype=Float64),
-        Field(name="amount_sum_30d", dtype=Float64),
-        Field(name="amount_avg_30d", dtype=Float64),
-        Field(name="amount_max_30d", dtype=Float64),
-        Field(name="distinct_merchants_30d", dtype=Int64),
-        Field(name="distinct_countries_30d", dtype=Int64),
-        Field(name="distinct_devices_30d", dtype=Int64),
+        feature("txn_count_1d", Int64),
+        feature("txn_count_7d", Int64),
+        feature("txn_count_30d", Int64),
+        feature("amount_sum_1d", Float64),
+        feature("amount_sum_7d", Float64),
+        feature("amount_sum_30d", Float64),
+        feature("amount_avg_30d", Float64),
+        feature("amount_max_30d", Float64),
+        feature("distinct_merchants_30d", Int64),
+        feature("distinct_countries_30d", Int64),
+        feature("distinct_devices_30d", Int64),
     ],
     source=customer_daily_source,
     online=True,
@@ -44,14 +51,14 @@ merchant_daily = FeatureView(
     entities=[merchant],
     ttl=DAILY_TTL,
     schema=[
-        Field(name="txn_count_1d", dtype=Int64),
-        Field(name="txn_count_7d", dtype=Int64),
-        Field(name="txn_count_30d", dtype=Int64),
-        Field(name="amount_avg_30d", dtype=Float64),
-        Field(name="distinct_cards_1d", dtype=Int64),
-        Field(name="distinct_cards_7d", dtype=Int64),
-        Field(name="fraud_reports_known_30d", dtype=Int64),
-        Field(name="fraud_rate_30d", dtype=Float64),
+        feature("txn_count_1d", Int64),
+        feature("txn_count_7d", Int64),
+        feature("txn_count_30d", Int64),
+        feature("amount_avg_30d", Float64),
+        feature("distinct_cards_1d", Int64),
+        feature("distinct_cards_7d", Int64),
+        feature("fraud_reports_known_30d", Int64),
+        feature("fraud_rate_30d", Float64),
     ],
     source=merchant_daily_source,
     online=True,
@@ -66,9 +73,9 @@ def velocity_view(entity: Entity, source: PushSource) -> FeatureView:
         entities=[entity],
         ttl=VELOCITY_TTL,
         schema=[
-            Field(name="txn_count_10m", dtype=Int64),
-            Field(name="txn_count_1h", dtype=Int64),
-            Field(name="amount_sum_1h", dtype=Float64),
+            feature("txn_count_10m", Int64),
+            feature("txn_count_1h", Int64),
+            feature("amount_sum_1h", Float64),
         ],
         source=source,
         online=True,

@@ -1,4 +1,4 @@
-"""Asset jobs per layer, the whole lakehouse job, and its daily schedule."""
+"""Asset jobs per layer, the daily job (landing to the online store) and its schedule."""
 
 from __future__ import annotations
 
@@ -27,10 +27,31 @@ lakehouse_job = dg.define_asset_job(
     description="Landing to gold for a day; a failed blocking check stops what is downstream.",
 )
 
-# At 02:00 UTC, yesterday's partition: the upstream systems have closed the day by then.
-daily_lakehouse_schedule = dg.build_schedule_from_partitioned_job(
-    lakehouse_job, hour_of_day=2, name="daily_lakehouse_schedule"
+ONLINE_FEATURES = dg.AssetSelection.assets(
+    ["features", "feast_registry"], ["features", "online_store"]
+)
+features_job = dg.define_asset_job(
+    "features_job",
+    selection=ONLINE_FEATURES,
+    partitions_def=daily_partitions,
+    description="Feast apply, then the day's features into the online store, with its checks.",
+)
+daily_job = dg.define_asset_job(
+    "daily_job",
+    selection=dg.AssetSelection.groups("bronze", "silver", "gold") | ONLINE_FEATURES,
+    partitions_def=daily_partitions,
+    description="Landing to gold, then the online store: what a day of data needs.",
+)
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=dg.AssetSelection.assets(["features", "training_set"]),
+    description="The point-in-time training set from matured labels.",
 )
 
-jobs = [bronze_job, silver_job, gold_job, lakehouse_job]
-schedules = [daily_lakehouse_schedule]
+# At 02:00 UTC, yesterday's partition: the upstream systems have closed the day by then.
+daily_schedule = dg.build_schedule_from_partitioned_job(
+    daily_job, hour_of_day=2, name="daily_schedule"
+)
+
+jobs = [bronze_job, silver_job, gold_job, lakehouse_job, features_job, daily_job, training_job]
+schedules = [daily_schedule]

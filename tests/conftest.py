@@ -7,6 +7,7 @@ import dagster as dg
 import pytest
 
 from resources.settings import prepare_process_environment
+from tests.services import ensure_redis, flush_redis_db
 
 
 @pytest.fixture
@@ -74,3 +75,16 @@ def check_results(result) -> dict[tuple[str, str], bool]:
             if ev.event_type_value == "ASSET_CHECK_EVALUATION"
         )
     }
+
+
+REDIS_TEST_DB = 13
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def online_kind(request, monkeypatch):
+    """Every online-store test runs against SQLite and against a real Redis."""
+    if request.param == "redis":
+        ensure_redis()
+        flush_redis_db(REDIS_TEST_DB)
+        monkeypatch.setenv("FEAST_ONLINE_STORE", f"redis://127.0.0.1:6379,db={REDIS_TEST_DB}")
+    return request.param

@@ -59,11 +59,30 @@ def test_contracts_and_reconciliation_are_blocking_checks():
 
 
 def test_jobs_schedule_and_sensor_exist():
-    for name in ("bronze_job", "silver_job", "gold_job", "lakehouse_job"):
+    for name in ("bronze_job", "silver_job", "gold_job", "lakehouse_job", "daily_job"):
         assert defs.resolve_job_def(name).partitions_def is not None
-    schedule = defs.resolve_schedule_def("daily_lakehouse_schedule")
-    assert schedule.cron_schedule == "0 2 * * *"
+    schedule = defs.resolve_schedule_def("daily_schedule")
+    assert schedule.cron_schedule == "0 2 * * *" and schedule.job_name == "daily_job"
     assert defs.resolve_sensor_def("landing_sensor").job_name == "bronze_job"
+
+
+def test_features_have_lineage_from_gold_and_their_checks():
+    graph = _graph()
+    parents = {
+        p.to_user_string() for p in graph.get(dg.AssetKey(["features", "online_store"])).parent_keys
+    }
+    assert {"gold/customer_daily_features", "gold/merchant_daily_features"} <= parents
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {
+        ("features/online_store", "online_offline_parity"),
+        ("features/online_store", "fresh_within_ttl"),
+        ("features/training_set", "point_in_time_correct"),
+    } <= checks
+    assert graph.get_check_spec(
+        dg.AssetCheckKey(dg.AssetKey(["features", "training_set"]), "point_in_time_correct")
+    ).blocking
+    daily = defs.resolve_job_def("daily_job")
+    assert dg.AssetKey(["features", "online_store"]) in daily.asset_layer.selected_asset_keys
 
 
 def test_keys_of_one_step_share_their_parents_so_ui_backfills_accept_them():

@@ -10,7 +10,6 @@ from assets.features import feast_registry, online_store
 from lakehouse.delta import overwrite_days, remove_replaced_files
 from resources import build_resources
 from tests.conftest import range_tags
-from tests.services import ensure_redis, flush_redis_db
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 CUSTOMER_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_merchants_30d",
@@ -47,15 +46,20 @@ def _gold(key: str, ints: list[str], floats: list[str], rows: list[tuple[str, dt
     return pa.table(columns, schema=schema)
 
 
-def _write_gold(home, drop_column: str | None = None) -> None:
+def _write_gold(home, drop_column: str | None = None, days=(D1, D2)) -> None:
+    """Customers C1 (seed 1 on the first day, 2 on the second) and C2 (seed 3, first day only);
+    merchant M1 (seeds 4 and 5)."""
+    first, second = days
     customers = _gold("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS,
-                      [("C1", D1, 1), ("C1", D2, 2), ("C2", D1, 3)])  # fmt: skip
-    merchants = _gold("merchant_id", MERCHANT_INTS, MERCHANT_FLOATS, [("M1", D1, 4), ("M1", D2, 5)])
+                      [("C1", first, 1), ("C1", second, 2), ("C2", first, 3)])  # fmt: skip
+    merchants = _gold(
+        "merchant_id", MERCHANT_INTS, MERCHANT_FLOATS, [("M1", first, 4), ("M1", second, 5)]
+    )
     if drop_column:
         customers = customers.drop([drop_column])
     root = home / "lakehouse/gold"
-    overwrite_days(str(root / "customer_daily_features"), customers, D1, D2)
-    overwrite_days(str(root / "merchant_daily_features"), merchants, D1, D2)
+    overwrite_days(str(root / "customer_daily_features"), customers, first, second)
+    overwrite_days(str(root / "merchant_daily_features"), merchants, first, second)
 
 
 def _materialize(assets, tags=None):
@@ -72,19 +76,6 @@ def _online(home, customer: str, merchant: str) -> dict:
         entity_rows=[{"customer_id": customer, "merchant_id": merchant, "card_id": "K1"}],
         full_feature_names=True,
     ).to_dict()
-
-
-REDIS_TEST_DB = 13
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def online_kind(request, monkeypatch):
-    """Every online-store test runs against SQLite and against a real Redis."""
-    if request.param == "redis":
-        ensure_redis()
-        flush_redis_db(REDIS_TEST_DB)
-        monkeypatch.setenv("FEAST_ONLINE_STORE", f"redis://127.0.0.1:6379,db={REDIS_TEST_DB}")
-    return request.param
 
 
 @pytest.fixture
@@ -120,13 +111,6 @@ def test_a_backfill_of_an_old_day_leaves_the_newest_values_online(applied):
     assert remove_replaced_files(uri) > 0
     assert _materialize([online_store], range_tags(D1, D1)).success  # backfill of day 1 only
     assert _online(applied, "C1", "M1")["customer_daily__txn_count_30d"] == [7 * 10 + 2]
-
-
-def test_an_unknown_entity_reads_as_missing_not_an_error(applied):
-    assert _materialize([online_store], range_tags(D1, D2)).success
-    values = _online(applied, "nobody", "nowhere")
-    assert values["customer_daily__txn_count_30d"] == [None]
-    assert values["merchant_daily__fraud_rate_30d"] == [None]
 
 
 def test_a_gold_table_missing_a_column_fails_apply_naming_the_column(fraud_home):

@@ -42,7 +42,7 @@ def test_an_unknown_environment_is_refused_with_the_choices(monkeypatch):
 def test_the_daily_schedule_runs_yesterday():
     from definitions import defs
 
-    schedule = defs.resolve_schedule_def("daily_lakehouse_schedule")
+    schedule = defs.resolve_schedule_def("daily_schedule")
     context = dg.build_schedule_context(
         scheduled_execution_time=dt.datetime(2026, 1, 8, 2, tzinfo=dt.UTC)
     )

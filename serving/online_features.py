@@ -1,0 +1,295 @@
+"""Online lookup of a Feast feature service for many entity rows at once. An entity the store does
+not know, or whose value is older than its view's TTL, gets the view's defaults and a flag."""
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from feast import FeatureStore, FeatureView
+
+# One round trip for every (entity key, field list) of a lookup: HMGET per key inside Redis.
+# ARGV = group count, then per group its field count and fields, then per key its group.
+_HMGET_GROUPS = """
+local pos, groups = 2, {}
+for g = 1, tonumber(ARGV[1]) do
+  local n, fields = tonumber(ARGV[pos]), {}
+  for i = 1, n do fields[i] = ARGV[pos + i] end
+  groups[g], pos = fields, pos + n + 1
+end
+local out = {}
+for k = 1, #KEYS do
+  out[k] = redis.call('HMGET', KEYS[k], unpack(groups[tonumber(ARGV[pos + k - 1])]))
+end
+return out
+"""
+_CACHE_LIMIT = 200_000  # decoded values and serialized keys kept per lookup object
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """What a lookup needs of one feature view of the service."""
+
+    name: str
+    join_key: str
+    features: tuple[str, ...]
+    defaults: tuple[float, ...]
+    ttl_s: float  # 0: values never expire
+
+    @property
+    def columns(self) -> list[str]:
+        return [f"{self.name}__{f}" for f in self.features]
+
+    @property
+    def flag(self) -> str:
+        return f"{self.name}__missing"
+
+
+def _view_spec(view: "FeatureView", features: list[str]) -> ViewSpec:
+    if len(view.join_keys) != 1:
+        raise ValueError(f"feature view {view.name}: online lookup needs exactly one join key")
+    fields = {f.name: f for f in view.features}
+    return ViewSpec(
+        name=view.name,
+        join_key=view.join_keys[0],
+        features=tuple(features),
+        defaults=tuple(_default(fields[f]) for f in features),
+        ttl_s=view.ttl.total_seconds() if view.ttl else 0.0,
+    )
+
+
+def _default(field) -> float | int | None:
+    """The `default` tag of a feature, typed like the feature; None when it declares none."""
+    from feast.types import Int32, Int64
+
+    raw = field.tags.get("default")
+    if raw is None:
+        return None
+    return int(float(raw)) if field.dtype in (Int32, Int64) else float(raw)
+
+
+class OnlineFeatures:
+    """The features of one Feast feature service, read from the online store for entity rows.
+
+    `lookup` returns one list per column `<view>__<feature>` plus one boolean `<view>__missing`
+    per view: True where the view had no value for the row's entity within its TTL, in which case
+    the columns hold the defaults declared on the features (Field tag `default`). It never raises
+    for an unknown entity. Redis is read in one round trip; other stores through Feast's
+    `online_read`."""
+
+    def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
+        self.views = views
+        self.join_keys = sorted({v.join_key for v in views})
+        self.columns = [c for v in views for c in v.columns]
+        self.flags = [v.flag for v in views]
+        if store.config.online_store.type == "redis":
+            self._reader = _RedisReader(store, views)
+        else:
+            self._reader = _FeastReader(store, views)
+
+    @classmethod
+    def for_service(cls, store: "FeatureStore", service: str) -> "OnlineFeatures":
+        """Exactly the features a feature service names."""
+        projections = store.get_feature_service(service).feature_view_projections
+        return cls(
+            store,
+            [
+                _view_spec(store.get_feature_view(p.name), [f.name for f in p.features])
+                for p in projections
+            ],
+        )
+
+    @classmethod
+    def for_views(cls, store: "FeatureStore", names: Sequence[str]) -> "OnlineFeatures":
+        """Every feature of the named feature views."""
+        views = [store.get_feature_view(name) for name in names]
+        return cls(store, [_view_spec(v, [f.name for f in v.features]) for v in views])
+
+    def lookup(
+        self, rows: Sequence[Mapping[str, str]], as_of: dt.datetime | None = None
+    ) -> dict[str, list]:
+        """Feature values for `rows` (dicts holding every join key), valid at `as_of` (now)."""
+        for key in self.join_keys:
+            absent = [i for i, row in enumerate(rows) if not row.get(key)]
+            if absent:
+                raise ValueError(f"entity row(s) {absent[:5]} lack join key {key!r}")
+        now = (as_of or dt.datetime.now(dt.UTC)).timestamp()
+        out: dict[str, list] = {}
+        for view, per_row in zip(self.views, self._reader.read(rows), strict=True):
+            # A value older than the TTL is as unknown as an absent one (Feast does not check).
+            missing = [
+                stamp is None or (view.ttl_s > 0 and now - stamp > view.ttl_s)
+                for stamp, _ in per_row
+            ]
+            chosen = [
+                view.defaults if stale else _filled(values, view.defaults)
+                for stale, (_, values) in zip(missing, per_row, strict=True)
+            ]
+            columns = list(zip(*chosen, strict=True)) or [()] * len(view.columns)
+            out.update(
+                (name, list(column)) for name, column in zip(view.columns, columns, strict=True)
+            )
+            out[view.flag] = missing
+        return out
+
+    def event_times(self, rows: Sequence[Mapping[str, str]]) -> dict[str, list[float | None]]:
+        """Per view, the event time (epoch seconds) of each row's online value; None if absent."""
+        return {
+            view.name: [stamp for stamp, _ in per_row]
+            for view, per_row in zip(self.views, self._reader.read(rows), strict=True)
+        }
+
+
+def _filled(values: list, defaults: tuple) -> list:
+    """`values` with each null replaced by its default."""
+    if None not in values:
+        return values
+    return [d if v is None else v for v, d in zip(values, defaults, strict=True)]
+
+
+class _Decoder:
+    """Feast's serialized values and timestamps to Python numbers, memoized: feature values
+    repeat (counts, rounded amounts), and parsing a protobuf costs more than a dict lookup."""
+
+    def __init__(self):
+        from feast.protos.feast.types.Value_pb2 import Value
+        from google.protobuf.timestamp_pb2 import Timestamp
+
+        self._value, self._timestamp = Value, Timestamp
+        self.values: dict[bytes | None, float | int | None] = {None: None}
+        self._stamps: dict[bytes, float] = {}
+
+    def value(self, raw: bytes | None):
+        """Decode and remember one value (callers look in `values` first)."""
+        if raw is None:
+            return None
+        proto = self._value.FromString(raw)
+        kind = proto.WhichOneof("val")
+        decoded = getattr(proto, kind) if kind and kind != "null_val" else None
+        if len(self.values) >= _CACHE_LIMIT:
+            self.values.clear()
+            self.values[None] = None
+        self.values[raw] = decoded
+        return decoded
+
+    def stamp(self, raw: bytes | None) -> float | None:
+        if not raw:
+            return None
+        try:
+            return self._stamps[raw]
+        except KeyError:
+            proto = self._timestamp.FromString(raw)
+            seconds = proto.seconds + proto.nanos / 1e9
+            if len(self._stamps) >= _CACHE_LIMIT:
+                self._stamps.clear()
+            self._stamps[raw] = seconds
+            return seconds
+
+
+def _entity_key(join_key: str, value: str):
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    return EntityKey(join_keys=[join_key], entity_values=[Value(string_val=value)])
+
+
+class _RedisReader:
+    """Feast's Redis layout read directly: one hash per entity key (serialized key + project),
+    one field per feature (murmur3 of `view:feature`) and one timestamp per view (`_ts:view`)."""
+
+    def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
+        from feast.infra.online_stores.helpers import _mmh3
+        from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+
+        config = store.config
+        self._client = RedisOnlineStore()._get_client(config.online_store)
+        self._script = self._client.register_script(_HMGET_GROUPS)
+        self._project = config.project.encode()
+        self._version = config.entity_key_serialization_version
+        self._decoder = _Decoder()
+        self._keys: dict[tuple[str, str], bytes] = {}
+        self._join_keys = sorted({v.join_key for v in views})
+        fields: dict[str, list] = {k: [] for k in self._join_keys}
+        self._slices = []  # per view: (join key, first field, feature count)
+        for view in views:
+            name = _versioned_fv_name(store.get_feature_view(view.name), config)
+            group = fields[view.join_key]
+            self._slices.append((view.join_key, len(group), len(view.features)))
+            group += [_mmh3(f"{name}:{f}") for f in view.features] + [f"_ts:{name}".encode()]
+        self._group_args = [str(len(self._join_keys))]
+        for key in self._join_keys:
+            self._group_args += [str(len(fields[key])), *fields[key]]
+
+    def _redis_key(self, join_key: str, value: str) -> bytes:
+        from feast.infra.key_encoding_utils import serialize_entity_key
+
+        try:
+            return self._keys[(join_key, value)]
+        except KeyError:
+            key = serialize_entity_key(_entity_key(join_key, value), self._version) + self._project
+            if len(self._keys) >= _CACHE_LIMIT:
+                self._keys.clear()
+            self._keys[(join_key, value)] = key
+            return key
+
+    def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
+        keys, groups, position = [], [], {}
+        for group, join_key in enumerate(self._join_keys, start=1):
+            for row in rows:
+                if (join_key, row[join_key]) not in position:
+                    position[(join_key, row[join_key])] = len(keys)
+                    keys.append(self._redis_key(join_key, row[join_key]))
+                    groups.append(group)
+        replies = self._script(keys=keys, args=[*self._group_args, *groups])
+        known, decode, stamp = self._decoder.values, self._decoder.value, self._decoder.stamp
+        out = []
+        for join_key, first, count in self._slices:
+            per_row = []
+            for row in rows:
+                reply = replies[position[(join_key, row[join_key])]]
+                raws = reply[first : first + count]
+                per_row.append(
+                    (
+                        stamp(reply[first + count]),
+                        [known[raw] if raw in known else decode(raw) for raw in raws],
+                    )
+                )
+            out.append(per_row)
+        return out
+
+
+class _FeastReader:
+    """Any Feast online store, through its own `online_read`, one call per view."""
+
+    def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
+        self._store, self._views = store, views
+        self._tables = [store.get_feature_view(v.name) for v in views]
+        self._provider = store._get_provider()
+
+    def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
+        from feast.type_map import feast_value_type_to_python_type
+
+        out = []
+        for view, table in zip(self._views, self._tables, strict=True):
+            keys = [_entity_key(view.join_key, row[view.join_key]) for row in rows]
+            answers = self._provider.online_read(
+                config=self._store.config,
+                table=table,
+                entity_keys=keys,
+                requested_features=list(view.features),
+            )
+            per_row = []
+            for stamp, values in answers:
+                if stamp is None or values is None:
+                    per_row.append((None, [None] * len(view.features)))
+                    continue
+                stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+                per_row.append(
+                    (
+                        stamp.timestamp(),
+                        [feast_value_type_to_python_type(values[f]) for f in view.features],
+                    )
+                )
+            out.append(per_row)
+        return out

@@ -1,0 +1,118 @@
+"""The project's online lookup path and the freshness check, on SQLite and on Redis: defaults and
+a flag for unknown or stale entities, pushed velocity values, stale online stores."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from assets.features import feast_registry, online_store, online_store_fresh
+from resources import build_resources
+from serving.online_features import OnlineFeatures
+from tests.conftest import range_tags
+from tests.test_features import D1, D2, _write_gold
+
+NOW = dt.datetime.now(dt.UTC)
+RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
+ROW = {"customer_id": "C1", "merchant_id": "M1", "card_id": "K1"}
+
+
+def _online_store_run(days):
+    """Registry, then the online store for `days` with its freshness check."""
+    resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
+    assert dg.materialize([feast_registry], resources=resources, instance=instance).success
+    return dg.materialize(
+        [online_store, online_store_fresh],
+        resources=resources,
+        instance=instance,
+        tags=range_tags(*days),
+    )
+
+
+def _freshness(result):
+    return next(
+        e for e in result.get_asset_check_evaluations() if e.check_name == "fresh_within_ttl"
+    )
+
+
+@pytest.fixture
+def fresh(fraud_home, online_kind):
+    """Gold features of the last two days, materialized online."""
+    _write_gold(fraud_home, days=RECENT)
+    assert _online_store_run(RECENT).success
+    return build_resources()["feast"].store()
+
+
+def _push(store, entity: str, key: str, at: dt.datetime, count: int) -> None:
+    from feast.data_source import PushMode
+
+    rows = pd.DataFrame(
+        {
+            f"{entity}_id": [key],
+            "txn_count_10m": [count],
+            "txn_count_1h": [count * 2],
+            "amount_sum_1h": [count * 10.5],
+            "event_timestamp": [at],
+        }
+    )
+    store.push(f"{entity}_velocity_push", rows, to=PushMode.ONLINE)
+
+
+def test_known_entities_get_their_newest_values_unknown_ones_defaults_and_a_flag(fresh):
+    lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
+    got = lookup.lookup([ROW, {"customer_id": "nobody", "merchant_id": "M1", "card_id": "K9"}])
+    assert len(lookup.columns) == 25 and set(got) == {*lookup.columns, *lookup.flags}
+    assert got["customer_daily__txn_count_30d"] == [2 * 10 + 2, 0]
+    assert got["customer_daily__amount_max_30d"] == [pytest.approx(2 + 4 / 8), 0.0]
+    assert got["customer_daily__missing"] == [False, True]
+    assert got["merchant_daily__fraud_rate_30d"] == [pytest.approx(5 + 1 / 8)] * 2
+    assert got["merchant_daily__missing"] == [False, False]
+    assert got["card_velocity__txn_count_1h"] == [0, 0]  # nothing pushed yet
+    assert got["card_velocity__missing"] == [True, True]
+
+
+def test_values_older_than_the_ttl_read_as_missing(fresh):
+    lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
+    # C1's newest daily value is stamped today 00:00; two days later (the TTL) it is stale.
+    later = lookup.lookup([ROW], as_of=NOW + dt.timedelta(days=2, hours=1))
+    assert later["customer_daily__missing"] == [True]
+    assert later["customer_daily__txn_count_30d"] == [0]
+    assert lookup.lookup([ROW])["customer_daily__missing"] == [False]
+
+
+def test_pushed_velocity_values_are_read_back_until_their_ttl_passes(fresh):
+    lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
+    _push(fresh, "card", "K1", NOW - dt.timedelta(minutes=5), count=3)
+    _push(fresh, "customer", "C1", NOW - dt.timedelta(hours=2), count=4)  # older than 1 h TTL
+    got = lookup.lookup([ROW])
+    assert got["card_velocity__txn_count_10m"] == [3]
+    assert got["card_velocity__amount_sum_1h"] == [pytest.approx(31.5)]
+    assert got["card_velocity__missing"] == [False]
+    assert got["customer_velocity__txn_count_10m"] == [0]
+    assert got["customer_velocity__missing"] == [True]
+    _push(fresh, "card", "K1", NOW - dt.timedelta(minutes=1), count=5)
+    assert lookup.lookup([ROW])["card_velocity__txn_count_10m"] == [5]
+
+
+def test_a_row_without_a_join_key_is_refused_with_the_key_named(fresh):
+    lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
+    with pytest.raises(ValueError, match="card_id"):
+        lookup.lookup([{"customer_id": "C1", "merchant_id": "M1"}])
+
+
+def test_the_freshness_check_passes_on_recent_features(fraud_home, online_kind):
+    _write_gold(fraud_home, days=RECENT)
+    check = _freshness(_online_store_run(RECENT))
+    assert check.passed
+    assert check.metadata["stale_entities"].value == 0
+
+
+def test_the_freshness_check_fails_with_the_stale_count_on_old_features(fraud_home, online_kind):
+    _write_gold(fraud_home, days=(D1, D2))
+    result = _online_store_run((D1, D2))
+    assert result.success  # a warning: the store still serves, and says it is stale
+    check = _freshness(result)
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["stale_entities"].value == 3  # C1, C2 and M1
+    assert "customer_daily" in check.description and "merchant_daily" in check.description
