@@ -8,11 +8,11 @@ DBT_VENV := $(VENV)/dbt
 export FRAUD_HOME ?= $(CURDIR)/.fraud_home
 export DAGSTER_HOME ?= $(FRAUD_HOME)/dagster
 
-DAYS ?= 30
+DAYS ?= 60
 CUSTOMERS ?= 2000
 SEED ?= 7
 SCENARIO ?= baseline
-START ?= 2026-01-01
+START ?=
 SERVE_PORT ?= 3001
 
 LOCK_HASH := $(shell cat requirements.lock requirements-dbt.lock | sha256sum | cut -c1-16)
@@ -44,10 +44,11 @@ dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-## demo: simulate DAYS days of payments, then run landing -> bronze -> silver -> gold
+## demo: simulate DAYS days of payments (ending yesterday, or from START), then landing -> gold ->
+## online store, and the training set
 demo: venv $(MANIFEST) dagster-home
 	$(BIN)/python -m jobs.demo --days $(DAYS) --customers $(CUSTOMERS) --seed $(SEED) \
-		--scenario $(SCENARIO) --start-date $(START)
+		--scenario $(SCENARIO) $(if $(START),--start-date $(START))
 
 ## test: lint, format, definitions, then the whole test suite (pytest's "no tests" fails too)
 test: venv lint $(MANIFEST) dagster-home

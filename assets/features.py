@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.partitions import daily_partitions, partition_days, single_run
+from assets.velocity import VELOCITY_KEYS, velocity_schema
 from lakehouse.delta import overwrite_days, read_days, table_exists
 from resources.feast import FeastResource, historical_features
 from resources.lakehouse import LakehouseResource
@@ -20,33 +21,21 @@ BATCH_VIEWS = ("customer_daily", "merchant_daily")  # the views fed by gold, not
 FAR = (dt.date(1970, 1, 1), dt.date(2999, 12, 31))
 
 
-def _missing_columns(view) -> list[str]:
-    """Columns a view needs that its Delta source lacks (entity keys, timestamp, features)."""
+def _missing_columns(view, join_key: str) -> list[str]:
+    """Columns a view needs that its Delta source lacks (entity key, timestamp, features)."""
     from deltalake import DeltaTable
 
     source = view.batch_source
-    needed = [*view.join_keys, source.timestamp_field, *(f.name for f in view.features)]
+    needed = [join_key, source.timestamp_field, *(f.name for f in view.features)]
     present = set(DeltaTable(source.path).schema().to_arrow().names)
     return [c for c in needed if c not in present]
 
 
-def _create_push_history(view) -> None:
-    """An empty Delta table for a push source's offline history, so Feast can read it."""
-    from feast.type_map import feast_value_type_to_pa
-
-    path = view.batch_source.path
-    if table_exists(path):
-        return
-    fields = [pa.field(key, pa.string()) for key in view.join_keys]
-    fields += [
-        pa.field(f.name, feast_value_type_to_pa(f.dtype.to_value_type())) for f in view.features
-    ]
-    fields += [
-        pa.field("event_timestamp", pa.timestamp("us", tz="UTC")),
-        pa.field("day", pa.date32()),
-    ]
-    empty = pa.schema(fields).empty_table()
-    overwrite_days(path, empty, dt.date(2000, 1, 1), dt.date(2000, 1, 1))
+def _create_push_history(view, join_key: str) -> None:
+    """An empty Delta table for a push source's offline history, so Feast can read it before
+    the first velocity run or stream write."""
+    empty = velocity_schema(join_key).empty_table()
+    overwrite_days(view.batch_source.path, empty, dt.date(2000, 1, 1), dt.date(2000, 1, 1))
 
 
 @dg.asset(
@@ -59,18 +48,19 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     """Feast apply: entities, sources, feature views and services of feature_repo/."""
     started = time.perf_counter()
     contents = feast.definitions()
+    join_keys = {entity.name: entity.join_key for entity in contents.entities}
     for view in contents.feature_views:
-        if view.name in BATCH_VIEWS:
-            if not table_exists(view.batch_source.path):
+        [join_key] = (join_keys[name] for name in view.entities)
+        if not table_exists(view.batch_source.path):
+            if view.name in BATCH_VIEWS:
                 raise dg.Failure(f"{view.name}: no Delta table at {view.batch_source.path}")
-            missing = _missing_columns(view)
-            if missing:
-                raise dg.Failure(
-                    f"feature view {view.name}: source {view.batch_source.path} lacks "
-                    f"column(s) {missing}; nothing was applied"
-                )
-        else:
-            _create_push_history(view)
+            _create_push_history(view, join_key)
+        missing = _missing_columns(view, join_key)
+        if missing:
+            raise dg.Failure(
+                f"feature view {view.name}: source {view.batch_source.path} lacks "
+                f"column(s) {missing}; nothing was applied"
+            )
     store = feast.store()
     store.apply(
         [
@@ -101,8 +91,10 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
 
 
 def _source_frame(view):
-    """A batch view's whole source as Feast sees it (pandas), read from its Delta path."""
-    return read_days(view.batch_source.path, *FAR).to_pandas()
+    """A view's whole source as Feast sees it (pandas, its time column as `feature_timestamp`),
+    read from its Delta path."""
+    frame = read_days(view.batch_source.path, *FAR).to_pandas()
+    return frame.rename(columns={view.batch_source.timestamp_field: "feature_timestamp"})
 
 
 def _parity(store, view, gold, window_start, window_end, sample: int = 200) -> tuple[int, int]:
@@ -205,7 +197,7 @@ def _entities(view) -> list[str]:
 def online_store_fresh(feast: FeastResource) -> dg.AssetCheckResult:
     """Reads the online store itself: per view, the newest value's age and how many entities
     hold a value older than the TTL (or none), as a lookup at this moment would see them."""
-    from serving.online_features import OnlineFeatures
+    from ml.online_features import OnlineFeatures
 
     store = feast.store()
     now = time.time()
@@ -253,6 +245,43 @@ def online_store_fresh(feast: FeastResource) -> dg.AssetCheckResult:
     )
 
 
+SERVICE = "fraud_model_v1"
+# Velocity describes the card's or customer's activity before the transaction: the value pushed
+# for the transaction itself (which counts it) must not be joined to it.
+JUST_BEFORE = dt.timedelta(microseconds=1)
+
+
+def _joined_at(view) -> dt.timedelta:
+    """How long before a row's transaction time a view's features must be known."""
+    return JUST_BEFORE if view.name not in BATCH_VIEWS else dt.timedelta(0)
+
+
+def _point_in_time_join(store, entities, views):
+    """`entities` with every view's features as known at (or just before) each row's time."""
+    joined = entities
+    for view in views:
+        at = entities.assign(event_timestamp=entities.event_timestamp - _joined_at(view))
+        features = historical_features(store, at, [view])
+        columns = [c for c in features.columns if c.startswith(f"{view.name}__")]
+        joined = joined.assign(**{c: features[c].to_numpy() for c in columns})
+    return joined
+
+
+def _point_in_time_violations(joined, views, sample_size: int) -> tuple[int, int]:
+    """(violations, rows checked): a sample of joined rows recomputed from the sources."""
+    from lakehouse.training import point_in_time_violations
+
+    sample = joined.sample(n=min(sample_size, len(joined)), random_state=0)
+    violations = 0
+    for view in views:
+        at = sample.assign(event_timestamp=sample.event_timestamp - _joined_at(view))
+        violations += point_in_time_violations(
+            at, _source_frame(view), view.join_keys[0], view.name,
+            [f.name for f in view.features], view.ttl,
+        )  # fmt: skip
+    return violations, len(sample)
+
+
 class TrainingSetConfig(dg.Config):
     """Label maturity and split of the training set."""
 
@@ -272,7 +301,11 @@ ENTITY_COLUMNS = [
 @dg.asset(
     key=["features", "training_set"],
     group_name="features",
-    deps=[dg.AssetKey(["features", "feast_registry"]), dg.AssetKey(["gold", "transaction_labels"])],
+    deps=[
+        dg.AssetKey(["features", "feast_registry"]),
+        dg.AssetKey(["gold", "transaction_labels"]),
+        *VELOCITY_KEYS.values(),
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             "point_in_time_correct",
@@ -290,7 +323,8 @@ def training_set(
     lakehouse: LakehouseResource,
 ):
     """Matured labels joined point-in-time to fraud_model_v1's features, split by time."""
-    from lakehouse.training import mature_labels, point_in_time_violations, temporal_split
+    from lakehouse.training import mature_labels, temporal_split
+    from ml.online_features import fill_missing, service_views
 
     started = time.perf_counter()
     labels = lakehouse.read("gold", "transaction_labels", *FAR)
@@ -310,15 +344,11 @@ def training_set(
             "window: simulate more days or lower maturity_days"
         )
     store = feast.store()
-    # Velocity views have no offline history until the stream worker writes one (issue 6):
-    # the batch views of the service are joined now.
-    service = store.get_feature_service("fraud_model_v1")
-    views = [
-        store.get_feature_view(p.name)
-        for p in service.feature_view_projections
-        if p.name in BATCH_VIEWS
-    ]
-    joined = historical_features(store, matured.select(ENTITY_COLUMNS).to_pandas(), views)
+    views = [store.get_feature_view(v.name) for v in service_views(store, SERVICE)]
+    entities = matured.select(ENTITY_COLUMNS).to_pandas()
+    joined = _point_in_time_join(store, entities, views)
+    violations, checked = _point_in_time_violations(joined, views, config.pit_check_sample)
+    joined = fill_missing(joined, service_views(store, SERVICE))
     joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
     joined["split"] = temporal_split(
         pa.chunked_array([pa.array(joined["event_timestamp"])]),
@@ -327,14 +357,6 @@ def training_set(
     ).to_pandas()
     data = pa.Table.from_pandas(joined, preserve_index=False)
     write = lakehouse.overwrite("features", "training_set", data, *FAR)
-
-    sample = joined.sample(n=min(config.pit_check_sample, len(joined)), random_state=0)
-    violations = 0
-    for view in views:
-        violations += point_in_time_violations(
-            sample, _source_frame(view), view.join_keys[0], view.name,
-            [f.name for f in view.features], view.ttl,
-        )  # fmt: skip
     by_split = joined.groupby("split")["label"].agg(["count", "mean"])
     yield dg.MaterializeResult(
         metadata={
@@ -343,7 +365,15 @@ def training_set(
             "maturity_days": config.maturity_days,
             "labels_read": labels.num_rows,
             "labels_matured": matured.num_rows,
-            "feature_columns": sum("__" in c for c in joined.columns),
+            "feature_service": SERVICE,
+            "feature_columns": sum("__" in c and not c.endswith("__missing") for c in joined),
+            "rows_missing_a_view": dg.MetadataValue.json(
+                {
+                    c.removesuffix("__missing"): int(joined[c].sum())
+                    for c in joined
+                    if c.endswith("__missing")
+                }
+            ),
             "splits": dg.MetadataValue.md(
                 "| split | rows | fraud rate | from | to |\n|---|---|---|---|---|\n"
                 + "\n".join(
@@ -362,7 +392,7 @@ def training_set(
                 check_name="point_in_time_correct",
                 passed=violations == 0,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"rows_checked": len(sample), "violations": violations},
+                metadata={"rows_checked": checked, "violations": violations},
             )
         ],
     )

@@ -27,18 +27,18 @@ lakehouse_job = dg.define_asset_job(
     description="Landing to gold for a day; a failed blocking check stops what is downstream.",
 )
 
-ONLINE_FEATURES = dg.AssetSelection.assets(
-    ["features", "feast_registry"], ["features", "online_store"]
+DAILY_FEATURES = dg.AssetSelection.groups("features") - dg.AssetSelection.assets(
+    ["features", "training_set"]
 )
 features_job = dg.define_asset_job(
     "features_job",
-    selection=ONLINE_FEATURES,
+    selection=DAILY_FEATURES,
     partitions_def=daily_partitions,
-    description="Feast apply, then the day's features into the online store, with its checks.",
+    description="Velocity history, Feast apply, the day's features into the online store.",
 )
 daily_job = dg.define_asset_job(
     "daily_job",
-    selection=dg.AssetSelection.groups("bronze", "silver", "gold") | ONLINE_FEATURES,
+    selection=dg.AssetSelection.groups("bronze", "silver", "gold") | DAILY_FEATURES,
     partitions_def=daily_partitions,
     description="Landing to gold, then the online store: what a day of data needs.",
 )

@@ -1,4 +1,5 @@
-"""`make demo`: simulate payments, then run the lakehouse job over the days, and summarise."""
+"""`make demo`: simulate payments, run the daily job over the days, build the training set, and
+summarise."""
 
 import argparse
 import datetime as dt
@@ -10,16 +11,22 @@ from resources.settings import fraud_home, prepare_process_environment
 from simulator.__main__ import main as simulator_cli
 from simulator.scenarios import SCENARIOS
 
-DEMO_STATE = ("landing", "lakehouse", "warehouse.duckdb")
+DEMO_STATE = ("landing", "lakehouse", "warehouse.duckdb", "feast")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__)
-    parser.add_argument("--days", type=int, default=30)
+    # 60 days: the first 15 have passed the 45-day chargeback window, so labels have matured.
+    parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scenario", choices=SCENARIOS, default="baseline")
-    parser.add_argument("--start-date", type=dt.date.fromisoformat, default=dt.date(2026, 1, 1))
+    parser.add_argument(
+        "--start-date",
+        type=dt.date.fromisoformat,
+        help="first simulated day (default: DAYS before today, so the data ends yesterday and "
+        "the online store is fresh)",
+    )
     return parser
 
 
@@ -33,19 +40,15 @@ def _reset(home) -> None:
             path.unlink()
 
 
-def _run_lakehouse(start: dt.date, end: dt.date):
+def _run(job_name: str, step: str, tags: dict[str, str]):
     import dagster as dg
 
     from definitions import defs
 
-    print(f"2/2 running lakehouse_job for {start} .. {end} (one run, all layers) ...", flush=True)
-    return defs.resolve_job_def("lakehouse_job").execute_in_process(
+    print(f"{step} running {job_name} ...", flush=True)
+    return defs.resolve_job_def(job_name).execute_in_process(
         instance=dg.DagsterInstance.get(),
-        tags={
-            "dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat(),
-            "fraud/source": "make demo",
-        },
+        tags={**tags, "fraud/source": "make demo"},
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
@@ -67,10 +70,9 @@ def _summary(result) -> list[str]:
         if "quarantined_rows" in meta:
             quarantined, duplicates = meta["quarantined_rows"], meta["duplicates_dropped"]
             extra = f", {quarantined:,} quarantined, {duplicates:,} duplicates"
-        lines.append(
-            f"  {key:34} {meta.get('dagster/row_count', 0):>10,} rows  "
-            f"delta v{meta.get('delta_version')}{extra}"
-        )
+        if "delta_version" in meta:
+            extra = f"  delta v{meta['delta_version']}{extra}"
+        lines.append(f"  {key:34} {meta.get('dagster/row_count', 0):>10,} rows{extra}")
     failed = [f"{a}:{c}" for (a, c), ok in checks.items() if not ok]
     lines.append(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
     lines += [f"  FAILED check {name}" for name in failed]
@@ -84,17 +86,25 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"fraud-platform demo in FRAUD_HOME={home} (resetting landing, lakehouse, warehouse)")
     _reset(home)
-    print("1/2 simulating payments ...", flush=True)
+    start = args.start_date or dt.date.today() - dt.timedelta(days=args.days)
+    print("1/3 simulating payments ...", flush=True)
     simulated = simulator_cli(
         ["generate", "--days", str(args.days), "--customers", str(args.customers),
          "--seed", str(args.seed), "--scenario", args.scenario,
-         "--start-date", args.start_date.isoformat(), "--out", str(home / "landing")]
+         "--start-date", start.isoformat(), "--out", str(home / "landing")]
     )  # fmt: skip
     if simulated:
         return simulated
-    end = args.start_date + dt.timedelta(days=args.days - 1)
-    result = _run_lakehouse(args.start_date, end)
+    end = start + dt.timedelta(days=args.days - 1)
+    days = {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }
+    result = _run("daily_job", f"2/3 [{start} .. {end}, one run for all days]", days)
     print("\n".join(_summary(result)))
+    if result.success:
+        result = _run("training_job", "3/3", {})
+        print("\n".join(_summary(result)))
     verdict = "succeeded" if result.success else "FAILED (see `make dev` -> Runs)"
     print(
         f"demo {verdict} in {time.perf_counter() - started:.0f}s. "

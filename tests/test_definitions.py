@@ -16,6 +16,8 @@ EXPECTED_ASSETS = {
     "features/feast_registry",
     "features/online_store",
     "features/training_set",
+    "features/card_velocity",
+    "features/customer_velocity",
 }
 
 

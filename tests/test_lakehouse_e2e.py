@@ -265,3 +265,40 @@ def test_an_empty_day_gives_empty_partitions_not_errors(fraud_home, spark_resour
     assert result.success, [k for k, ok in check_results(result).items() if not ok]
     counts = {k: m["dagster/row_count"] for k, m in materialized(result).items()}
     assert counts == {f"{layer}/{t}": 0 for layer, t in TABLES}
+
+
+def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
+    from assets.features import feast_registry, online_store, training_set
+    from assets.velocity import velocity_history
+    from resources import build_resources
+    from tests.conftest import range_tags
+
+    resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
+    daily = dg.materialize(
+        [velocity_history, feast_registry, online_store],
+        resources=resources, instance=instance, tags=range_tags(START, END),
+    )  # fmt: skip
+    assert daily.success
+    assert check_results(daily) == {("features/online_store", "online_offline_parity"): True}
+    silver_rows = _table(lakehouse.home, "silver", "transactions").num_rows
+    for entity in ("card", "customer"):
+        assert _table(lakehouse.home, "features", f"{entity}_velocity").num_rows == silver_rows
+
+    config = {"maturity_days": 2, "validation_share": 0.2, "test_share": 0.2}
+    built = dg.materialize(
+        [training_set], resources=resources, instance=instance,
+        run_config={"ops": {"features__training_set": {"config": config}}},
+    )  # fmt: skip
+    assert built.success
+    assert check_results(built) == {("features/training_set", "point_in_time_correct"): True}
+    rows = _table(lakehouse.home, "features", "training_set").to_pandas()
+    meta = materialized(built)["features/training_set"]
+    assert len(rows) == meta["labels_matured"] > 0
+    assert set(rows["split"]) == {"train", "validation", "test"}
+    assert (
+        rows.groupby("split")["event_timestamp"].max()["train"]
+        <= rows.loc[rows.split == "validation", "event_timestamp"].min()
+    )
+    # most transactions follow another of the same card within the hour, never all of them
+    assert 0 < (~rows["card_velocity__missing"]).mean() < 1
+    assert (rows.loc[rows["card_velocity__missing"], "card_velocity__txn_count_1h"] == 0).all()

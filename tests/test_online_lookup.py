@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from assets.features import feast_registry, online_store, online_store_fresh
+from ml.online_features import OnlineFeatures
 from resources import build_resources
-from serving.online_features import OnlineFeatures
 from tests.conftest import range_tags
 from tests.test_features import D1, D2, _write_gold
 

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from assets.features import feast_registry, training_set
+from assets.velocity import velocity_schema
 from lakehouse.delta import overwrite_days, read_days
 from lakehouse.training import mature_labels, temporal_split
 from resources import build_resources
@@ -132,12 +133,58 @@ def test_training_rows_get_only_features_known_before_their_time(fraud_home):
         r["transaction_id"]: r
         for r in read_days(str(fraud_home / "lakehouse/features/training_set"), D1, D3).to_pylist()
     }
-    # on_day_3 has not matured; rows without features stay, with nulls
+    # on_day_3 has not matured; rows without features stay, with the defaults and the flag
     assert set(rows) == {"before_any_feature", "on_day_2", "unknown_customer"}
-    assert rows["unknown_customer"]["customer_daily__txn_count_30d"] is None
+    assert rows["unknown_customer"]["customer_daily__txn_count_30d"] == 0
+    assert rows["unknown_customer"]["customer_daily__missing"] is True
     assert rows["unknown_customer"]["merchant_daily__txn_count_30d"] == 4 * 10 + 2
+    assert rows["unknown_customer"]["merchant_daily__missing"] is False
     # Day-2 features are known only at the end of day 2: a day-2 transaction sees day 1's.
     assert rows["on_day_2"]["customer_daily__txn_count_30d"] == 1 * 10 + 2
     assert rows["on_day_2"]["label"] == 1
-    assert rows["before_any_feature"]["customer_daily__txn_count_30d"] is None
+    assert rows["before_any_feature"]["customer_daily__txn_count_30d"] == 0
     assert rows["before_any_feature"]["label"] == 0
+
+
+def _velocity(rows: list[tuple[str, dt.datetime, int]]) -> pa.Table:
+    """Card velocity history rows (card, pushed at, 10-minute count)."""
+    return pa.Table.from_pylist(
+        [
+            {"card_id": card, "txn_count_10m": n, "txn_count_1h": n, "amount_sum_1h": n * 1.5,
+             "event_timestamp": at, "day": at.date()}
+            for card, at, n in rows
+        ],
+        schema=velocity_schema("card_id"),
+    )  # fmt: skip
+
+
+def test_velocity_joins_the_value_pushed_before_the_transaction_never_its_own(fraud_home):
+    _write_gold(fraud_home)
+    ten = _at(D2, 10)
+    labels = _labels([("t_at_ten", ten, None), ("t_later", _at(D2, 13), None)])
+    overwrite_days(str(fraud_home / "lakehouse/gold/transaction_labels"), labels, D2, D2)
+    # 09:30 knows 5 card transactions; 10:00 is t_at_ten's own push and counts it.
+    history = _velocity([("K1", ten - dt.timedelta(minutes=30), 5), ("K1", ten, 6)])
+    overwrite_days(str(fraud_home / "lakehouse/features/card_velocity"), history, D2, D2)
+    resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
+    assert dg.materialize([feast_registry], resources=resources, instance=instance).success
+    result = dg.materialize(
+        [training_set], resources=resources, instance=instance,
+        run_config={"ops": {"features__training_set": {"config": {
+            "maturity_days": 1, "cutoff": _at(D3, 20).isoformat(),
+            "validation_share": 0.0, "test_share": 0.0,
+        }}}},
+    )  # fmt: skip
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed and check.metadata["violations"].value == 0
+    rows = {
+        r["transaction_id"]: r
+        for r in read_days(str(fraud_home / "lakehouse/features/training_set"), D1, D3).to_pylist()
+    }
+    assert rows["t_at_ten"]["card_velocity__txn_count_10m"] == 5
+    assert rows["t_at_ten"]["card_velocity__missing"] is False
+    # three hours after the last push the 1-hour TTL has passed: defaults and the flag
+    assert rows["t_later"]["card_velocity__txn_count_10m"] == 0
+    assert rows["t_later"]["card_velocity__missing"] is True
+    assert rows["t_later"]["customer_velocity__missing"] is True

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pandas as pd
     from feast import FeatureStore, FeatureView
 
 # One round trip for every (entity key, field list) of a lookup: HMGET per key inside Redis.
@@ -69,6 +70,28 @@ def _default(field) -> float | int | None:
     return int(float(raw)) if field.dtype in (Int32, Int64) else float(raw)
 
 
+def service_views(store: "FeatureStore", service: str) -> list[ViewSpec]:
+    """The views of a feature service, each with the features the service takes from it."""
+    projections = store.get_feature_service(service).feature_view_projections
+    return [
+        _view_spec(store.get_feature_view(p.name), [f.name for f in p.features])
+        for p in projections
+    ]
+
+
+def fill_missing(frame: "pd.DataFrame", views: list[ViewSpec]) -> "pd.DataFrame":
+    """Offline rows (columns `<view>__<feature>`, null where no value was known within the TTL)
+    made to look as `OnlineFeatures.lookup` returns them: the defaults and the flags."""
+    out = frame.copy()
+    for view in views:
+        out[view.flag] = out[view.columns].isna().all(axis=1)
+        for column, default in zip(view.columns, view.defaults, strict=True):
+            out[column] = out[column].fillna(default)
+            if isinstance(default, int):
+                out[column] = out[column].astype("int64")
+    return out
+
+
 class OnlineFeatures:
     """The features of one Feast feature service, read from the online store for entity rows.
 
@@ -91,14 +114,7 @@ class OnlineFeatures:
     @classmethod
     def for_service(cls, store: "FeatureStore", service: str) -> "OnlineFeatures":
         """Exactly the features a feature service names."""
-        projections = store.get_feature_service(service).feature_view_projections
-        return cls(
-            store,
-            [
-                _view_spec(store.get_feature_view(p.name), [f.name for f in p.features])
-                for p in projections
-            ],
-        )
+        return cls(store, service_views(store, service))
 
     @classmethod
     def for_views(cls, store: "FeatureStore", names: Sequence[str]) -> "OnlineFeatures":

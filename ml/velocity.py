@@ -1,0 +1,74 @@
+"""Velocity features of a card or customer: its transactions in the last 10 minutes and hour, and
+the hour's amount, counted up to and including each transaction. One definition for the batch
+history that training reads and for the stream worker that feeds the online store."""
+
+import datetime as dt
+from collections import defaultdict, deque
+
+import numpy as np
+import pandas as pd
+
+TEN_MINUTES, HOUR = dt.timedelta(minutes=10), dt.timedelta(hours=1)
+FEATURES = ("txn_count_10m", "txn_count_1h", "amount_sum_1h")
+
+
+def velocity_history(events: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per event (`key`, `event_timestamp`, `amount_usd`; ties kept in the given order):
+    the key's velocity right after it, stamped with the event's time."""
+    ordered = events[[key, "event_timestamp", "amount_usd"]].reset_index(drop=True)
+    ordered = ordered.sort_values([key, "event_timestamp"], kind="stable")
+    keys = ordered[key].to_numpy()
+    times = ordered["event_timestamp"].to_numpy(dtype="datetime64[us]").astype(np.int64)
+    amounts = ordered["amount_usd"].to_numpy(dtype=np.float64)
+    counts_10m = np.empty(len(keys), dtype=np.int64)
+    counts_1h = np.empty(len(keys), dtype=np.int64)
+    sums_1h = np.empty(len(keys), dtype=np.float64)
+    ten_minutes, hour = (w // dt.timedelta(microseconds=1) for w in (TEN_MINUTES, HOUR))
+    for start, end in _group_bounds(keys):
+        # Within one key: rows in [t - window, t] by a search on its sorted times.
+        t = times[start:end]
+        here = np.arange(end - start)
+        first_10m = np.searchsorted(t, t - ten_minutes, "left")
+        first_1h = np.searchsorted(t, t - hour, "left")
+        cumulative = np.r_[0.0, np.cumsum(amounts[start:end])]
+        counts_10m[start:end] = here - first_10m + 1
+        counts_1h[start:end] = here - first_1h + 1
+        sums_1h[start:end] = cumulative[here + 1] - cumulative[first_1h]
+    out = pd.DataFrame(
+        {
+            key: ordered[key],
+            "txn_count_10m": counts_10m,
+            "txn_count_1h": counts_1h,
+            "amount_sum_1h": sums_1h,
+            "event_timestamp": ordered["event_timestamp"],
+        },
+        index=ordered.index,
+    )
+    return out.sort_index()
+
+
+def _group_bounds(sorted_keys: np.ndarray):
+    """(start, end) of each run of equal keys."""
+    if len(sorted_keys) == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    return zip(starts, np.r_[starts[1:], len(sorted_keys)], strict=True)
+
+
+class VelocityCounter:
+    """The same features, event by event, as the stream worker keeps them: per key, the events
+    of the last hour. Events of one key must arrive in time order."""
+
+    def __init__(self):
+        self._recent: dict[str, deque[tuple[dt.datetime, float]]] = defaultdict(deque)
+
+    def add(self, key: str, at: dt.datetime, amount_usd: float) -> dict[str, float | int]:
+        recent = self._recent[key]
+        recent.append((at, amount_usd))
+        while recent[0][0] < at - HOUR:
+            recent.popleft()
+        return {
+            "txn_count_10m": sum(1 for t, _ in recent if t >= at - TEN_MINUTES),
+            "txn_count_1h": len(recent),
+            "amount_sum_1h": sum(a for _, a in recent),
+        }

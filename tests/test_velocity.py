@@ -1,0 +1,64 @@
+"""Velocity features: the batch history and the stream counter are one definition."""
+
+import datetime as dt
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ml.velocity import FEATURES, VelocityCounter, velocity_history
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["K1", "K2", "K3"]),
+        st.integers(min_value=0, max_value=4 * 3600),  # seconds after T0, ties included
+        st.floats(min_value=0.01, max_value=5000, allow_nan=False).map(lambda a: round(a, 2)),
+    ),
+    max_size=60,
+)
+
+
+def _frame(rows) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "card_id": [r[0] for r in rows],
+            "event_timestamp": pd.to_datetime([T0 + dt.timedelta(seconds=r[1]) for r in rows]),
+            "amount_usd": [r[2] for r in rows],
+        }
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(events)
+def test_the_batch_history_equals_what_the_stream_counter_pushes(rows):
+    frame = _frame(rows)
+    history = velocity_history(frame, "card_id")
+    counter = VelocityCounter()
+    for index in frame.sort_values("event_timestamp", kind="stable").index:
+        card, at, amount = frame.loc[index, ["card_id", "event_timestamp", "amount_usd"]]
+        pushed = counter.add(card, at.to_pydatetime(), amount)
+        batch = history.loc[index]
+        assert batch["card_id"] == card and batch["event_timestamp"] == at
+        assert [batch[f] for f in FEATURES[:2]] == [pushed[f] for f in FEATURES[:2]]
+        assert abs(batch["amount_sum_1h"] - pushed["amount_sum_1h"]) < 1e-6
+
+
+def test_windows_include_their_edges_and_never_cross_cards():
+    rows = [
+        ("K1", 0, 1.0),
+        ("K1", 600, 2.0),
+        ("K1", 3600, 4.0),
+        ("K1", 3601, 8.0),
+        ("K2", 30, 16.0),
+    ]
+    history = velocity_history(_frame(rows), "card_id")
+    assert history["txn_count_10m"].tolist() == [1, 2, 1, 2, 1]
+    assert history["txn_count_1h"].tolist() == [1, 2, 3, 3, 1]  # 0 s is 3,600 s before 3,600 s
+    assert history["amount_sum_1h"].tolist() == [1.0, 3.0, 7.0, 14.0, 16.0]
+
+
+def test_an_empty_history_has_the_columns():
+    history = velocity_history(_frame([]), "card_id")
+    assert len(history) == 0 and set(FEATURES) <= set(history.columns)
