@@ -14,11 +14,12 @@ SEED ?= 7
 SCENARIO ?= baseline
 START ?=
 SERVE_PORT ?= 3001
+FEATURE_PORT ?= 6566
 
 LOCK_HASH := $(shell cat requirements.lock requirements-dbt.lock | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: venv demo test lint dev bench lock dagster-home clean
+.PHONY: venv demo test lint dev feature-server bench lock dagster-home clean
 
 ## venv: the project venv from requirements.lock, and dbt's own venv inside it from requirements-dbt.lock
 venv: $(STAMP)
@@ -55,6 +56,10 @@ test: venv lint $(MANIFEST) dagster-home
 	$(BIN)/dagster definitions validate -w workspace.yaml
 	@$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
+
+## feature-server: Feast's HTTP feature server on this environment's online store (FEATURE_PORT)
+feature-server: venv
+	$(BIN)/python -m resources.feature_server --port $(FEATURE_PORT)
 
 lint: venv
 	$(BIN)/ruff check .

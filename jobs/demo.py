@@ -72,7 +72,9 @@ def _summary(result) -> list[str]:
             extra = f", {quarantined:,} quarantined, {duplicates:,} duplicates"
         if "delta_version" in meta:
             extra = f"  delta v{meta['delta_version']}{extra}"
-        lines.append(f"  {key:34} {meta.get('dagster/row_count', 0):>10,} rows{extra}")
+        rows = meta.get("dagster/row_count")
+        counted = f"{rows:>10,} rows" if rows is not None else " " * 15
+        lines.append(f"  {key:34} {counted}{extra}")
     failed = [f"{a}:{c}" for (a, c), ok in checks.items() if not ok]
     lines.append(f"  checks: {len(checks) - len(failed)} of {len(checks)} passed")
     lines += [f"  FAILED check {name}" for name in failed]

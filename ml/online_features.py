@@ -98,18 +98,16 @@ class OnlineFeatures:
     `lookup` returns one list per column `<view>__<feature>` plus one boolean `<view>__missing`
     per view: True where the view had no value for the row's entity within its TTL, in which case
     the columns hold the defaults declared on the features (Field tag `default`). It never raises
-    for an unknown entity. Redis is read in one round trip; other stores through Feast's
-    `online_read`."""
+    for an unknown entity. Redis (one round trip for all rows) and SQLite (one query per view) are
+    read in Feast's own storage layout; other stores through Feast's `online_read`."""
 
     def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
         self.views = views
         self.join_keys = sorted({v.join_key for v in views})
         self.columns = [c for v in views for c in v.columns]
         self.flags = [v.flag for v in views]
-        if store.config.online_store.type == "redis":
-            self._reader = _RedisReader(store, views)
-        else:
-            self._reader = _FeastReader(store, views)
+        readers = {"redis": _RedisReader, "sqlite": _SqliteReader}
+        self._reader = readers.get(store.config.online_store.type, _FeastReader)(store, views)
 
     @classmethod
     def for_service(cls, store: "FeatureStore", service: str) -> "OnlineFeatures":
@@ -203,6 +201,26 @@ class _Decoder:
             return seconds
 
 
+class _Keys:
+    """Feast's serialized entity keys (plus `suffix`), memoized per (join key, value)."""
+
+    def __init__(self, version: int, suffix: bytes = b""):
+        self._version, self._suffix = version, suffix
+        self._keys: dict[tuple[str, str], bytes] = {}
+
+    def get(self, join_key: str, value: str) -> bytes:
+        from feast.infra.key_encoding_utils import serialize_entity_key
+
+        try:
+            return self._keys[(join_key, value)]
+        except KeyError:
+            key = serialize_entity_key(_entity_key(join_key, value), self._version) + self._suffix
+            if len(self._keys) >= _CACHE_LIMIT:
+                self._keys.clear()
+            self._keys[(join_key, value)] = key
+            return key
+
+
 def _entity_key(join_key: str, value: str):
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
@@ -221,10 +239,8 @@ class _RedisReader:
         config = store.config
         self._client = RedisOnlineStore()._get_client(config.online_store)
         self._script = self._client.register_script(_HMGET_GROUPS)
-        self._project = config.project.encode()
-        self._version = config.entity_key_serialization_version
+        self._keys = _Keys(config.entity_key_serialization_version, config.project.encode())
         self._decoder = _Decoder()
-        self._keys: dict[tuple[str, str], bytes] = {}
         self._join_keys = sorted({v.join_key for v in views})
         fields: dict[str, list] = {k: [] for k in self._join_keys}
         self._slices = []  # per view: (join key, first field, feature count)
@@ -237,25 +253,13 @@ class _RedisReader:
         for key in self._join_keys:
             self._group_args += [str(len(fields[key])), *fields[key]]
 
-    def _redis_key(self, join_key: str, value: str) -> bytes:
-        from feast.infra.key_encoding_utils import serialize_entity_key
-
-        try:
-            return self._keys[(join_key, value)]
-        except KeyError:
-            key = serialize_entity_key(_entity_key(join_key, value), self._version) + self._project
-            if len(self._keys) >= _CACHE_LIMIT:
-                self._keys.clear()
-            self._keys[(join_key, value)] = key
-            return key
-
     def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
         keys, groups, position = [], [], {}
         for group, join_key in enumerate(self._join_keys, start=1):
             for row in rows:
                 if (join_key, row[join_key]) not in position:
                     position[(join_key, row[join_key])] = len(keys)
-                    keys.append(self._redis_key(join_key, row[join_key]))
+                    keys.append(self._keys.get(join_key, row[join_key]))
                     groups.append(group)
         replies = self._script(keys=keys, args=[*self._group_args, *groups])
         known, decode, stamp = self._decoder.values, self._decoder.value, self._decoder.stamp
@@ -273,6 +277,58 @@ class _RedisReader:
                 )
             out.append(per_row)
         return out
+
+
+class _SqliteReader:
+    """Feast's SQLite layout read directly: per view a table of (entity key, feature name,
+    serialized value, event time in epoch seconds), one query per view."""
+
+    def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
+        import sqlite3
+
+        from feast.infra.online_stores.sqlite import _table_id
+
+        config = store.config
+        versioned = config.registry.enable_online_feature_view_versioning
+        self._views = views
+        self._tables = [
+            _table_id(config.project, store.get_feature_view(v.name), versioned) for v in views
+        ]
+        self._connection = sqlite3.connect(config.online_store.path, check_same_thread=False)
+        self._keys = _Keys(config.entity_key_serialization_version)
+        self._decoder = _Decoder()
+
+    def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
+        known, decode = self._decoder.values, self._decoder.value
+        out = []
+        for view, table in zip(self._views, self._tables, strict=True):
+            keys = [self._keys.get(view.join_key, row[view.join_key]) for row in rows]
+            unique = list(dict.fromkeys(keys))
+            found: dict[bytes, tuple[float, dict[str, bytes]]] = {}
+            for key, name, raw, stamp in self._connection.execute(
+                f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" '
+                f"WHERE entity_key IN ({','.join('?' * len(unique))})",
+                unique,
+            ):
+                found.setdefault(key, (_epoch(stamp), {}))[1][name] = raw
+            per_row = []
+            for key in keys:
+                if key not in found:
+                    per_row.append((None, [None] * len(view.features)))
+                    continue
+                stamp, raws = found[key]
+                values = [raws.get(f) for f in view.features]
+                per_row.append((stamp, [known[r] if r in known else decode(r) for r in values]))
+            out.append(per_row)
+        return out
+
+
+def _epoch(stamp) -> float:
+    """Feast's SQLite event time (epoch seconds, or ISO text from older writers) in seconds."""
+    if isinstance(stamp, int | float):
+        return float(stamp)
+    parsed = dt.datetime.fromisoformat(stamp)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
 
 
 class _FeastReader:
@@ -297,15 +353,15 @@ class _FeastReader:
             )
             per_row = []
             for stamp, values in answers:
-                if stamp is None or values is None:
-                    per_row.append((None, [None] * len(view.features)))
+                decoded = [
+                    feast_value_type_to_python_type(values[f]) if values and f in values else None
+                    for f in view.features
+                ]
+                if stamp is None or all(v is None for v in decoded):
+                    # Absent: Feast's Redis store answers epoch 0 with empty values.
+                    per_row.append((None, decoded))
                     continue
                 stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
-                per_row.append(
-                    (
-                        stamp.timestamp(),
-                        [feast_value_type_to_python_type(values[f]) for f in view.features],
-                    )
-                )
+                per_row.append((stamp.timestamp(), decoded))
             out.append(per_row)
         return out

@@ -28,9 +28,8 @@ class FeastResource(dg.ConfigurableResource):
     online_store: str = "sqlite"
     sqlite_path: str = ""
 
-    def repo_config(self) -> "RepoConfig":
-        from feast import RepoConfig
-
+    def settings(self) -> dict:
+        """The feature_store.yaml content of this environment, as a dict."""
         if self.online_store == "sqlite":
             online = {"type": "sqlite", "path": self.sqlite_path}
         elif self.online_store.startswith("redis://"):
@@ -50,15 +49,19 @@ class FeastResource(dg.ConfigurableResource):
             if "://" in self.registry
             else {"path": self.registry, "cache_ttl_seconds": 0}
         )
-        return RepoConfig(
-            project=PROJECT,
-            provider="local",
-            registry=registry,
-            online_store=online,
-            offline_store={"type": "file"},
-            entity_key_serialization_version=3,
-            repo_path=FEATURE_REPO,
-        )
+        return {
+            "project": PROJECT,
+            "provider": "local",
+            "registry": registry,
+            "online_store": online,
+            "offline_store": {"type": "file"},
+            "entity_key_serialization_version": 3,
+        }
+
+    def repo_config(self) -> "RepoConfig":
+        from feast import RepoConfig
+
+        return RepoConfig(**self.settings(), repo_path=FEATURE_REPO)
 
     def store(self) -> "FeatureStore":
         from feast import FeatureStore

@@ -116,3 +116,15 @@ def test_the_freshness_check_fails_with_the_stale_count_on_old_features(fraud_ho
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["stale_entities"].value == 3  # C1, C2 and M1
     assert "customer_daily" in check.description and "merchant_daily" in check.description
+
+
+def test_the_fast_readers_agree_with_feasts_own_online_read(fresh):
+    from ml.online_features import _FeastReader
+
+    lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
+    _push(fresh, "card", "K1", NOW - dt.timedelta(minutes=5), count=3)
+    rows = [ROW, {"customer_id": "C2", "merchant_id": "M9", "card_id": "K1"}, ROW]
+    fast = lookup._reader.read(rows)
+    assert type(lookup._reader).__name__ == f"_{fresh.config.online_store.type.title()}Reader"
+    assert fast == _FeastReader(fresh, lookup.views).read(rows)
+    assert fast[0][1][0] is not None and fast[1][1][0] is None  # M9 is unknown to merchant_daily

@@ -1,0 +1,51 @@
+"""Feast's HTTP feature server for this environment, as deployed (`make feature-server`, and the
+container command in deploy/k8s/feature-server.yaml).
+
+    python -m resources.feature_server [--host 127.0.0.1] [--port 6566]
+
+Writes the environment's feature_store.yaml (the same settings as the Dagster resource, so
+FEAST_ONLINE_STORE and FEAST_REGISTRY apply) and runs `feast serve` on it, tuned for latency.
+"""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# `feast serve` defaults restart the worker every 1,000 requests (a call then waits ~1 s for a
+# fresh worker) and log every request; neither belongs on a lookup path.
+SERVE_OPTIONS = ["--max-requests", "0", "--no-access-log"]
+
+
+def write_config(folder: Path) -> Path:
+    """feature_store.yaml of the current environment in `folder`."""
+    import yaml
+
+    from resources import build_resources
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "feature_store.yaml"
+    settings = build_resources()["feast"].settings()
+    path.write_text(yaml.safe_dump(settings, sort_keys=False))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m resources.feature_server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=6566)
+    args = parser.parse_args(argv)
+
+    from resources.settings import fraud_home, prepare_process_environment
+
+    prepare_process_environment()
+    folder = write_config(fraud_home() / "feast" / "server").parent
+    feast = str(Path(sys.executable).parent / "feast")
+    command = [feast, "--chdir", str(folder), "serve", "--host", args.host,
+               "--port", str(args.port), *SERVE_OPTIONS]  # fmt: skip
+    print(f"feature server on http://{args.host}:{args.port} ({' '.join(command)})", flush=True)
+    os.execv(feast, command)
+
+
+if __name__ == "__main__":
+    main()
