@@ -229,7 +229,7 @@ def main() -> int:
     from tests.services import ensure_redis, flush_redis_db
 
     lines = [
-        "| store | path | entity rows per call | calls | p50 ms | p99 ms | max ms | calls > 20 ms |",
+        "| store | path | rows per call | calls | p50 ms | p99 ms | max ms | calls > 20 ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
