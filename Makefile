@@ -73,6 +73,7 @@ dev: venv $(MANIFEST) dagster-home
 bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.load_time
 	$(BIN)/python -m bench.lakehouse
+	$(BIN)/python -m bench.online_lookup
 
 ## lock: re-resolve requirements*.in into the lock files, in throwaway venvs
 lock:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 REDIS_DB = 12
-PORT = 6566
+PORT = 16566  # not 6566: a developer's `make feature-server` may hold it
 BATCH = 64
 
 
@@ -77,9 +77,7 @@ def _fill(customers: int, merchants: int) -> None:
         "dagster/asset_partition_range_end": days[1].isoformat(),
     }
     assert dg.materialize([feast_registry], resources=resources, instance=instance).success
-    assert dg.materialize(
-        [online_store], resources=resources, instance=instance, tags=tags
-    ).success
+    assert dg.materialize([online_store], resources=resources, instance=instance, tags=tags).success
     store = feast.store()
     now = pd.Timestamp.now(tz="UTC")
     for entity, prefix in (("card", "K"), ("customer", "C")):
@@ -128,7 +126,9 @@ def _line(backend: str, path: str, rows: int, ms: np.ndarray) -> str:
     )
 
 
-def _http_client(port: int):
+def _http_client(port: int, features: list[str]):
+    """A keep-alive client asking for the service's features by name: the server rebuilds a
+    feature service from the registry on every request that names one (+1.5 ms at the median)."""
     import http.client
     import json
 
@@ -137,7 +137,7 @@ def _http_client(port: int):
     def call(rows: list[dict[str, str]]) -> None:
         body = json.dumps(
             {
-                "feature_service": "fraud_model_v1",
+                "features": features,
                 "entities": {k: [r[k] for r in rows] for k in rows[0]},
                 "full_feature_names": True,
             }
@@ -206,7 +206,8 @@ def _backend(name: str, args, lines: list[str]) -> None:
             print(lines[-1], flush=True)
     server = _start_server(dict(os.environ))
     try:
-        call = _http_client(PORT)
+        names = [f"{v.name}:{f}" for v in lookup.views for f in v.features]
+        call = _http_client(PORT, names)
         for n, count in ((1, args.lookups), (BATCH, args.batch_lookups)):
             ms = _time(call, rows_of(n), count, args.warmup)
             lines.append(_line(name, "feature server (HTTP)", n, ms))

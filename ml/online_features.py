@@ -10,22 +10,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore, FeatureView
 
-# One round trip for every (entity key, field list) of a lookup: HMGET per key inside Redis.
-# ARGV = group count, then per group its field count and fields, then per key its group.
-_HMGET_GROUPS = """
-local pos, groups = 2, {}
-for g = 1, tonumber(ARGV[1]) do
-  local n, fields = tonumber(ARGV[pos]), {}
-  for i = 1, n do fields[i] = ARGV[pos + i] end
-  groups[g], pos = fields, pos + n + 1
-end
-local out = {}
-for k = 1, #KEYS do
-  out[k] = redis.call('HMGET', KEYS[k], unpack(groups[tonumber(ARGV[pos + k - 1])]))
-end
-return out
-"""
-_CACHE_LIMIT = 200_000  # decoded values and serialized keys kept per lookup object
+_CACHE_LIMIT = 200_000
+_MISSING = object()  # decoded values and serialized keys kept per lookup object
 
 
 @dataclass(frozen=True)
@@ -98,16 +84,21 @@ class OnlineFeatures:
     `lookup` returns one list per column `<view>__<feature>` plus one boolean `<view>__missing`
     per view: True where the view had no value for the row's entity within its TTL, in which case
     the columns hold the defaults declared on the features (Field tag `default`). It never raises
-    for an unknown entity. Redis (one round trip for all rows) and SQLite (one query per view) are
-    read in Feast's own storage layout; other stores through Feast's `online_read`."""
+    for an unknown entity. Redis (one pipelined round trip for all rows) and SQLite (one query per
+    view) are read in Feast's own storage layout; other stores through Feast's `online_read`."""
 
     def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
         self.views = views
         self.join_keys = sorted({v.join_key for v in views})
         self.columns = [c for v in views for c in v.columns]
         self.flags = [v.flag for v in views]
-        readers = {"redis": _RedisReader, "sqlite": _SqliteReader}
-        self._reader = readers.get(store.config.online_store.type, _FeastReader)(store, views)
+        online = store.config.online_store
+        if online.type == "redis" and online.redis_type != "redis_cluster":
+            self._reader = _RedisReader(store, views)
+        elif online.type == "sqlite":
+            self._reader = _SqliteReader(store, views)
+        else:  # Redis Cluster spreads keys over nodes: Feast's own client routes them
+            self._reader = _FeastReader(store, views)
 
     @classmethod
     def for_service(cls, store: "FeatureStore", service: str) -> "OnlineFeatures":
@@ -174,6 +165,10 @@ class _Decoder:
         self.values: dict[bytes | None, float | int | None] = {None: None}
         self._stamps: dict[bytes, float] = {}
 
+    def values_of(self, raws: Sequence[bytes | None]) -> list:
+        known, decode, missing = self.values.get, self.value, _MISSING
+        return [v if (v := known(raw, missing)) is not missing else decode(raw) for raw in raws]
+
     def value(self, raw: bytes | None):
         """Decode and remember one value (callers look in `values` first)."""
         if raw is None:
@@ -202,23 +197,24 @@ class _Decoder:
 
 
 class _Keys:
-    """Feast's serialized entity keys (plus `suffix`), memoized per (join key, value)."""
+    """Feast's serialized entity keys of one join key (plus `suffix`), memoized per value."""
 
-    def __init__(self, version: int, suffix: bytes = b""):
-        self._version, self._suffix = version, suffix
-        self._keys: dict[tuple[str, str], bytes] = {}
-
-    def get(self, join_key: str, value: str) -> bytes:
+    def __init__(self, join_key: str, version: int, suffix: bytes = b""):
         from feast.infra.key_encoding_utils import serialize_entity_key
 
-        try:
-            return self._keys[(join_key, value)]
-        except KeyError:
-            key = serialize_entity_key(_entity_key(join_key, value), self._version) + self._suffix
-            if len(self._keys) >= _CACHE_LIMIT:
-                self._keys.clear()
-            self._keys[(join_key, value)] = key
-            return key
+        self._suffix = suffix
+        self._serialize = lambda value: serialize_entity_key(_entity_key(join_key, value), version)
+        self._cache: dict[str, bytes] = {}
+
+    def of(self, values: Sequence[str]) -> list[bytes]:
+        known = self._cache.get
+        return [key if (key := known(v)) is not None else self._remember(v) for v in values]
+
+    def _remember(self, value: str) -> bytes:
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()
+        key = self._cache[value] = self._serialize(value) + self._suffix
+        return key
 
 
 def _entity_key(join_key: str, value: str):
@@ -228,55 +224,77 @@ def _entity_key(join_key: str, value: str):
     return EntityKey(join_keys=[join_key], entity_values=[Value(string_val=value)])
 
 
+def _bulk(value: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
 class _RedisReader:
     """Feast's Redis layout read directly: one hash per entity key (serialized key + project),
-    one field per feature (murmur3 of `view:feature`) and one timestamp per view (`_ts:view`)."""
+    one field per feature (murmur3 of `view:feature`) and one timestamp per view (`_ts:view`).
+
+    A lookup is one pipeline of HMGETs, one per distinct entity key, sent as one buffer: the
+    commands are packed ahead (only the key changes), which halves the time redis-py's pipeline
+    or a Lua script takes for 64 rows."""
 
     def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
         from feast.infra.online_stores.helpers import _mmh3
         from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
 
         config = store.config
-        self._client = RedisOnlineStore()._get_client(config.online_store)
-        self._script = self._client.register_script(_HMGET_GROUPS)
-        self._keys = _Keys(config.entity_key_serialization_version, config.project.encode())
-        self._decoder = _Decoder()
+        self._pool = RedisOnlineStore()._get_client(config.online_store).connection_pool
         self._join_keys = sorted({v.join_key for v in views})
-        fields: dict[str, list] = {k: [] for k in self._join_keys}
+        version, project = config.entity_key_serialization_version, config.project.encode()
+        self._keys = {k: _Keys(k, version, project) for k in self._join_keys}
+        self._decoder = _Decoder()
+        fields: dict[str, list[bytes]] = {k: [] for k in self._join_keys}
         self._slices = []  # per view: (join key, first field, feature count)
         for view in views:
             name = _versioned_fv_name(store.get_feature_view(view.name), config)
             group = fields[view.join_key]
             self._slices.append((view.join_key, len(group), len(view.features)))
             group += [_mmh3(f"{name}:{f}") for f in view.features] + [f"_ts:{name}".encode()]
-        self._group_args = [str(len(self._join_keys))]
-        for key in self._join_keys:
-            self._group_args += [str(len(fields[key])), *fields[key]]
+        # Per join key: the command up to its key, and its fields after the key.
+        self._commands = {
+            key: (b"*%d\r\n" % (len(names) + 2) + _bulk(b"HMGET"), b"".join(map(_bulk, names)))
+            for key, names in fields.items()
+        }
+
+    def _hmget(self, packed: bytes, count: int) -> list[list[bytes | None]]:
+        connection = self._pool.get_connection()
+        try:
+            connection.send_packed_command([packed])
+            return [connection.read_response() for _ in range(count)]
+        except BaseException:
+            connection.disconnect()  # replies left unread would answer the next lookup
+            raise
+        finally:
+            self._pool.release(connection)
 
     def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
-        keys, groups, position = [], [], {}
-        for group, join_key in enumerate(self._join_keys, start=1):
-            for row in rows:
-                if (join_key, row[join_key]) not in position:
-                    position[(join_key, row[join_key])] = len(keys)
-                    keys.append(self._keys.get(join_key, row[join_key]))
-                    groups.append(group)
-        replies = self._script(keys=keys, args=[*self._group_args, *groups])
-        known, decode, stamp = self._decoder.values, self._decoder.value, self._decoder.stamp
-        out = []
-        for join_key, first, count in self._slices:
-            per_row = []
-            for row in rows:
-                reply = replies[position[(join_key, row[join_key])]]
-                raws = reply[first : first + count]
-                per_row.append(
-                    (
-                        stamp(reply[first + count]),
-                        [known[raw] if raw in known else decode(raw) for raw in raws],
-                    )
-                )
-            out.append(per_row)
-        return out
+        parts, first_reply, distinct = [], {}, {}
+        for join_key in self._join_keys:
+            head, tail = self._commands[join_key]
+            first_reply[join_key] = len(parts)
+            distinct[join_key] = {
+                v: i for i, v in enumerate(dict.fromkeys(r[join_key] for r in rows))
+            }
+            parts += [
+                head + _bulk(key) + tail for key in self._keys[join_key].of(distinct[join_key])
+            ]
+        replies = self._hmget(b"".join(parts), len(parts))
+        per_key = {
+            join_key: [replies[first_reply[join_key] + index[row[join_key]]] for row in rows]
+            for join_key, index in distinct.items()
+        }
+        values, stamp = self._decoder.values_of, self._decoder.stamp
+        return [
+            [
+                (stamp(reply[first + count]), values(reply[first : first + count]))
+                for reply in per_key[join_key]
+            ]
+            for join_key, first, count in self._slices
+        ]
 
 
 class _SqliteReader:
@@ -295,14 +313,15 @@ class _SqliteReader:
             _table_id(config.project, store.get_feature_view(v.name), versioned) for v in views
         ]
         self._connection = sqlite3.connect(config.online_store.path, check_same_thread=False)
-        self._keys = _Keys(config.entity_key_serialization_version)
+        version = config.entity_key_serialization_version
+        self._keys = {v.join_key: _Keys(v.join_key, version) for v in views}
         self._decoder = _Decoder()
 
     def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
-        known, decode = self._decoder.values, self._decoder.value
+        values_of = self._decoder.values_of
         out = []
         for view, table in zip(self._views, self._tables, strict=True):
-            keys = [self._keys.get(view.join_key, row[view.join_key]) for row in rows]
+            keys = self._keys[view.join_key].of([row[view.join_key] for row in rows])
             unique = list(dict.fromkeys(keys))
             found: dict[bytes, tuple[float, dict[str, bytes]]] = {}
             for key, name, raw, stamp in self._connection.execute(
@@ -317,8 +336,7 @@ class _SqliteReader:
                     per_row.append((None, [None] * len(view.features)))
                     continue
                 stamp, raws = found[key]
-                values = [raws.get(f) for f in view.features]
-                per_row.append((stamp, [known[r] if r in known else decode(r) for r in values]))
+                per_row.append((stamp, values_of([raws.get(f) for f in view.features])))
             out.append(per_row)
         return out
 

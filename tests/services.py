@@ -32,3 +32,37 @@ def ensure_redis() -> None:
 
 def flush_redis_db(db: int) -> None:
     subprocess.run(["redis-cli", "-h", "127.0.0.1", "-n", str(db), "flushdb"], check=True)
+
+
+POSTGRES_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+
+def _postgres_up() -> bool:
+    done = subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", "5432"], capture_output=True)
+    return done.returncode == 0
+
+
+def ensure_postgres() -> None:
+    """Postgres on 127.0.0.1:5432 (trust auth), started with the machine's own command."""
+    if _postgres_up():
+        return
+    subprocess.run(POSTGRES_START, shell=True, check=True)
+    for _ in range(100):
+        if _postgres_up():
+            return
+        time.sleep(0.1)
+    raise RuntimeError("Postgres did not accept connections after start")
+
+
+def fresh_postgres_database(name: str) -> str:
+    """An empty database `name` (dropped first if it exists); its SQLAlchemy URL."""
+    import psycopg2
+
+    ensure_postgres()
+    connection = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"

@@ -9,7 +9,7 @@ import pytest
 from assets.features import feast_registry, online_store
 from lakehouse.delta import overwrite_days, remove_replaced_files
 from resources import build_resources
-from tests.conftest import range_tags
+from tests.conftest import REDIS_TEST_DB, range_tags
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 CUSTOMER_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_merchants_30d",
@@ -78,6 +78,21 @@ def _online(home, customer: str, merchant: str) -> dict:
     ).to_dict()
 
 
+def _stored_records(home) -> int:
+    """Records in the online store: SQLite rows of every view table, or Redis hash fields."""
+    import sqlite3
+
+    store = build_resources()["feast"].store()
+    if store.config.online_store.type == "sqlite":
+        with sqlite3.connect(home / "feast" / "online_store.db") as db:
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            return sum(db.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0] for t in tables)
+    import redis
+
+    client = redis.Redis(db=REDIS_TEST_DB)
+    return sum(client.hlen(key) for key in client.scan_iter())
+
+
 @pytest.fixture
 def applied(fraud_home, online_kind):
     _write_gold(fraud_home)
@@ -96,8 +111,10 @@ def test_the_online_store_holds_the_latest_gold_values_and_rematerializing_chang
     assert values["customer_daily__txn_count_30d"] == [2 * 10 + 2]  # day 2, the latest
     assert values["customer_daily__amount_max_30d"] == [pytest.approx(2 + 4 / 8)]
     assert values["merchant_daily__fraud_rate_30d"] == [pytest.approx(5 + 1 / 8)]
+    stored = _stored_records(applied)
     assert _materialize([online_store], range_tags(D1, D2)).success
     assert _online(applied, "C1", "M1") == values
+    assert _stored_records(applied) == stored  # replaced in place, nothing added
 
 
 def test_a_backfill_of_an_old_day_leaves_the_newest_values_online(applied):

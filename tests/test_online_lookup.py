@@ -128,3 +128,21 @@ def test_the_fast_readers_agree_with_feasts_own_online_read(fresh):
     assert type(lookup._reader).__name__ == f"_{fresh.config.online_store.type.title()}Reader"
     assert fast == _FeastReader(fresh, lookup.views).read(rows)
     assert fast[0][1][0] is not None and fast[1][1][0] is None  # M9 is unknown to merchant_daily
+
+
+def test_production_settings_redis_online_and_a_postgres_registry(fraud_home, monkeypatch):
+    from tests.conftest import REDIS_TEST_DB
+    from tests.services import ensure_redis, flush_redis_db, fresh_postgres_database
+
+    ensure_redis()
+    flush_redis_db(REDIS_TEST_DB)
+    monkeypatch.setenv("FEAST_ONLINE_STORE", f"redis://127.0.0.1:6379,db={REDIS_TEST_DB}")
+    monkeypatch.setenv("FEAST_REGISTRY", fresh_postgres_database("fraud_feast_registry_test"))
+    _write_gold(fraud_home, days=RECENT)
+    assert _online_store_run(RECENT).success
+    store = build_resources()["feast"].store()
+    assert store.config.registry.registry_type == "sql"
+    assert not (fraud_home / "feast" / "registry.db").exists()
+    assert {v.name for v in store.list_feature_views()} >= {"customer_daily", "merchant_daily"}
+    got = OnlineFeatures.for_service(store, "fraud_model_v1").lookup([ROW])
+    assert got["customer_daily__txn_count_30d"] == [2 * 10 + 2]
