@@ -10,8 +10,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore, FeatureView
 
-_CACHE_LIMIT = 200_000
-_MISSING = object()  # decoded values and serialized keys kept per lookup object
+_CACHE_LIMIT = 200_000  # decoded values and serialized keys kept per reader
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -162,24 +162,21 @@ class _Decoder:
         from google.protobuf.timestamp_pb2 import Timestamp
 
         self._value, self._timestamp = Value, Timestamp
-        self.values: dict[bytes | None, float | int | None] = {None: None}
+        self._values: dict[bytes | None, float | int | None] = {None: None}
         self._stamps: dict[bytes, float] = {}
 
     def values_of(self, raws: Sequence[bytes | None]) -> list:
-        known, decode, missing = self.values.get, self.value, _MISSING
+        known, decode, missing = self._values.get, self._decode, _MISSING
         return [v if (v := known(raw, missing)) is not missing else decode(raw) for raw in raws]
 
-    def value(self, raw: bytes | None):
-        """Decode and remember one value (callers look in `values` first)."""
-        if raw is None:
-            return None
+    def _decode(self, raw: bytes):
         proto = self._value.FromString(raw)
         kind = proto.WhichOneof("val")
         decoded = getattr(proto, kind) if kind and kind != "null_val" else None
-        if len(self.values) >= _CACHE_LIMIT:
-            self.values.clear()
-            self.values[None] = None
-        self.values[raw] = decoded
+        if len(self._values) >= _CACHE_LIMIT:
+            self._values.clear()
+            self._values[None] = None
+        self._values[raw] = decoded
         return decoded
 
     def stamp(self, raw: bytes | None) -> float | None:

@@ -139,7 +139,7 @@ def test_a_gold_table_missing_a_column_fails_apply_naming_the_column(fraud_home)
 
 
 def test_parity_catches_an_online_store_that_lags_gold(applied):
-    from assets.features import BATCH_VIEWS, _parity, _source_frame
+    from assets.features import BATCH_VIEWS, _parity, source_frame
 
     assert _materialize([online_store], range_tags(D1, D2)).success
     uri = str(applied / "lakehouse/gold/customer_daily_features")
@@ -153,7 +153,7 @@ def test_parity_catches_an_online_store_that_lags_gold(applied):
     mismatches, checked = (
         sum(counts)
         for counts in zip(
-            *(_parity(store, v, _source_frame(v), *window) for v in views), strict=True
+            *(_parity(store, v, source_frame(v), *window) for v in views), strict=True
         )
     )
     assert checked == 3

@@ -268,7 +268,8 @@ def test_an_empty_day_gives_empty_partitions_not_errors(fraud_home, spark_resour
 
 
 def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
-    from assets.features import feast_registry, online_store, training_set
+    from assets.features import feast_registry, online_store
+    from assets.training_set import training_set
     from assets.velocity import velocity_history
     from resources import build_resources
     from tests.conftest import range_tags

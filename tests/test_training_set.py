@@ -6,7 +6,8 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from assets.features import feast_registry, training_set
+from assets.features import feast_registry
+from assets.training_set import training_set
 from assets.velocity import velocity_schema
 from lakehouse.delta import overwrite_days, read_days
 from lakehouse.training import mature_labels, temporal_split
