@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_process_environment()
     home = fraud_home()
     started = time.perf_counter()
-    print(f"fraud-platform demo in FRAUD_HOME={home} (resetting landing, lakehouse, warehouse)")
+    print(f"fraud-platform demo in FRAUD_HOME={home} (resetting {', '.join(DEMO_STATE)})")
     _reset(home)
     start = args.start_date or dt.date.today() - dt.timedelta(days=args.days)
     print("1/3 simulating payments ...", flush=True)
