@@ -1,0 +1,95 @@
+"""Model inputs from training-set or scoring rows: which columns, and the fitted encodings that
+ship inside the model (numeric statistics from the train split only, categorical vocabularies
+with an unknown bucket)."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+UNKNOWN = 0  # index of the unknown bucket of every categorical column
+
+# Columns of a transaction known when it is scored, besides the feature service's features.
+TRANSACTION_NUMERIC = ["amount_usd"]
+TRANSACTION_CATEGORICAL = ["merchant_category", "merchant_country", "channel"]
+
+
+def numeric_columns(frame_columns) -> list[str]:
+    """The transaction's amount, every feature `<view>__<feature>` and every `<view>__missing`
+    flag of a training set or lookup, in a stable order."""
+    features = sorted(c for c in frame_columns if "__" in c)
+    return [*TRANSACTION_NUMERIC, *features]
+
+
+@dataclass
+class Preprocessor:
+    """Fitted encodings. Numeric: signed log1p, then NaN -> the train median, then standardized
+    with the train mean and std. Categorical: train vocabulary, index 0 for anything unseen."""
+
+    numeric: list[str]
+    categorical: list[str] = field(default_factory=lambda: list(TRANSACTION_CATEGORICAL))
+    medians: list[float] = field(default_factory=list)
+    means: list[float] = field(default_factory=list)
+    stds: list[float] = field(default_factory=list)
+    vocabularies: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, train: pd.DataFrame, numeric: list[str] | None = None) -> "Preprocessor":
+        numeric = numeric or numeric_columns(train.columns)
+        missing = [c for c in [*numeric, *TRANSACTION_CATEGORICAL] if c not in train.columns]
+        if missing:
+            raise ValueError(f"training rows lack column(s) {missing}")
+        values = _signed_log(train[numeric])
+        medians = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0)
+        filled = np.where(np.isnan(values), medians, values)
+        stds = filled.std(axis=0)
+        return cls(
+            numeric=list(numeric),
+            medians=medians.tolist(),
+            means=filled.mean(axis=0).tolist(),
+            stds=np.where(stds > 1e-12, stds, 1.0).tolist(),
+            vocabularies={
+                c: sorted(train[c].dropna().astype(str).unique()) for c in TRANSACTION_CATEGORICAL
+            },
+        )
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Embedding rows per categorical column, the unknown bucket included."""
+        return [len(self.vocabularies[c]) + 1 for c in self.categorical]
+
+    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(numeric float32 [n, len(numeric)], categorical int64 [n, len(categorical)]). Missing
+        numeric columns or values count as missing; unseen categories go to the unknown bucket."""
+        numeric = frame.reindex(columns=self.numeric)
+        values = _signed_log(numeric)
+        values = np.where(np.isnan(values), np.asarray(self.medians), values)
+        scaled = (values - np.asarray(self.means)) / np.asarray(self.stds)
+        codes = np.empty((len(frame), len(self.categorical)), dtype=np.int64)
+        for i, column in enumerate(self.categorical):
+            index = {v: k + 1 for k, v in enumerate(self.vocabularies[column])}
+            raw = frame[column].tolist() if column in frame else [None] * len(frame)
+            codes[:, i] = [UNKNOWN if v is None or v != v else index.get(str(v), UNKNOWN)
+                           for v in raw]  # fmt: skip
+        return scaled.astype(np.float32), codes
+
+    def to_dict(self) -> dict:
+        return {
+            "numeric": self.numeric,
+            "categorical": self.categorical,
+            "medians": self.medians,
+            "means": self.means,
+            "stds": self.stds,
+            "vocabularies": self.vocabularies,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocessor":
+        return cls(**data)
+
+
+def _signed_log(frame: pd.DataFrame) -> np.ndarray:
+    """sign(x) * log1p(|x|): amounts and counts span orders of magnitude. Infinite -> missing."""
+    values = frame.astype("float64").to_numpy(copy=True)
+    values[~np.isfinite(values)] = np.nan
+    return np.sign(values) * np.log1p(np.abs(values))

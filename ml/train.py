@@ -1,0 +1,132 @@
+"""Training of the fraud model on a training set's train split, validated on its validation split.
+Plain PyTorch: the same code runs in a Ray Tune trial, on CPU or on a GPU."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ml.preprocessing import Preprocessor
+
+MIN_ROWS = 200
+MIN_POSITIVES = 5
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Hyper-parameters; Ray Tune searches lr, width, depth, dropout, embedding_dim, batch_size."""
+
+    lr: float = 2e-3
+    width: int = 64
+    depth: int = 2
+    dropout: float = 0.1
+    embedding_dim: int = 4
+    batch_size: int = 512
+    epochs: int = 8
+    weight_decay: float = 1e-5
+    seed: int = 0
+
+
+@dataclass
+class TrainedModel:
+    """What training produces: the fitted preprocessing, the network, and per-epoch metrics."""
+
+    preprocessor: Preprocessor
+    network: object  # ml.model.FraudNet
+    history: list[dict] = field(default_factory=list)
+
+    def score(self, frame: pd.DataFrame, batch_size: int = 8192) -> np.ndarray:
+        """Fraud probability per row, on the network's device."""
+        import torch
+
+        numeric, categorical = self.preprocessor.transform(frame)
+        device = next(self.network.parameters()).device
+        self.network.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(frame), batch_size):
+                logits = self.network(
+                    torch.from_numpy(numeric[start : start + batch_size]).to(device),
+                    torch.from_numpy(categorical[start : start + batch_size]).to(device),
+                )
+                out.append(torch.sigmoid(logits).cpu().numpy())
+        return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
+
+
+def check_trainable(labels: pd.Series, name: str) -> None:
+    """Refuse a split too small, or with one class, to learn or measure anything from."""
+    positives = int(labels.sum())
+    if len(labels) < MIN_ROWS:
+        raise ValueError(f"{name} split has {len(labels)} rows; at least {MIN_ROWS} are needed")
+    if positives < MIN_POSITIVES or positives == len(labels):
+        raise ValueError(
+            f"{name} split has {positives} fraud rows of {len(labels)}: both classes are needed "
+            f"(at least {MIN_POSITIVES} fraud rows)"
+        )
+
+
+def train(
+    train_rows: pd.DataFrame,
+    valid_rows: pd.DataFrame,
+    params: TrainParams,
+    device: str = "cpu",
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> TrainedModel:
+    """Fit preprocessing on `train_rows`, then the network with class weighting (pos_weight =
+    negatives / positives); keep the epoch with the best validation PR-AUC. `on_epoch` receives
+    each epoch's validation metrics (a Ray Tune trial reports them, so ASHA can stop it)."""
+    import torch
+
+    from ml.metrics import fraud_metrics
+    from ml.model import FraudNet, ModelConfig
+
+    check_trainable(train_rows["label"], "train")
+    check_trainable(valid_rows["label"], "validation")
+    torch.manual_seed(params.seed)
+    generator = np.random.default_rng(params.seed)
+    preprocessor = Preprocessor.fit(train_rows)
+    numeric, categorical = (torch.from_numpy(a) for a in preprocessor.transform(train_rows))
+    labels = torch.from_numpy(train_rows["label"].to_numpy(dtype=np.float32))
+    config = ModelConfig(
+        n_numeric=numeric.shape[1],
+        cardinalities=tuple(preprocessor.cardinalities),
+        width=params.width,
+        depth=params.depth,
+        dropout=params.dropout,
+        embedding_dim=params.embedding_dim,
+    )
+    network = FraudNet(config).to(device)
+    positives = float(labels.sum())
+    loss_fn = torch.nn.BCEWithLogitsLoss(
+        pos_weight=torch.tensor((len(labels) - positives) / positives, device=device)
+    )
+    optimizer = torch.optim.AdamW(
+        network.parameters(), lr=params.lr, weight_decay=params.weight_decay
+    )
+    model = TrainedModel(preprocessor, network)
+    best_score, best_state = -1.0, None
+    for epoch in range(params.epochs):
+        network.train()
+        order = torch.from_numpy(generator.permutation(len(labels)))
+        for start in range(0, len(order), params.batch_size):
+            batch = order[start : start + params.batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(
+                network(numeric[batch].to(device), categorical[batch].to(device)),
+                labels[batch].to(device),
+            )
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}")
+            loss.backward()
+            optimizer.step()
+        metrics = fraud_metrics(valid_rows["label"], model.score(valid_rows))
+        metrics = {**metrics, "epoch": epoch, "train_loss": float(loss.item())}
+        model.history.append(metrics)
+        if metrics["pr_auc"] > best_score:
+            best_score = metrics["pr_auc"]
+            best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+    network.load_state_dict(best_state)
+    return model

@@ -1,0 +1,128 @@
+"""ml/: preprocessing fitted on train only, the network, the training loop and fraud metrics."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ml.metrics import fraud_metrics, precision_at_budget, recall_at_fpr
+from ml.preprocessing import UNKNOWN, Preprocessor
+from ml.train import TrainParams, check_trainable, train
+
+
+def _rows(n: int, seed: int = 0) -> pd.DataFrame:
+    """Synthetic scored rows: fraud is a large amount in electronics, online."""
+    rng = np.random.default_rng(seed)
+    category = rng.choice(["grocery", "electronics", "travel"], n)
+    channel = rng.choice(["pos", "online"], n)
+    amount = rng.lognormal(3, 1, n)
+    fraud = (category == "electronics") & (channel == "online") & (amount > 40)
+    return pd.DataFrame(
+        {
+            "amount_usd": amount,
+            "merchant_category": category,
+            "merchant_country": rng.choice(["US", "FR"], n),
+            "channel": channel,
+            "customer_daily__txn_count_30d": rng.integers(0, 50, n).astype(float),
+            "customer_daily__missing": rng.random(n) < 0.1,
+            "label": fraud.astype(int),
+        }
+    )
+
+
+def test_preprocessing_is_fitted_on_train_and_survives_a_json_round_trip():
+    train_rows, other = _rows(500), _rows(50, seed=1)
+    prep = Preprocessor.fit(train_rows)
+    numeric, _ = prep.transform(train_rows)
+    assert np.allclose(numeric.mean(axis=0), 0, atol=1e-5)  # standardized with train stats
+    again = Preprocessor.from_dict(json.loads(json.dumps(prep.to_dict())))
+    for got, want in zip(again.transform(other), prep.transform(other), strict=True):
+        assert np.array_equal(got, want)
+    assert prep.cardinalities == [4, 3, 3]  # vocabulary + the unknown bucket
+
+
+def test_unseen_categories_and_missing_values_are_encoded_not_refused():
+    prep = Preprocessor.fit(_rows(300))
+    odd = _rows(3).assign(merchant_category=["casino", None, float("nan")])
+    odd.loc[0, "amount_usd"] = float("nan")
+    odd.loc[1, "amount_usd"] = float("inf")
+    odd = odd.drop(columns=["customer_daily__txn_count_30d"])  # a feature the row lacks
+    numeric, codes = prep.transform(odd)
+    assert np.isfinite(numeric).all()
+    assert (codes[:, 0] == UNKNOWN).all()
+    median_row = prep.transform(_rows(1).assign(amount_usd=float("nan")))[0]
+    assert median_row[0, 0] == pytest.approx((prep.medians[0] - prep.means[0]) / prep.stds[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none()),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_any_amount_maps_to_a_finite_input(amounts):
+    prep = Preprocessor.fit(_rows(300))
+    rows = _rows(len(amounts)).assign(amount_usd=pd.Series(amounts, dtype="float64"))
+    numeric, _ = prep.transform(rows)
+    assert np.isfinite(numeric).all()
+
+
+def test_the_network_overfits_one_batch():
+    import torch
+
+    from ml.model import FraudNet, ModelConfig
+
+    torch.manual_seed(0)
+    rows = _rows(64)
+    prep = Preprocessor.fit(rows)
+    numeric, codes = (torch.from_numpy(a) for a in prep.transform(rows))
+    labels = torch.from_numpy(rows["label"].to_numpy(np.float32))
+    net = FraudNet(ModelConfig(numeric.shape[1], tuple(prep.cardinalities), width=32, dropout=0))
+    assert net(numeric, codes).shape == (64,)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(net(numeric, codes), labels)
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+
+
+def test_training_learns_the_pattern_and_keeps_its_best_epoch():
+    model = train(_rows(3000), _rows(1000, seed=1), TrainParams(epochs=6, batch_size=256))
+    test = _rows(1000, seed=2)
+    metrics = fraud_metrics(test["label"], model.score(test))
+    assert metrics["pr_auc"] > 0.9
+    best = max(h["pr_auc"] for h in model.history)
+    valid = _rows(1000, seed=1)
+    assert fraud_metrics(valid["label"], model.score(valid))["pr_auc"] == pytest.approx(best)
+
+
+def test_a_split_too_small_or_with_one_class_is_refused_with_a_reason():
+    with pytest.raises(ValueError, match="at least 200"):
+        check_trainable(pd.Series([0, 1] * 50), "train")
+    with pytest.raises(ValueError, match="both classes"):
+        check_trainable(pd.Series([0] * 500), "validation")
+    with pytest.raises(ValueError, match="both classes"):
+        train(_rows(500).assign(label=0), _rows(500), TrainParams(epochs=1))
+
+
+def test_fraud_metrics_on_hand_built_scores():
+    labels = np.array([0] * 98 + [1, 1])
+    perfect = np.r_[np.linspace(0, 0.5, 98), [0.9, 0.95]]
+    assert fraud_metrics(labels, perfect)["pr_auc"] == pytest.approx(1.0)
+    assert recall_at_fpr(labels, perfect, 0.01) == 1.0
+    # one fraud hides below every legitimate score: half the frauds at any FPR < 100%
+    shuffled = np.r_[np.linspace(0.1, 0.5, 98), [0.9, 0.0]]
+    assert recall_at_fpr(labels, shuffled, 0.01) == 0.5
+    assert precision_at_budget(labels, shuffled, 0.02) == 0.5  # two alerts, one fraud
+    assert fraud_metrics(labels, np.full(100, 0.02))["brier"] == pytest.approx(
+        (98 * 0.02**2 + 2 * 0.98**2) / 100
+    )
+    with pytest.raises(ValueError, match="both classes"):
+        fraud_metrics(np.zeros(10), np.zeros(10))
