@@ -9,6 +9,7 @@ import dagster as dg
 from resources.dbt import dbt_cli, load_dbt_project
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
+from resources.mlflow import MlflowResource
 from resources.settings import fraud_env, fraud_home
 from resources.spark import SparkResource
 
@@ -31,7 +32,13 @@ def build_resources() -> dict[str, object]:
         online_store=os.environ.get("FEAST_ONLINE_STORE") or "sqlite",
         sqlite_path=str(home / "feast" / "online_store.db"),
     )
+    mlflow = MlflowResource(
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+        artifact_root=str(home / "mlflow" / "artifacts"),
+    )
     return {
+        "mlflow": mlflow,
         "lakehouse": lakehouse,
         "spark": spark,
         "dbt": dbt_cli(load_dbt_project()),

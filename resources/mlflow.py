@@ -1,0 +1,26 @@
+"""MLflow per environment: tracking and registry in one database, artifacts under FRAUD_HOME
+(embedded: SQLite; production: MLFLOW_TRACKING_URI, e.g. a Postgres-backed server)."""
+
+import dagster as dg
+
+MODEL_NAME = "fraud-detector"
+
+
+class MlflowResource(dg.ConfigurableResource):
+    """`tracking_uri`: a database URI (`sqlite:///…`, `postgresql://…`) or a server URL;
+    `artifact_root`: where a new experiment keeps its artifacts."""
+
+    tracking_uri: str
+    artifact_root: str
+    experiment: str = MODEL_NAME
+
+    def activate(self) -> str:
+        """Point this process's MLflow client here; the experiment's id (created if absent)."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        found = mlflow.get_experiment_by_name(self.experiment)
+        if found is not None:
+            return found.experiment_id
+        return mlflow.create_experiment(self.experiment, artifact_location=self.artifact_root)
