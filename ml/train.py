@@ -71,11 +71,12 @@ def train(
     valid_rows: pd.DataFrame,
     params: TrainParams,
     device: str = "cpu",
-    on_epoch: Callable[[int, dict], None] | None = None,
+    on_epoch: Callable[[int, dict, "TrainedModel"], None] | None = None,
 ) -> TrainedModel:
     """Fit preprocessing on `train_rows`, then the network with class weighting (pos_weight =
     negatives / positives); keep the epoch with the best validation PR-AUC. `on_epoch` receives
-    each epoch's validation metrics (a Ray Tune trial reports them, so ASHA can stop it)."""
+    each epoch's validation metrics and the model as it stands (a Ray Tune trial reports them, so
+    ASHA can stop it, with a checkpoint to resume from)."""
     import torch
 
     from ml.metrics import fraud_metrics
@@ -127,6 +128,6 @@ def train(
             best_score = metrics["pr_auc"]
             best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         if on_epoch is not None:
-            on_epoch(epoch, metrics)
+            on_epoch(epoch, metrics, model)
     network.load_state_dict(best_state)
     return model

@@ -1,0 +1,139 @@
+"""Hyper-parameter search with Ray Tune: ASHA stops weak trials early; each trial is
+`ml.train.train` on the trial's device (a GPU share when the cluster has GPUs, else CPU)."""
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ml.train import TrainedModel, TrainParams
+
+METRIC = "pr_auc"
+TUNED = ("lr", "width", "depth", "dropout", "embedding_dim", "batch_size")
+REPORTED = ("pr_auc", "recall_at_1pct_fpr", "precision_at_budget", "brier")
+
+
+def search_space() -> dict:
+    from ray import tune
+
+    return {
+        "lr": tune.loguniform(3e-4, 1e-2),
+        "width": tune.choice([32, 64, 128]),
+        "depth": tune.choice([1, 2, 3]),
+        "dropout": tune.uniform(0.0, 0.3),
+        "embedding_dim": tune.choice([2, 4, 8]),
+        "batch_size": tune.choice([256, 512, 1024]),
+    }
+
+
+@dataclass
+class TuningResult:
+    """The best trial's model and parameters, and every trial's parameters and final metrics."""
+
+    best_model: TrainedModel
+    best_params: dict
+    best_metrics: dict
+    trials: list[dict] = field(default_factory=list)
+    resumed: bool = False
+
+
+def _trial(config: dict, train_rows: pd.DataFrame, valid_rows: pd.DataFrame, epochs: int) -> None:
+    """One Ray Tune trial: train, reporting validation metrics and a checkpoint each epoch."""
+    import torch
+    from ray import tune
+
+    from ml.packaging import save_bundle
+    from ml.train import train
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    params = TrainParams(**{k: config[k] for k in TUNED}, epochs=epochs, seed=config["seed"])
+
+    def report(epoch: int, metrics: dict, model: TrainedModel) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            save_bundle(model, Path(folder))
+            tune.report(
+                {**metrics, "device": device}, checkpoint=tune.Checkpoint.from_directory(folder)
+            )
+
+    train(train_rows, valid_rows, params, device=device, on_epoch=report)
+
+
+def tune_model(
+    train_rows: pd.DataFrame,
+    valid_rows: pd.DataFrame,
+    *,
+    storage: Path,
+    name: str,
+    num_samples: int,
+    max_epochs: int,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    seed: int = 0,
+) -> TuningResult:
+    """Run (or resume, if `storage/name` holds an unfinished experiment) the search. Ray must be
+    initialized by the caller (local, or a cluster through RAY_ADDRESS)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from ml.packaging import load_bundle
+
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            _trial, train_rows=train_rows, valid_rows=valid_rows, epochs=max_epochs
+        ),
+        {"cpu": cpus_per_trial, "gpu": gpus_per_trial},
+    )
+    path = storage / name
+    resumed = tune.Tuner.can_restore(str(path))
+    if resumed:
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space={**search_space(), "seed": seed},
+            tune_config=tune.TuneConfig(
+                metric=METRIC,
+                mode="max",
+                num_samples=num_samples,
+                scheduler=ASHAScheduler(max_t=max_epochs, grace_period=min(2, max_epochs)),
+                search_alg=tune.search.BasicVariantGenerator(random_state=seed),
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=str(storage),
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=1, checkpoint_score_attribute=METRIC, checkpoint_score_order="max"
+                ),
+                verbose=0,
+            ),
+        )
+    grid = tuner.fit()
+    errors = [r.error for r in grid if r.error]
+    if len(errors) == len(grid):
+        raise RuntimeError(f"every trial failed; the first: {errors[0]}")
+    best = grid.get_best_result(metric=METRIC, mode="max", scope="all")
+    checkpoint = best.get_best_checkpoint(metric=METRIC, mode="max")
+    with checkpoint.as_directory() as folder:
+        model = load_bundle(Path(folder))
+    best_row = best.metrics_dataframe.sort_values(METRIC).iloc[-1].to_dict()
+    return TuningResult(
+        best_model=model,
+        best_params={k: best.config[k] for k in TUNED},
+        best_metrics={
+            k: best_row[k]
+            for k in best.metrics
+            if isinstance(best.metrics[k], int | float) and k in best_row
+        },
+        trials=[
+            {
+                "trial_id": r.metrics.get("trial_id"),
+                "params": {k: r.config[k] for k in TUNED},
+                "metrics": {k: r.metrics[k] for k in REPORTED if k in r.metrics},
+                "epochs": int(r.metrics.get("training_iteration", 0)),
+                "error": str(r.error) if r.error else None,
+            }
+            for r in grid
+        ],
+        resumed=resumed,
+    )
