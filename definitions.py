@@ -12,13 +12,13 @@ prepare_process_environment()
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from assets import asset_checks, feature_assets, lakehouse_assets  # noqa: E402
+from assets import asset_checks, feature_assets, lakehouse_assets, training_assets  # noqa: E402
 from jobs import jobs, schedules  # noqa: E402
 from resources import build_resources  # noqa: E402
 from sensors import sensors  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[*lakehouse_assets, *feature_assets],
+    assets=[*lakehouse_assets, *feature_assets, *training_assets],
     asset_checks=asset_checks,
     jobs=jobs,
     schedules=schedules,

@@ -44,8 +44,8 @@ daily_job = dg.define_asset_job(
 )
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.assets(["features", "training_set"]),
-    description="The point-in-time training set from matured labels.",
+    selection=dg.AssetSelection.assets(["features", "training_set"], ["training", "tuned_model"]),
+    description="The point-in-time training set, then Ray Tune and the best model in MLflow.",
 )
 
 # At 02:00 UTC, yesterday's partition: the upstream systems have closed the day by then.

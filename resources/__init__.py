@@ -10,6 +10,7 @@ from resources.dbt import dbt_cli, load_dbt_project
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
+from resources.ray import RayResource
 from resources.settings import fraud_env, fraud_home
 from resources.spark import SparkResource
 
@@ -38,6 +39,7 @@ def build_resources() -> dict[str, object]:
         artifact_root=str(home / "mlflow" / "artifacts"),
     )
     return {
+        "ray": RayResource(address=os.environ.get("RAY_ADDRESS", "")),
         "mlflow": mlflow,
         "lakehouse": lakehouse,
         "spark": spark,

@@ -15,6 +15,8 @@ def fraud_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh FRAUD_HOME; dbt (a subprocess) sees it through the environment."""
     home = tmp_path / "fraud_home"
     monkeypatch.setenv("FRAUD_HOME", str(home))
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: one test's store must not leak on.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     prepare_process_environment()
     return home
 

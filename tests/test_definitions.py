@@ -18,6 +18,7 @@ EXPECTED_ASSETS = {
     "features/training_set",
     "features/card_velocity",
     "features/customer_velocity",
+    "training/tuned_model",
 }
 
 

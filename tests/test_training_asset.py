@@ -1,0 +1,70 @@
+"""training/tuned_model: Ray Tune on a training set, the best trial in MLflow with lineage."""
+
+import datetime as dt
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import pyarrow as pa
+
+from assets.training import tuned_model
+from lakehouse.delta import overwrite_days
+from resources import build_resources
+from tests.test_model import _rows
+
+DAY = dt.date(2026, 3, 1)
+TINY = {"num_samples": 2, "max_epochs": 2}
+
+
+def _training_set(home, labels_of=None) -> None:
+    parts = [_rows(1500).assign(split="train"), _rows(500, seed=1).assign(split="validation"),
+             _rows(500, seed=2).assign(split="test")]  # fmt: skip
+    rows = pd.concat(parts, ignore_index=True).assign(day=DAY)
+    if labels_of is not None:
+        rows["label"] = labels_of
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    overwrite_days(str(home / "lakehouse/features/training_set"), table, DAY, DAY)
+
+
+def _run(config):
+    return dg.materialize(
+        [tuned_model],
+        resources=build_resources(),
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"training__tuned_model": {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+def test_the_search_is_tracked_in_mlflow_with_nested_trials_and_lineage(fraud_home):
+    _training_set(fraud_home)
+    result = _run(TINY)
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    meta = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert meta["trials"] == 2 and 0 <= meta["test_pr_auc"] <= 1
+    assert "data:image/png;base64," in meta["pr_curve"]
+    build_resources()["mlflow"].activate()
+    parent = mlflow.get_run(meta["mlflow_run_id"])
+    assert parent.data.tags["feature_service"] == "fraud_model_v1"
+    assert parent.data.tags["training_set_delta_version"] == "0"
+    assert parent.data.tags["dagster_run_id"] == result.run_id
+    assert len(parent.data.tags["git_commit"]) == 40
+    assert "test_recall_at_1pct_fpr" in parent.data.metrics
+    nested = mlflow.search_runs(
+        experiment_ids=[parent.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    assert len(nested) == 2
+    model = mlflow.pyfunc.load_model(meta["model_uri"])
+    assert len(model.predict(_rows(10, seed=5).drop(columns="label"))) == 10
+
+
+def test_a_training_set_with_one_class_fails_clearly_and_logs_nothing(fraud_home):
+    _training_set(fraud_home, labels_of=0)
+    result = _run(TINY)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "both classes" in failure.event_specific_data.error.message
+    build_resources()["mlflow"].activate()
+    assert mlflow.search_runs(search_all_experiments=True).empty
