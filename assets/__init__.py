@@ -3,6 +3,7 @@
 from assets.bronze import bronze_assets
 from assets.features import feast_registry, online_store, online_store_fresh
 from assets.gold import gold_contracts, gold_dbt_models
+from assets.registry import challenger, champion
 from assets.silver import silver_tables
 from assets.training import tuned_model
 from assets.training_set import training_set
@@ -11,4 +12,4 @@ from assets.velocity import velocity_history
 lakehouse_assets = [*bronze_assets, silver_tables, gold_dbt_models]
 feature_assets = [velocity_history, feast_registry, online_store, training_set]
 asset_checks = [gold_contracts, online_store_fresh]
-training_assets = [tuned_model]
+training_assets = [tuned_model, challenger, champion]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.partitions import daily_partitions
+from assets.registry import approve_champion_job
 
 LAYER_JOBS = {
     "bronze": "Landing files of a day into bronze Delta.",
@@ -44,8 +45,9 @@ daily_job = dg.define_asset_job(
 )
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.assets(["features", "training_set"], ["training", "tuned_model"]),
-    description="The point-in-time training set, then Ray Tune and the best model in MLflow.",
+    selection=dg.AssetSelection.assets(["features", "training_set"])
+    | dg.AssetSelection.groups("training", "registry"),
+    description="Training set -> Ray Tune -> challenger -> gated champion.",
 )
 
 # At 02:00 UTC, yesterday's partition: the upstream systems have closed the day by then.
@@ -53,5 +55,8 @@ daily_schedule = dg.build_schedule_from_partitioned_job(
     daily_job, hour_of_day=2, name="daily_schedule"
 )
 
-jobs = [bronze_job, silver_job, gold_job, lakehouse_job, features_job, daily_job, training_job]
+jobs = [
+    bronze_job, silver_job, gold_job, lakehouse_job, features_job, daily_job, training_job,
+    approve_champion_job,
+]  # fmt: skip
 schedules = [daily_schedule]

@@ -19,6 +19,8 @@ EXPECTED_ASSETS = {
     "features/card_velocity",
     "features/customer_velocity",
     "training/tuned_model",
+    "registry/challenger",
+    "registry/champion",
 }
 
 
