@@ -59,24 +59,6 @@ class PromotionConfig(dg.Config):
     approval: str = "auto"  # "manual": the gate is shown; `approve_champion_job` promotes
 
 
-def _baseline_scores(rows, test):
-    """HistGradientBoosting on the training split's features: the reference for a first model."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    from ml.preprocessing import TRANSACTION_CATEGORICAL, numeric_columns
-
-    columns = [*numeric_columns(rows.columns), *TRANSACTION_CATEGORICAL]
-
-    def frame(part):
-        return part[columns].astype({c: "category" for c in TRANSACTION_CATEGORICAL})
-
-    train = rows[rows["split"] == "train"]
-    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
-    model.fit(frame(train), train["label"])
-    test_frame = frame(test).astype({c: frame(train)[c].dtype for c in TRANSACTION_CATEGORICAL})
-    return model.predict_proba(test_frame)[:, 1]
-
-
 def _latency_ms(model, rows) -> float:
     """Median wall time of scoring 1,000 rows, of five calls after one warm-up."""
     batch = rows.sample(n=1000, replace=len(rows) < 1000, random_state=0)
@@ -150,6 +132,7 @@ def champion(
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from ml.baseline import baseline_scores
     from ml.metrics import fraud_metrics
 
     mlflow.activate()
@@ -169,7 +152,7 @@ def champion(
         incumbent_m = fraud_metrics(test["label"], current.predict(test)["fraud_probability"])
     else:
         incumbent_name = "HistGradientBoosting baseline"
-        incumbent_m = fraud_metrics(test["label"], _baseline_scores(rows, test))
+        incumbent_m = fraud_metrics(test["label"], baseline_scores(rows, test))
     latency = _latency_ms(model, test)
     reasons = evaluate_gate(challenger_m, incumbent_m, latency, config)
     passed = not reasons

@@ -70,11 +70,14 @@ def tune_model(
     cpus_per_trial: float = 1.0,
     gpus_per_trial: float = 0.0,
     seed: int = 0,
+    early_stopping: bool = True,
+    max_concurrent: int = 0,
 ) -> TuningResult:
     """Run (or resume, if `storage/name` holds an unfinished experiment) the search. Ray must be
-    initialized by the caller (local, or a cluster through RAY_ADDRESS)."""
+    initialized by the caller (local, or a cluster through RAY_ADDRESS). Without
+    `early_stopping` every trial runs all epochs (FIFO); `max_concurrent` 0 lets Ray decide."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from ml.packaging import load_bundle
 
@@ -96,7 +99,12 @@ def tune_model(
                 metric=METRIC,
                 mode="max",
                 num_samples=num_samples,
-                scheduler=ASHAScheduler(max_t=max_epochs, grace_period=min(2, max_epochs)),
+                scheduler=(
+                    ASHAScheduler(max_t=max_epochs, grace_period=min(2, max_epochs))
+                    if early_stopping
+                    else FIFOScheduler()
+                ),
+                max_concurrent_trials=max_concurrent or None,
                 search_alg=tune.search.BasicVariantGenerator(random_state=seed),
             ),
             run_config=tune.RunConfig(
