@@ -67,7 +67,9 @@ def main() -> int:
     print(f"landing -> gold: {pipeline_wall:.1f} s wall, {pipeline_peak / GIB:.2f} GiB peak")
     print(f"training set rows: {_training_rows(home):,}")
     print(f"machine: {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}")
-    if not args.keep:
+    if args.keep:
+        print(f"kept FRAUD_HOME={home}")
+    else:
         shutil.rmtree(home, ignore_errors=True)
     return 0
 

@@ -49,7 +49,15 @@ def _trial(config: dict, train_rows: pd.DataFrame, valid_rows: pd.DataFrame, epo
     device = "cuda" if torch.cuda.is_available() else "cpu"
     params = TrainParams(**{k: config[k] for k in TUNED}, epochs=epochs, seed=config["seed"])
 
+    best = -1.0
+
     def report(epoch: int, metrics: dict, model: TrainedModel) -> None:
+        # A checkpoint only when the trial improves: the best epoch is all that is ever restored.
+        nonlocal best
+        if metrics[METRIC] <= best:
+            tune.report({**metrics, "device": device})
+            return
+        best = metrics[METRIC]
         with tempfile.TemporaryDirectory() as folder:
             save_bundle(model, Path(folder))
             tune.report(
@@ -105,6 +113,7 @@ def tune_model(
                     else FIFOScheduler()
                 ),
                 max_concurrent_trials=max_concurrent or None,
+                reuse_actors=True,
                 search_alg=tune.search.BasicVariantGenerator(random_state=seed),
             ),
             run_config=tune.RunConfig(
