@@ -103,12 +103,17 @@ def tuned_model(
             check_trainable(split["label"], name)
         except ValueError as refused:
             raise dg.Failure(f"training set v{version} cannot be trained on: {refused}") from None
+    # One search per training-set state: an interrupted run resumes it, a rebuilt table
+    # (version 0 again after a reset) starts a new one.
+    search_name = (
+        f"training_set_v{version}_{lakehouse.commit_timestamp('features', 'training_set')}"
+    )
     with ray.session() as gpus:
         gpus_per_trial = config.gpus_per_trial if gpus else 0.0
         context.log.info(f"Ray: {gpus} GPU(s); {gpus_per_trial} GPU per trial")
         result = tune_model(
             splits["train"], splits["validation"],
-            storage=fraud_home() / "ray", name=f"training_set_v{version}",
+            storage=fraud_home() / "ray", name=search_name,
             num_samples=config.num_samples, max_epochs=config.max_epochs,
             cpus_per_trial=config.cpus_per_trial, gpus_per_trial=gpus_per_trial,
             seed=config.seed,
@@ -151,6 +156,7 @@ def tuned_model(
             "training_set_delta_version": version,
             "trials": len(result.trials),
             "resumed_search": result.resumed,
+            "search": search_name,
             "best_params": dg.MetadataValue.json(result.best_params),
             "validation_pr_auc": float(result.best_metrics["pr_auc"]),
             **{f"test_{k}": float(v) for k, v in test_metrics.items()},

@@ -72,6 +72,10 @@ def _summary(result) -> list[str]:
             extra = f", {quarantined:,} quarantined, {duplicates:,} duplicates"
         if "delta_version" in meta:
             extra = f"  delta v{meta['delta_version']}{extra}"
+        if "test_pr_auc" in meta:
+            extra += f"  test PR-AUC {meta['test_pr_auc']:.3f}"
+        if "champion_version" in meta:
+            extra += f"  champion v{meta['champion_version']} (promoted: {meta['promoted']})"
         rows = meta.get("dagster/row_count")
         counted = f"{rows:>10,} rows" if rows is not None else " " * 15
         lines.append(f"  {key:34} {counted}{extra}")

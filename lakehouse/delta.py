@@ -46,6 +46,15 @@ def table_version(uri: str, storage_options: dict[str, str] | None = None) -> in
         return None
 
 
+def commit_timestamp(uri: str, storage_options: dict[str, str] | None = None) -> int:
+    """Milliseconds since the epoch of the table's latest commit: with the version, it tells a
+    table rebuilt from scratch (version 0 again) from the one before."""
+    from deltalake import DeltaTable
+
+    [latest] = DeltaTable(uri, storage_options=storage_options).history(limit=1)
+    return int(latest["timestamp"])
+
+
 def read_days(
     uri: str,
     start: dt.date,

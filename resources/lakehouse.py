@@ -34,6 +34,9 @@ class LakehouseResource(dg.ConfigurableResource):
     def version(self, layer: str, table: str) -> int | None:
         return delta.table_version(self.uri(layer, table), self._options())
 
+    def commit_timestamp(self, layer: str, table: str) -> int:
+        return delta.commit_timestamp(self.uri(layer, table), self._options())
+
     def read(self, layer: str, table: str, start: dt.date, end: dt.date, **kwargs) -> pa.Table:
         return delta.read_days(self.uri(layer, table), start, end, self._options(), **kwargs)
 

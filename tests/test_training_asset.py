@@ -1,6 +1,7 @@
 """training/tuned_model: Ray Tune on a training set, the best trial in MLflow with lineage."""
 
 import datetime as dt
+import shutil
 
 import dagster as dg
 import mlflow
@@ -68,3 +69,21 @@ def test_a_training_set_with_one_class_fails_clearly_and_logs_nothing(fraud_home
     assert "both classes" in failure.event_specific_data.error.message
     build_resources()["mlflow"].activate()
     assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+def test_a_rebuilt_training_set_starts_a_new_search_an_unchanged_one_resumes(fraud_home):
+    _training_set(fraud_home)
+    first = _run(TINY)
+    again = _run(TINY)
+    shutil.rmtree(fraud_home / "lakehouse/features/training_set")
+    _training_set(fraud_home)  # rebuilt from scratch: version 0 again, a later commit
+    rebuilt = _run(TINY)
+    metas = [
+        {
+            k: v.value
+            for k, v in r.get_asset_materialization_events()[0].materialization.metadata.items()
+        }
+        for r in (first, again, rebuilt)
+    ]
+    assert [m["resumed_search"] for m in metas] == [False, True, False]
+    assert metas[0]["search"] == metas[1]["search"] != metas[2]["search"]
