@@ -1,5 +1,9 @@
 """Software-defined assets, one module per layer."""
 
+# Dagster puts the working directory on sys.path only while it loads the code location; a run's
+# step imports ml/ lazily (torch stays out of the load), which then resolves through the package
+# registered here.
+import ml  # noqa: F401
 from assets.bronze import bronze_assets
 from assets.features import feast_registry, online_store, online_store_fresh
 from assets.gold import gold_contracts, gold_dbt_models

@@ -100,3 +100,23 @@ def test_keys_of_one_step_share_their_parents_so_ui_backfills_accept_them():
             {dg.AssetKey(["bronze", "transactions"]), dg.AssetKey(["bronze", "fraud_reports"])}
         )
     }
+
+
+def test_lazy_imports_of_a_run_resolve_once_the_repo_leaves_sys_path():
+    """Dagster puts the working directory on sys.path only while it loads the code location;
+    a step's lazy `from ml... import` must still resolve (it failed under `dagster job execute`)."""
+    import subprocess
+    import sys
+
+    from resources.settings import REPO_ROOT
+
+    code = (
+        "import sys; import definitions; "
+        "sys.path[:] = [p for p in sys.path if p not in ('', sys.argv[1])]; "
+        "import ml.online_features, ml.train, ml.tuning, ml.packaging, ml.baseline; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(REPO_ROOT)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

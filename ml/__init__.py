@@ -1,0 +1,1 @@
+"""Model and feature code shared by training and serving; no Dagster imports."""
