@@ -74,6 +74,7 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.load_time
 	$(BIN)/python -m bench.lakehouse
 	$(BIN)/python -m bench.online_lookup
+	$(BIN)/python -m bench.tuning  # on the training set of `make demo`
 
 ## lock: re-resolve requirements*.in into the lock files, in throwaway venvs
 lock:
