@@ -9,15 +9,14 @@ import pyarrow.compute as pc
 
 from assets.partitions import daily_partitions, partition_days, single_run
 from assets.velocity import velocity_schema
-from lakehouse.delta import overwrite_days, read_days, table_exists
-from resources.feast import FeastResource
+from lakehouse.delta import ALL_DAYS, overwrite_days, read_days, table_exists
+from resources.feast import FeastResource, source_keys
 
 GOLD_FEATURES = [
     dg.AssetKey(["gold", "customer_daily_features"]),
     dg.AssetKey(["gold", "merchant_daily_features"]),
 ]
 BATCH_VIEWS = ("customer_daily", "merchant_daily")  # the views fed by gold, not by pushes
-FAR = (dt.date(1970, 1, 1), dt.date(2999, 12, 31))
 
 
 def _missing_columns(view, join_key: str) -> list[str]:
@@ -89,10 +88,11 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     )
 
 
-def source_frame(view):
-    """A view's whole source as Feast sees it (pandas, its time column as `feature_timestamp`),
-    read from its Delta path."""
-    frame = read_days(view.batch_source.path, *FAR).to_pandas()
+def source_frame(view, keys=None):
+    """A view's source as Feast sees it (pandas, its time column as `feature_timestamp`), read
+    from its Delta path: every row, or only the rows of the entity `keys` given."""
+    only = None if keys is None else pc.field(view.join_keys[0]).isin(list(keys))
+    frame = read_days(view.batch_source.path, *ALL_DAYS, filter_expression=only).to_pandas()
     return frame.rename(columns={view.batch_source.timestamp_field: "feature_timestamp"})
 
 
@@ -179,15 +179,6 @@ def online_store(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.
     )
 
 
-def _entities(view) -> list[str]:
-    """Every entity a batch view's Delta source has rows for."""
-    from deltalake import DeltaTable
-
-    key = view.join_keys[0]
-    keys = DeltaTable(view.batch_source.path).to_pyarrow_dataset().to_table(columns=[key])
-    return pc.unique(keys.column(key)).to_pylist()
-
-
 @dg.asset_check(
     asset=dg.AssetKey(["features", "online_store"]),
     name="fresh_within_ttl",
@@ -203,7 +194,7 @@ def online_store_fresh(feast: FeastResource) -> dg.AssetCheckResult:
     views, stale_views = {}, []
     for name in BATCH_VIEWS:
         view = store.get_feature_view(name)
-        entities = _entities(view)
+        entities = source_keys(view)
         lookup = OnlineFeatures.for_views(store, [name])
         stamps = [
             stamp

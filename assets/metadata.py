@@ -12,6 +12,14 @@ from lakehouse.contracts import ContractOutcome
 from lakehouse.delta import DeltaWrite
 
 
+def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
+    """The metadata of an asset's latest materialization; empty when it has none."""
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
 

@@ -3,8 +3,10 @@
 import time
 
 import dagster as dg
+import pyarrow.compute as pc
 
-from assets.features import FAR
+from assets.metadata import latest_metadata
+from lakehouse.delta import ALL_DAYS
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MODEL_NAME, MlflowResource
 
@@ -13,11 +15,14 @@ CHALLENGER = dg.AssetKey(["registry", "challenger"])
 CHAMPION = dg.AssetKey(["registry", "champion"])
 
 
-def _latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
-    event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        raise dg.Failure(f"{key.to_user_string()} has not been materialized yet")
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+def _by_alias(client, alias: str):
+    """The version of fraud-detector holding `alias`, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(MODEL_NAME, alias)
+    except MlflowException:
+        return None
 
 
 @dg.asset(key=CHALLENGER, group_name="registry", deps=[TUNED_MODEL], kinds={"mlflow"})
@@ -26,7 +31,9 @@ def challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.
     import mlflow as mlflow_client
     from mlflow import MlflowClient
 
-    tuned = _latest_metadata(context.instance, TUNED_MODEL)
+    tuned = latest_metadata(context.instance, TUNED_MODEL)
+    if not tuned:
+        raise dg.Failure(f"{TUNED_MODEL.to_user_string()} has not been materialized yet")
     mlflow.activate()
     version = mlflow_client.register_model(
         tuned["model_uri"],
@@ -94,12 +101,8 @@ def evaluate_gate(challenger_m: dict, incumbent_m: dict, latency_ms: float, conf
 
 def promote(client, version: str) -> str | None:
     """Move `champion` to `version`; the former champion keeps `previous`. Returns it."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        former = client.get_model_version_by_alias(MODEL_NAME, "champion").version
-    except MlflowException:
-        former = None
+    current = _by_alias(client, "champion")
+    former = current.version if current else None
     if former is not None and former != version:
         client.set_registered_model_alias(MODEL_NAME, "previous", former)
     client.set_registered_model_alias(MODEL_NAME, "champion", version)
@@ -130,7 +133,6 @@ def champion(
     """Alias `champion` of fraud-detector, moved to the challenger when the gate passes."""
     import mlflow as mlflow_client
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from ml.baseline import baseline_scores
     from ml.metrics import fraud_metrics
@@ -138,21 +140,24 @@ def champion(
     mlflow.activate()
     client = MlflowClient()
     candidate = client.get_model_version_by_alias(MODEL_NAME, "challenger")
-    rows = lakehouse.read("features", "training_set", *FAR).to_pandas()
-    test = rows[rows["split"] == "test"]
+
+    def split(name: str):
+        only = pc.field("split") == name
+        return lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=only)
+
+    test = split("test").to_pandas()
     model = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}@challenger")
     challenger_m = fraud_metrics(test["label"], model.predict(test)["fraud_probability"])
-    try:
-        incumbent = client.get_model_version_by_alias(MODEL_NAME, "champion")
-    except MlflowException:
-        incumbent = None
+    incumbent = _by_alias(client, "champion")
     if incumbent is not None and incumbent.version != candidate.version:
         incumbent_name = f"champion v{incumbent.version}"
         current = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
         incumbent_m = fraud_metrics(test["label"], current.predict(test)["fraud_probability"])
     else:
         incumbent_name = "HistGradientBoosting baseline"
-        incumbent_m = fraud_metrics(test["label"], baseline_scores(rows, test))
+        incumbent_m = fraud_metrics(
+            test["label"], baseline_scores(split("train").to_pandas(), test)
+        )
     latency = _latency_ms(model, test)
     reasons = evaluate_gate(challenger_m, incumbent_m, latency, config)
     passed = not reasons

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.features import FAR
+from assets.metadata import latest_metadata
 from assets.training_set import SERVICE
+from lakehouse.delta import ALL_DAYS
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.ray import RayResource
@@ -33,13 +34,6 @@ def _git_commit() -> str:
         ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
     )
     return done.stdout.strip() if done.returncode == 0 else "unknown"
-
-
-def _upstream_metadata(context: dg.AssetExecutionContext, key: dg.AssetKey) -> dict:
-    event = context.instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return {}
-    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
 def _plots(labels, scores, folder: Path) -> dict[str, Path]:
@@ -96,7 +90,7 @@ def tuned_model(
 
     started = time.perf_counter()
     version = lakehouse.version("features", "training_set")
-    rows = lakehouse.read("features", "training_set", *FAR).to_pandas()
+    rows = lakehouse.read("features", "training_set", *ALL_DAYS).to_pandas()
     splits = {name: rows[rows["split"] == name] for name in ("train", "validation", "test")}
     for name, split in splits.items():  # refuse before any Ray trial starts or MLflow run opens
         try:
@@ -121,7 +115,7 @@ def tuned_model(
     test = splits["test"]
     scores = result.best_model.score(test)
     test_metrics = fraud_metrics(test["label"], scores)
-    upstream = _upstream_metadata(context, TRAINING_SET)
+    upstream = latest_metadata(context.instance, TRAINING_SET)
     tags = {
         "training_set_delta_version": str(version),
         "feature_service": SERVICE,

@@ -5,9 +5,11 @@ import time
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from assets.features import BATCH_VIEWS, FAR, source_frame
+from assets.features import BATCH_VIEWS, source_frame
 from assets.velocity import VELOCITY_KEYS
+from lakehouse.delta import ALL_DAYS
 from resources.feast import FeastResource, historical_features
 from resources.lakehouse import LakehouseResource
 
@@ -41,8 +43,9 @@ def _point_in_time_violations(joined, views, sample_size: int) -> tuple[int, int
     violations = 0
     for view in views:
         at = sample.assign(event_timestamp=sample.event_timestamp - _joined_at(view))
+        key = view.join_keys[0]
         violations += point_in_time_violations(
-            at, source_frame(view), view.join_keys[0], view.name,
+            at, source_frame(view, keys=sample[key].unique()), key, view.name,
             [f.name for f in view.features], view.ttl,
         )  # fmt: skip
     return violations, len(sample)
@@ -93,14 +96,14 @@ def training_set(
     from ml.online_features import fill_missing, service_views
 
     started = time.perf_counter()
-    labels = lakehouse.read("gold", "transaction_labels", *FAR)
+    labels = lakehouse.read("gold", "transaction_labels", *ALL_DAYS)
     if labels.num_rows == 0:
         raise dg.Failure("gold/transaction_labels is empty: nothing to train on")
     cutoff = (
         dt.datetime.fromisoformat(config.cutoff)
         if config.cutoff
         else dt.datetime.combine(
-            max(labels.column("day").to_pylist()) + dt.timedelta(days=1), dt.time(), dt.UTC
+            pc.max(labels.column("day")).as_py() + dt.timedelta(days=1), dt.time(), dt.UTC
         )
     )
     matured = mature_labels(labels, cutoff, config.maturity_days)
@@ -110,11 +113,12 @@ def training_set(
             "window: simulate more days or lower maturity_days"
         )
     store = feast.store()
-    views = [store.get_feature_view(v.name) for v in service_views(store, SERVICE)]
+    specs = service_views(store, SERVICE)
+    views = [store.get_feature_view(spec.name) for spec in specs]
     entities = matured.select(ENTITY_COLUMNS).to_pandas()
     joined = _point_in_time_join(store, entities, views)
     violations, checked = _point_in_time_violations(joined, views, config.pit_check_sample)
-    joined = fill_missing(joined, service_views(store, SERVICE))
+    joined = fill_missing(joined, specs)
     joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
     joined["split"] = temporal_split(
         pa.chunked_array([pa.array(joined["event_timestamp"])]),
@@ -122,7 +126,7 @@ def training_set(
         config.test_share,
     ).to_pandas()
     data = pa.Table.from_pandas(joined, preserve_index=False)
-    write = lakehouse.overwrite("features", "training_set", data, *FAR)
+    write = lakehouse.overwrite("features", "training_set", data, *ALL_DAYS)
     by_split = joined.groupby("split")["label"].agg(["count", "mean"])
     yield dg.MaterializeResult(
         metadata={

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 PARTITION_COLUMN = "day"
+ALL_DAYS = (dt.date(1970, 1, 1), dt.date(2999, 12, 31))  # (start, end) covering every partition
 MAX_COMMIT_ATTEMPTS = 8
 
 

@@ -4,6 +4,7 @@ not know, or whose value is older than its view's TTL, gets the view's defaults 
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,11 +25,12 @@ class ViewSpec:
     defaults: tuple[float, ...]
     ttl_s: float  # 0: values never expire
 
-    @property
+    # Cached: a lookup reads them for every view of every call.
+    @cached_property
     def columns(self) -> list[str]:
         return [f"{self.name}__{f}" for f in self.features]
 
-    @property
+    @cached_property
     def flag(self) -> str:
         return f"{self.name}__missing"
 

@@ -84,6 +84,16 @@ class FeastResource(dg.ConfigurableResource):
                 sys.path.remove(str(FEATURE_REPO))
 
 
+def source_keys(view) -> list[str]:
+    """Every entity key a (single-key) view's Delta source has rows for."""
+    import pyarrow.compute as pc
+
+    from lakehouse.delta import ALL_DAYS, read_days
+
+    key = view.join_keys[0]
+    return pc.unique(read_days(view.batch_source.path, *ALL_DAYS, columns=[key])[key]).to_pylist()
+
+
 def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFrame":
     """Point-in-time features of `views` for every row of `entity_df` (pandas, with
     `event_timestamp`), named `<view>__<feature>`; NaN where none was known in time.
@@ -92,16 +102,14 @@ def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFram
     silently drops rows with no match within the TTL, so each view is asked only for the
     (key, time) pairs its source knows, and the answers are merged back onto every row."""
     import pandas as pd
-    from deltalake import DeltaTable
 
     stamp = "event_timestamp"
     out = entity_df.assign(**{stamp: pd.to_datetime(entity_df[stamp], utc=True)})
     out = out.astype({stamp: "datetime64[us, UTC]"}).assign(_row=range(len(entity_df)))
     for view in views:
-        keys = list(view.join_keys)
+        keys = [view.join_keys[0]]
         columns = [f"{view.name}__{f.name}" for f in view.features]
-        source = DeltaTable(view.batch_source.path).to_pyarrow_dataset()
-        known = source.to_table(columns=keys).to_pandas().drop_duplicates()
+        known = pd.DataFrame({keys[0]: source_keys(view)})
         asked = out[[*keys, stamp]].drop_duplicates().merge(known, on=keys)
         if asked.empty:
             out = out.assign(**{c: float("nan") for c in columns})

@@ -16,18 +16,24 @@ def _redis_up() -> bool:
     return done.stdout.strip() == "PONG"
 
 
+def _ensure(is_up, start, name: str, wait_s: float = 10.0) -> None:
+    """Run `start` (a command) unless `is_up()`, then wait until it is."""
+    if is_up():
+        return
+    subprocess.run(start, shell=isinstance(start, str), check=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if is_up():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer within {wait_s:g} s of its start")
+
+
 def ensure_redis() -> None:
     """Redis on 127.0.0.1:6379, started with the machine's own command if it is down."""
     if shutil.which("redis-server") is None:
         raise RuntimeError("redis-server is not installed; the Redis tests need it")
-    if _redis_up():
-        return
-    subprocess.run(REDIS_START, check=True)
-    for _ in range(50):
-        if _redis_up():
-            return
-        time.sleep(0.1)
-    raise RuntimeError("redis-server did not answer PING after start")
+    _ensure(_redis_up, REDIS_START, "redis-server")
 
 
 def flush_redis_db(db: int) -> None:
@@ -44,14 +50,7 @@ def _postgres_up() -> bool:
 
 def ensure_postgres() -> None:
     """Postgres on 127.0.0.1:5432 (trust auth), started with the machine's own command."""
-    if _postgres_up():
-        return
-    subprocess.run(POSTGRES_START, shell=True, check=True)
-    for _ in range(100):
-        if _postgres_up():
-            return
-        time.sleep(0.1)
-    raise RuntimeError("Postgres did not accept connections after start")
+    _ensure(_postgres_up, POSTGRES_START, "Postgres")
 
 
 def fresh_postgres_database(name: str) -> str:
