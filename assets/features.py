@@ -12,19 +12,23 @@ from assets.velocity import velocity_schema
 from lakehouse.delta import ALL_DAYS, overwrite_days, read_days, table_exists
 from resources.feast import FeastResource, source_keys
 
-GOLD_FEATURES = [
-    dg.AssetKey(["gold", "customer_daily_features"]),
-    dg.AssetKey(["gold", "merchant_daily_features"]),
-]
-BATCH_VIEWS = ("customer_daily", "merchant_daily")  # the views fed by gold, not by pushes
+# The views fed by gold (not by pushes), each with its gold table.
+GOLD_TABLE_OF_VIEW = {
+    "customer_daily": "customer_daily_features",
+    "merchant_daily": "merchant_daily_features",
+    "customer_device": "customer_device_daily_features",
+    "customer_country": "customer_country_daily_features",
+}
+BATCH_VIEWS = tuple(GOLD_TABLE_OF_VIEW)
+GOLD_FEATURES = [dg.AssetKey(["gold", table]) for table in GOLD_TABLE_OF_VIEW.values()]
 
 
-def _missing_columns(view, join_key: str) -> list[str]:
-    """Columns a view needs that its Delta source lacks (entity key, timestamp, features)."""
+def _missing_columns(view, join_keys: list[str]) -> list[str]:
+    """Columns a view needs that its Delta source lacks (entity keys, timestamp, features)."""
     from deltalake import DeltaTable
 
     source = view.batch_source
-    needed = [join_key, source.timestamp_field, *(f.name for f in view.features)]
+    needed = [*join_keys, source.timestamp_field, *(f.name for f in view.features)]
     present = set(DeltaTable(source.path).schema().to_arrow().names)
     return [c for c in needed if c not in present]
 
@@ -46,14 +50,16 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     """Feast apply: entities, sources, feature views and services of feature_repo/."""
     started = time.perf_counter()
     contents = feast.definitions()
-    join_keys = {entity.name: entity.join_key for entity in contents.entities}
+    # A parsed (not yet applied) view knows its entities' names, not their join keys.
+    join_key_of = {entity.name: entity.join_key for entity in contents.entities}
     for view in contents.feature_views:
-        [join_key] = (join_keys[name] for name in view.entities)
+        join_keys = [join_key_of[name] for name in view.entities]
         if not table_exists(view.batch_source.path):
             if view.name in BATCH_VIEWS:
                 raise dg.Failure(f"{view.name}: no Delta table at {view.batch_source.path}")
-            _create_push_history(view, join_key)
-        missing = _missing_columns(view, join_key)
+            [velocity_key] = join_keys
+            _create_push_history(view, velocity_key)
+        missing = _missing_columns(view, join_keys)
         if missing:
             raise dg.Failure(
                 f"feature view {view.name}: source {view.batch_source.path} lacks "
@@ -88,19 +94,27 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     )
 
 
-def source_frame(view, keys=None):
+def source_frame(view, entities=None):
     """A view's source as Feast sees it (pandas, its time column as `feature_timestamp`), read
-    from its Delta path: every row, or only the rows of the entity `keys` given."""
-    only = None if keys is None else pc.field(view.join_keys[0]).isin(list(keys))
+    from its Delta path: every row, or only the rows of the `entities` given (a frame holding
+    the view's join keys)."""
+    only = None
+    if entities is not None:
+        for key in view.join_keys:
+            match = pc.field(key).isin(entities[key].unique().tolist())
+            only = match if only is None else only & match
     frame = read_days(view.batch_source.path, *ALL_DAYS, filter_expression=only).to_pandas()
-    return frame.rename(columns={view.batch_source.timestamp_field: "feature_timestamp"})
+    frame = frame.rename(columns={view.batch_source.timestamp_field: "feature_timestamp"})
+    if entities is None or len(view.join_keys) == 1:
+        return frame
+    return frame.merge(entities[view.join_keys].drop_duplicates(), on=view.join_keys)
 
 
 def _parity(store, view, gold, window_start, window_end, sample: int = 200) -> tuple[int, int]:
     """(mismatched values, entities checked): online values of a sample of entities whose
     newest `gold` row (pandas) falls in the materialized window, against that row."""
-    key = view.join_keys[0]
-    newest = gold.sort_values("feature_timestamp").groupby(key).tail(1)
+    keys = view.join_keys
+    newest = gold.sort_values("feature_timestamp").groupby(keys).tail(1)
     newest = newest[
         (newest.feature_timestamp >= window_start) & (newest.feature_timestamp < window_end)
     ]
@@ -110,7 +124,7 @@ def _parity(store, view, gold, window_start, window_end, sample: int = 200) -> t
     features = [f.name for f in view.features]
     online = store.get_online_features(
         features=[f"{view.name}:{f}" for f in features],
-        entity_rows=[{key: k} for k in newest[key]],
+        entity_rows=newest[keys].to_dict("records"),
     ).to_df()
     mismatches = 0
     for feature in features:
@@ -194,14 +208,12 @@ def online_store_fresh(feast: FeastResource) -> dg.AssetCheckResult:
     views, stale_views = {}, []
     for name in BATCH_VIEWS:
         view = store.get_feature_view(name)
-        entities = source_keys(view)
+        entities = source_keys(view).to_dict("records")
         lookup = OnlineFeatures.for_views(store, [name])
         stamps = [
             stamp
             for start in range(0, len(entities), 1000)
-            for stamp in lookup.event_times(
-                [{view.join_keys[0]: e} for e in entities[start : start + 1000]]
-            )[name]
+            for stamp in lookup.event_times(entities[start : start + 1000])[name]
         ]
         ttl = view.ttl.total_seconds()
         known = [s for s in stamps if s is not None]

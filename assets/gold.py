@@ -17,7 +17,13 @@ from resources.lakehouse import LakehouseResource
 from resources.settings import fraud_home
 
 dbt_project = load_dbt_project()
-GOLD_TABLES = ("customer_daily_features", "merchant_daily_features", "transaction_labels")
+GOLD_TABLES = (
+    "customer_daily_features",
+    "merchant_daily_features",
+    "customer_device_daily_features",
+    "customer_country_daily_features",
+    "transaction_labels",
+)
 
 
 class GoldTranslator(DagsterDbtTranslator):

@@ -43,9 +43,8 @@ def _point_in_time_violations(joined, views, sample_size: int) -> tuple[int, int
     violations = 0
     for view in views:
         at = sample.assign(event_timestamp=sample.event_timestamp - _joined_at(view))
-        key = view.join_keys[0]
         violations += point_in_time_violations(
-            at, source_frame(view, keys=sample[key].unique()), key, view.name,
+            at, source_frame(view, entities=sample), view.join_keys, view.name,
             [f.name for f in view.features], view.ttl,
         )  # fmt: skip
     return violations, len(sample)
@@ -63,7 +62,8 @@ class TrainingSetConfig(dg.Config):
 
 ENTITY_COLUMNS = [
     "transaction_id", "event_timestamp", "day", "customer_id", "merchant_id", "card_id",
-    "merchant_category", "merchant_country", "channel", "amount_usd", "label", "reported_at",
+    "device_id", "merchant_category", "merchant_country", "channel", "amount_usd", "label",
+    "reported_at",
 ]  # fmt: skip
 
 

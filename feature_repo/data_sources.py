@@ -27,6 +27,8 @@ def gold_source(table: str, grain: str) -> FileSource:
 
 customer_daily_source = gold_source("customer_daily_features", "customer")
 merchant_daily_source = gold_source("merchant_daily_features", "merchant")
+customer_device_source = gold_source("customer_device_daily_features", "customer and device")
+customer_country_source = gold_source("customer_country_daily_features", "customer and country")
 
 
 def velocity_push(entity: str) -> PushSource:

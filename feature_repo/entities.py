@@ -20,3 +20,15 @@ card = Entity(
     value_type=ValueType.STRING,
     description="A payment card; streaming velocity features are kept per card.",
 )
+device = Entity(
+    name="device",
+    join_keys=["device_id"],
+    value_type=ValueType.STRING,
+    description="A device a card was used from; familiar or new to its customer.",
+)
+country = Entity(
+    name="country",
+    join_keys=["merchant_country"],
+    value_type=ValueType.STRING,
+    description="The country of the merchant; familiar or new to the customer.",
+)

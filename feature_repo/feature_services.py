@@ -1,10 +1,24 @@
 """Feature services: exactly the features a model version reads."""
 
 from feast import FeatureService
-from feature_views import card_velocity, customer_daily, customer_velocity, merchant_daily
+from feature_views import (
+    card_velocity,
+    customer_country,
+    customer_daily,
+    customer_device,
+    customer_velocity,
+    merchant_daily,
+)
 
 fraud_model_v1 = FeatureService(
     name="fraud_model_v1",
-    features=[customer_daily, merchant_daily, card_velocity, customer_velocity],
+    features=[
+        customer_daily,
+        merchant_daily,
+        customer_device,
+        customer_country,
+        card_velocity,
+        customer_velocity,
+    ],
     description="Features of the fraud-detector model, version 1.",
 )

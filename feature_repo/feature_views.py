@@ -4,12 +4,14 @@ from datetime import timedelta
 
 from data_sources import (
     card_velocity_push,
+    customer_country_source,
     customer_daily_source,
+    customer_device_source,
     customer_velocity_push,
     merchant_daily_source,
 )
-from entities import card, customer, merchant
-from feast import Entity, FeatureView, Field, PushSource
+from entities import card, country, customer, device, merchant
+from feast import Entity, FeatureView, Field, FileSource, PushSource
 from feast.types import Float64, Int64
 
 # Daily features of day D are written at the end of D; two days of TTL tolerate one late run.
@@ -64,6 +66,28 @@ merchant_daily = FeatureView(
     online=True,
     description="Merchant volume, card diversity, known fraud: gold/merchant_daily_features.",
 )
+
+
+def familiarity_view(other: Entity, source: FileSource) -> FeatureView:
+    """How familiar `other` (a device, a country) is to the customer over 30 days. No value
+    means a pair new to the customer, which is the signal: a lookup flags it `__missing`."""
+    return FeatureView(
+        name=f"customer_{other.name}",
+        entities=[customer, other],
+        ttl=DAILY_TTL,
+        schema=[
+            feature("txn_count_30d", Int64),
+            feature("active_days_30d", Int64),
+            feature("amount_max_30d", Float64),
+        ],
+        source=source,
+        online=True,
+        description=f"The customer's use of this {other.name} over 30 days, from gold.",
+    )
+
+
+customer_device = familiarity_view(device, customer_device_source)
+customer_country = familiarity_view(country, customer_country_source)
 
 
 def velocity_view(entity: Entity, source: PushSource) -> FeatureView:

@@ -44,17 +44,17 @@ def temporal_split(
 
 
 def point_in_time_violations(
-    training, features, key: str, prefix: str, columns: list[str], ttl: dt.timedelta
+    training, features, keys: list[str], prefix: str, columns: list[str], ttl: dt.timedelta
 ) -> int:
     """Rows of `training` (pandas) whose joined `prefix__<column>` values differ from the
-    latest `features` row (pandas, by `key`) known at the row's event time and within `ttl`:
-    a value from the future, or a stale or missing one, is a violation."""
+    latest `features` row (pandas, by entity `keys`) known at the row's event time and within
+    `ttl`: a value from the future, or a stale or missing one, is a violation."""
     import pandas as pd
 
-    left = training[[key, "event_timestamp", *(f"{prefix}__{c}" for c in columns)]]
+    left = training[[*keys, "event_timestamp", *(f"{prefix}__{c}" for c in columns)]]
     left = left.reset_index(drop=True).astype({"event_timestamp": "datetime64[us, UTC]"})
     left = left.sort_values("event_timestamp")
-    right = features[[key, "feature_timestamp", *columns]]
+    right = features[[*keys, "feature_timestamp", *columns]]
     right = right.astype({"feature_timestamp": "datetime64[us, UTC]"}).sort_values(
         "feature_timestamp"
     )
@@ -63,7 +63,7 @@ def point_in_time_violations(
         right,
         left_on="event_timestamp",
         right_on="feature_timestamp",
-        by=key,
+        by=keys,
         direction="backward",
         tolerance=pd.Timedelta(ttl),
     )

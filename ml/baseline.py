@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from ml.preprocessing import TRANSACTION_CATEGORICAL, numeric_columns
+from ml.preprocessing import TRANSACTION_CATEGORICAL, numeric_columns, with_ratios
 
 
 def baseline_scores(rows: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
@@ -18,7 +18,7 @@ def baseline_scores(rows: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     }
 
     def frame(part: pd.DataFrame) -> pd.DataFrame:
-        return part[columns].astype(categories)
+        return with_ratios(part)[columns].astype(categories)
 
     model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
     model.fit(frame(train), train["label"])

@@ -20,7 +20,7 @@ class ViewSpec:
     """What a lookup needs of one feature view of the service."""
 
     name: str
-    join_key: str
+    join_keys: tuple[str, ...]  # sorted
     features: tuple[str, ...]
     defaults: tuple[float, ...]
     ttl_s: float  # 0: values never expire
@@ -36,12 +36,10 @@ class ViewSpec:
 
 
 def _view_spec(view: "FeatureView", features: list[str]) -> ViewSpec:
-    if len(view.join_keys) != 1:
-        raise ValueError(f"feature view {view.name}: online lookup needs exactly one join key")
     fields = {f.name: f for f in view.features}
     return ViewSpec(
         name=view.name,
-        join_key=view.join_keys[0],
+        join_keys=tuple(sorted(view.join_keys)),
         features=tuple(features),
         defaults=tuple(_default(fields[f]) for f in features),
         ttl_s=view.ttl.total_seconds() if view.ttl else 0.0,
@@ -91,7 +89,7 @@ class OnlineFeatures:
 
     def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
         self.views = views
-        self.join_keys = sorted({v.join_key for v in views})
+        self.join_keys = sorted({k for v in views for k in v.join_keys})
         self.columns = [c for v in views for c in v.columns]
         self.flags = [v.flag for v in views]
         online = store.config.online_store
@@ -116,9 +114,10 @@ class OnlineFeatures:
     def lookup(
         self, rows: Sequence[Mapping[str, str]], as_of: dt.datetime | None = None
     ) -> dict[str, list]:
-        """Feature values for `rows` (dicts holding every join key), valid at `as_of` (now)."""
+        """Feature values for `rows` (dicts holding every join key, a null value meaning no such
+        entity, e.g. no device), valid at `as_of` (now)."""
         for key in self.join_keys:
-            absent = [i for i, row in enumerate(rows) if not row.get(key)]
+            absent = [i for i, row in enumerate(rows) if key not in row]
             if absent:
                 raise ValueError(f"entity row(s) {absent[:5]} lack join key {key!r}")
         now = (as_of or dt.datetime.now(dt.UTC)).timestamp()
@@ -195,32 +194,45 @@ class _Decoder:
             return seconds
 
 
-class _Keys:
-    """Feast's serialized entity keys of one join key (plus `suffix`), memoized per value."""
+def _entity_values(rows: Sequence[Mapping[str, str]], join_keys: tuple[str, ...]) -> list:
+    """Per row, its entity: the value of a single join key, else the tuple of the values. A null
+    value (a payment without a device) becomes "", which no stored entity has: missing."""
+    if len(join_keys) == 1:
+        [key] = join_keys
+        return [row[key] or "" for row in rows]
+    return [tuple(row[k] or "" for k in join_keys) for row in rows]
 
-    def __init__(self, join_key: str, version: int, suffix: bytes = b""):
+
+class _Keys:
+    """Feast's serialized entity keys of one set of join keys (plus `suffix`), memoized per
+    entity (a value, or a tuple of values for several join keys)."""
+
+    def __init__(self, join_keys: tuple[str, ...], version: int, suffix: bytes = b""):
         from feast.infra.key_encoding_utils import serialize_entity_key
 
         self._suffix = suffix
-        self._serialize = lambda value: serialize_entity_key(_entity_key(join_key, value), version)
-        self._cache: dict[str, bytes] = {}
+        self._serialize = lambda entity: serialize_entity_key(
+            _entity_key(join_keys, entity), version
+        )
+        self._cache: dict = {}
 
-    def of(self, values: Sequence[str]) -> list[bytes]:
+    def of(self, entities: Sequence) -> list[bytes]:
         known = self._cache.get
-        return [key if (key := known(v)) is not None else self._remember(v) for v in values]
+        return [key if (key := known(e)) is not None else self._remember(e) for e in entities]
 
-    def _remember(self, value: str) -> bytes:
+    def _remember(self, value) -> bytes:
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         key = self._cache[value] = self._serialize(value) + self._suffix
         return key
 
 
-def _entity_key(join_key: str, value: str):
+def _entity_key(join_keys: tuple[str, ...], entity):
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    return EntityKey(join_keys=[join_key], entity_values=[Value(string_val=value)])
+    values = entity if len(join_keys) > 1 else (entity,)
+    return EntityKey(join_keys=list(join_keys), entity_values=[Value(string_val=v) for v in values])
 
 
 def _bulk(value: bytes) -> bytes:
@@ -242,18 +254,19 @@ class _RedisReader:
 
         config = store.config
         self._pool = RedisOnlineStore()._get_client(config.online_store).connection_pool
-        self._join_keys = sorted({v.join_key for v in views})
+        # Views with the same join keys share one hash per entity.
+        self._join_keys = sorted({v.join_keys for v in views})
         version, project = config.entity_key_serialization_version, config.project.encode()
         self._keys = {k: _Keys(k, version, project) for k in self._join_keys}
         self._decoder = _Decoder()
-        fields: dict[str, list[bytes]] = {k: [] for k in self._join_keys}
-        self._slices = []  # per view: (join key, first field, feature count)
+        fields: dict[tuple[str, ...], list[bytes]] = {k: [] for k in self._join_keys}
+        self._slices = []  # per view: (join keys, first field, feature count)
         for view in views:
             name = _versioned_fv_name(store.get_feature_view(view.name), config)
-            group = fields[view.join_key]
-            self._slices.append((view.join_key, len(group), len(view.features)))
+            group = fields[view.join_keys]
+            self._slices.append((view.join_keys, len(group), len(view.features)))
             group += [_mmh3(f"{name}:{f}") for f in view.features] + [f"_ts:{name}".encode()]
-        # Per join key: the command up to its key, and its fields after the key.
+        # Per set of join keys: the command up to its key, and its fields after the key.
         self._commands = {
             key: (b"*%d\r\n" % (len(names) + 2) + _bulk(b"HMGET"), b"".join(map(_bulk, names)))
             for key, names in fields.items()
@@ -271,28 +284,21 @@ class _RedisReader:
             self._pool.release(connection)
 
     def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
-        parts, first_reply, distinct = [], {}, {}
-        for join_key in self._join_keys:
-            head, tail = self._commands[join_key]
-            first_reply[join_key] = len(parts)
-            distinct[join_key] = {
-                v: i for i, v in enumerate(dict.fromkeys(r[join_key] for r in rows))
-            }
-            parts += [
-                head + _bulk(key) + tail for key in self._keys[join_key].of(distinct[join_key])
-            ]
+        parts, per_key = [], {}
+        for join_keys in self._join_keys:
+            head, tail = self._commands[join_keys]
+            entities = _entity_values(rows, join_keys)
+            index = {e: len(parts) + i for i, e in enumerate(dict.fromkeys(entities))}
+            parts += [head + _bulk(key) + tail for key in self._keys[join_keys].of(list(index))]
+            per_key[join_keys] = [index[e] for e in entities]
         replies = self._hmget(b"".join(parts), len(parts))
-        per_key = {
-            join_key: [replies[first_reply[join_key] + index[row[join_key]]] for row in rows]
-            for join_key, index in distinct.items()
-        }
         values, stamp = self._decoder.values_of, self._decoder.stamp
         return [
             [
                 (stamp(reply[first + count]), values(reply[first : first + count]))
-                for reply in per_key[join_key]
+                for reply in (replies[i] for i in per_key[join_keys])
             ]
-            for join_key, first, count in self._slices
+            for join_keys, first, count in self._slices
         ]
 
 
@@ -313,14 +319,14 @@ class _SqliteReader:
         ]
         self._connection = sqlite3.connect(config.online_store.path, check_same_thread=False)
         version = config.entity_key_serialization_version
-        self._keys = {v.join_key: _Keys(v.join_key, version) for v in views}
+        self._keys = {v.join_keys: _Keys(v.join_keys, version) for v in views}
         self._decoder = _Decoder()
 
     def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
         values_of = self._decoder.values_of
         out = []
         for view, table in zip(self._views, self._tables, strict=True):
-            keys = self._keys[view.join_key].of([row[view.join_key] for row in rows])
+            keys = self._keys[view.join_keys].of(_entity_values(rows, view.join_keys))
             unique = list(dict.fromkeys(keys))
             found: dict[bytes, tuple[float, dict[str, bytes]]] = {}
             for key, name, raw, stamp in self._connection.execute(
@@ -361,7 +367,7 @@ class _FeastReader:
 
         out = []
         for view, table in zip(self._views, self._tables, strict=True):
-            keys = [_entity_key(view.join_key, row[view.join_key]) for row in rows]
+            keys = [_entity_key(view.join_keys, e) for e in _entity_values(rows, view.join_keys)]
             answers = self._provider.online_read(
                 config=self._store.config,
                 table=table,

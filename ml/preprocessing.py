@@ -12,13 +12,30 @@ UNKNOWN = 0  # index of the unknown bucket of every categorical column
 # Columns of a transaction known when it is scored, besides the feature service's features.
 TRANSACTION_NUMERIC = ["amount_usd"]
 TRANSACTION_CATEGORICAL = ["merchant_category", "merchant_country", "channel"]
+# The amount against the customer's own habits, computed where the model runs: "ten times the
+# usual" is the signal, and a ratio is what a network learns slowest from separate inputs.
+RATIOS = {
+    "amount_to_customer_avg_30d": ("amount_usd", "customer_daily__amount_avg_30d"),
+    "amount_to_customer_max_30d": ("amount_usd", "customer_daily__amount_max_30d"),
+}
+
+
+def with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` plus each ratio whose inputs it holds (a zero or missing denominator: NaN)."""
+    ratios = {
+        name: frame[top].astype("float64") / frame[bottom].astype("float64").where(lambda v: v > 0)
+        for name, (top, bottom) in RATIOS.items()
+        if top in frame and bottom in frame
+    }
+    return frame.assign(**ratios) if ratios else frame
 
 
 def numeric_columns(frame_columns) -> list[str]:
-    """The transaction's amount, every feature `<view>__<feature>` and every `<view>__missing`
-    flag of a training set or lookup, in a stable order."""
+    """The transaction's amount, every feature `<view>__<feature>` and `<view>__missing` flag of
+    a training set or lookup, and the ratios they allow, in a stable order."""
     features = sorted(c for c in frame_columns if "__" in c)
-    return [*TRANSACTION_NUMERIC, *features]
+    ratios = [name for name, inputs in RATIOS.items() if set(inputs) <= set(frame_columns)]
+    return [*TRANSACTION_NUMERIC, *features, *ratios]
 
 
 @dataclass
@@ -36,6 +53,7 @@ class Preprocessor:
     @classmethod
     def fit(cls, train: pd.DataFrame, numeric: list[str] | None = None) -> "Preprocessor":
         numeric = numeric or numeric_columns(train.columns)
+        train = with_ratios(train)
         missing = [c for c in [*numeric, *TRANSACTION_CATEGORICAL] if c not in train.columns]
         if missing:
             raise ValueError(f"training rows lack column(s) {missing}")
@@ -61,7 +79,7 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(numeric float32 [n, len(numeric)], categorical int64 [n, len(categorical)]). Missing
         numeric columns or values count as missing; unseen categories go to the unknown bucket."""
-        numeric = frame.reindex(columns=self.numeric)
+        numeric = with_ratios(frame).reindex(columns=self.numeric)
         values = _signed_log(numeric)
         values = np.where(np.isnan(values), np.asarray(self.medians), values)
         scaled = (values - np.asarray(self.means)) / np.asarray(self.stds)

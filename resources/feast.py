@@ -84,14 +84,13 @@ class FeastResource(dg.ConfigurableResource):
                 sys.path.remove(str(FEATURE_REPO))
 
 
-def source_keys(view) -> list[str]:
-    """Every entity key a (single-key) view's Delta source has rows for."""
-    import pyarrow.compute as pc
-
+def source_keys(view) -> "pd.DataFrame":
+    """Every entity (one column per join key) a view's Delta source has rows for."""
     from lakehouse.delta import ALL_DAYS, read_days
 
-    key = view.join_keys[0]
-    return pc.unique(read_days(view.batch_source.path, *ALL_DAYS, columns=[key])[key]).to_pylist()
+    keys = view.join_keys
+    table = read_days(view.batch_source.path, *ALL_DAYS, columns=keys)
+    return table.group_by(keys).aggregate([]).to_pandas()
 
 
 def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFrame":
@@ -107,9 +106,9 @@ def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFram
     out = entity_df.assign(**{stamp: pd.to_datetime(entity_df[stamp], utc=True)})
     out = out.astype({stamp: "datetime64[us, UTC]"}).assign(_row=range(len(entity_df)))
     for view in views:
-        keys = [view.join_keys[0]]
+        keys = view.join_keys
         columns = [f"{view.name}__{f.name}" for f in view.features]
-        known = pd.DataFrame({keys[0]: source_keys(view)})
+        known = source_keys(view)
         asked = out[[*keys, stamp]].drop_duplicates().merge(known, on=keys)
         if asked.empty:
             out = out.assign(**{c: float("nan") for c in columns})

@@ -12,6 +12,8 @@ EXPECTED_ASSETS = {
     "silver/quarantine",
     "gold/customer_daily_features",
     "gold/merchant_daily_features",
+    "gold/customer_device_daily_features",
+    "gold/customer_country_daily_features",
     "gold/transaction_labels",
     "features/feast_registry",
     "features/online_store",

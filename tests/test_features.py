@@ -19,12 +19,16 @@ CUSTOMER_FLOATS = ["amount_sum_1d", "amount_sum_7d", "amount_sum_30d", "amount_a
 MERCHANT_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_cards_1d",
                  "distinct_cards_7d", "fraud_reports_known_30d"]  # fmt: skip
 MERCHANT_FLOATS = ["amount_avg_30d", "fraud_rate_30d"]
+PAIR_INTS, PAIR_FLOATS = ["txn_count_30d", "active_days_30d"], ["amount_max_30d"]
 
 
-def _gold(key: str, ints: list[str], floats: list[str], rows: list[tuple[str, dt.date, int]]):
-    """Gold feature rows where every feature of (entity, day) is derived from `seed`."""
+def _gold(keys: str | tuple[str, ...], ints: list[str], floats: list[str], rows: list[tuple]):
+    """Gold feature rows (entity, day, seed) where every feature of (entity, day) is derived
+    from `seed`; an entity of several `keys` is a tuple of their values."""
+    keys = (keys,) if isinstance(keys, str) else keys
+    entities = [(r[0],) if isinstance(r[0], str) else r[0] for r in rows]
     columns = {
-        key: [r[0] for r in rows],
+        **{key: [e[i] for e in entities] for i, key in enumerate(keys)},
         "day": [r[1] for r in rows],
         "feature_timestamp": [
             dt.datetime.combine(r[1] + dt.timedelta(days=1), dt.time(), dt.UTC) for r in rows
@@ -35,8 +39,8 @@ def _gold(key: str, ints: list[str], floats: list[str], rows: list[tuple[str, dt
     for i, name in enumerate(floats):
         columns[name] = [r[2] + i / 8 for r in rows]
     schema = pa.schema(
-        [
-            (key, pa.string()),
+        [(key, pa.string()) for key in keys]
+        + [
             ("day", pa.date32()),
             ("feature_timestamp", pa.timestamp("us", tz="UTC")),
         ]
@@ -48,7 +52,8 @@ def _gold(key: str, ints: list[str], floats: list[str], rows: list[tuple[str, dt
 
 def _write_gold(home, drop_column: str | None = None, days=(D1, D2)) -> None:
     """Customers C1 (seed 1 on the first day, 2 on the second) and C2 (seed 3, first day only);
-    merchant M1 (seeds 4 and 5)."""
+    merchant M1 (seeds 4 and 5); C1 with device D1 (seeds 6 and 7) and in country US (seed 8,
+    second day only)."""
     first, second = days
     customers = _gold("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS,
                       [("C1", first, 1), ("C1", second, 2), ("C2", first, 3)])  # fmt: skip
@@ -60,6 +65,12 @@ def _write_gold(home, drop_column: str | None = None, days=(D1, D2)) -> None:
     root = home / "lakehouse/gold"
     overwrite_days(str(root / "customer_daily_features"), customers, first, second)
     overwrite_days(str(root / "merchant_daily_features"), merchants, first, second)
+    devices = _gold(("customer_id", "device_id"), PAIR_INTS, PAIR_FLOATS,
+                    [(("C1", "D1"), first, 6), (("C1", "D1"), second, 7)])  # fmt: skip
+    countries = _gold(("customer_id", "merchant_country"), PAIR_INTS, PAIR_FLOATS,
+                      [(("C1", "US"), second, 8)])  # fmt: skip
+    overwrite_days(str(root / "customer_device_daily_features"), devices, first, second)
+    overwrite_days(str(root / "customer_country_daily_features"), countries, first, second)
 
 
 def _materialize(assets, tags=None):
@@ -71,9 +82,11 @@ def _materialize(assets, tags=None):
 
 def _online(home, customer: str, merchant: str) -> dict:
     store = build_resources()["feast"].store()
+    row = {"customer_id": customer, "merchant_id": merchant, "card_id": "K1",
+           "device_id": "D1", "merchant_country": "US"}  # fmt: skip
     return store.get_online_features(
         features=store.get_feature_service("fraud_model_v1"),
-        entity_rows=[{"customer_id": customer, "merchant_id": merchant, "card_id": "K1"}],
+        entity_rows=[row],
         full_feature_names=True,
     ).to_dict()
 
@@ -104,13 +117,15 @@ def test_the_online_store_holds_the_latest_gold_values_and_rematerializing_chang
     result = _materialize([online_store], range_tags(D1, D2))
     assert result.success
     [event, *_] = result.get_asset_materialization_events()
-    assert event.event_specific_data.materialization.metadata["dagster/row_count"].value == 5
+    assert event.event_specific_data.materialization.metadata["dagster/row_count"].value == 8
     [parity] = result.get_asset_check_evaluations()
-    assert parity.passed and parity.metadata["entities_checked"].value == 3
+    assert parity.passed and parity.metadata["entities_checked"].value == 5
     values = _online(applied, "C1", "M1")
     assert values["customer_daily__txn_count_30d"] == [2 * 10 + 2]  # day 2, the latest
     assert values["customer_daily__amount_max_30d"] == [pytest.approx(2 + 4 / 8)]
     assert values["merchant_daily__fraud_rate_30d"] == [pytest.approx(5 + 1 / 8)]
+    assert values["customer_device__txn_count_30d"] == [7 * 10]  # two join keys
+    assert values["customer_country__amount_max_30d"] == [8.0]
     stored = _stored_records(applied)
     assert _materialize([online_store], range_tags(D1, D2)).success
     assert _online(applied, "C1", "M1") == values
@@ -156,7 +171,7 @@ def test_parity_catches_an_online_store_that_lags_gold(applied):
             *(_parity(store, v, source_frame(v), *window) for v in views), strict=True
         )
     )
-    assert checked == 3
+    assert checked == 5
     assert mismatches == len(CUSTOMER_INTS) + len(CUSTOMER_FLOATS)  # every C1 feature differs
 
 

@@ -26,6 +26,8 @@ TABLES = [
     ("silver", "quarantine"),
     ("gold", "customer_daily_features"),
     ("gold", "merchant_daily_features"),
+    ("gold", "customer_device_daily_features"),
+    ("gold", "customer_country_daily_features"),
     ("gold", "transaction_labels"),
 ]
 FAR = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
@@ -125,6 +127,25 @@ def test_gold_customer_features_match_a_slow_pandas_reference(lakehouse):
         actual = {k: getattr(row, k) for k in expected}
         assert actual == pytest.approx(expected), (row.customer_id, row.day)
         assert row.feature_timestamp == pd.Timestamp(row.day + dt.timedelta(days=1), tz="UTC")
+
+
+@pytest.mark.parametrize("other", ["device_id", "merchant_country"])
+def test_gold_customer_pair_features_match_a_slow_pandas_reference(lakehouse, other):
+    silver = _table(lakehouse.home, "silver", "transactions").to_pandas()
+    table = {"device_id": "customer_device", "merchant_country": "customer_country"}[other]
+    gold = _table(lakehouse.home, "gold", f"{table}_daily_features").to_pandas()
+    assert not gold.duplicated(["customer_id", other, "day"]).any()
+    for row in gold.sample(n=min(60, len(gold)), random_state=0).itertuples():
+        pair = silver[
+            (silver.customer_id == row.customer_id) & (silver[other] == getattr(row, other))
+        ]
+        window = pair[(pair.day > row.day - dt.timedelta(days=30)) & (pair.day <= row.day)]
+        assert (row.txn_count_30d, row.active_days_30d) == (len(window), window.day.nunique())
+        assert row.amount_max_30d == pytest.approx(window.amount_usd.max())
+    # every pair seen on a day has a row for that day: an absent pair is a new one
+    seen = silver[["customer_id", other, "day"]].dropna().drop_duplicates()
+    seen = seen[(seen.day >= START) & (seen.day <= END)]
+    assert len(seen.merge(gold, on=["customer_id", other, "day"])) == len(seen)
 
 
 def _silver_day(home, table: str, rows: list[dict], day: dt.date, schema: pa.Schema) -> None:

@@ -126,3 +126,15 @@ def test_fraud_metrics_on_hand_built_scores():
     )
     with pytest.raises(ValueError, match="both classes"):
         fraud_metrics(np.zeros(10), np.zeros(10))
+
+
+def test_the_amount_against_the_customers_average_is_an_input_computed_in_the_model():
+    rows = _rows(300).assign(customer_daily__amount_avg_30d=np.linspace(0, 100, 300))
+    prep = Preprocessor.fit(rows)
+    column = prep.numeric.index("amount_to_customer_avg_30d")
+    assert "amount_to_customer_max_30d" not in prep.numeric  # its input is absent
+    usual = rows.iloc[[150]].assign(amount_usd=50.0)
+    numeric, _ = prep.transform(pd.concat([usual, usual.assign(amount_usd=500.0)]))
+    assert numeric[1, column] > numeric[0, column]
+    never_spent = usual.assign(customer_daily__amount_avg_30d=0.0)  # no average: the median
+    assert np.isfinite(prep.transform(never_spent)[0]).all()

@@ -15,7 +15,9 @@ from tests.test_features import D1, D2, _write_gold
 
 NOW = dt.datetime.now(dt.UTC)
 RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
-ROW = {"customer_id": "C1", "merchant_id": "M1", "card_id": "K1"}
+ROW = {"customer_id": "C1", "merchant_id": "M1", "card_id": "K1", "device_id": "D1",
+       "merchant_country": "US"}  # fmt: skip
+STRANGER = {**ROW, "customer_id": "nobody", "card_id": "K9"}
 
 
 def _online_store_run(days):
@@ -61,15 +63,20 @@ def _push(store, entity: str, key: str, at: dt.datetime, count: int) -> None:
 
 def test_known_entities_get_their_newest_values_unknown_ones_defaults_and_a_flag(fresh):
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
-    got = lookup.lookup([ROW, {"customer_id": "nobody", "merchant_id": "M1", "card_id": "K9"}])
-    assert len(lookup.columns) == 25 and set(got) == {*lookup.columns, *lookup.flags}
-    assert got["customer_daily__txn_count_30d"] == [2 * 10 + 2, 0]
-    assert got["customer_daily__amount_max_30d"] == [pytest.approx(2 + 4 / 8), 0.0]
-    assert got["customer_daily__missing"] == [False, True]
-    assert got["merchant_daily__fraud_rate_30d"] == [pytest.approx(5 + 1 / 8)] * 2
-    assert got["merchant_daily__missing"] == [False, False]
-    assert got["card_velocity__txn_count_1h"] == [0, 0]  # nothing pushed yet
-    assert got["card_velocity__missing"] == [True, True]
+    got = lookup.lookup([ROW, STRANGER, {**ROW, "device_id": "D2"}, {**ROW, "device_id": None}])
+    assert len(lookup.columns) == 31 and set(got) == {*lookup.columns, *lookup.flags}
+    assert got["customer_daily__txn_count_30d"] == [2 * 10 + 2, 0, 2 * 10 + 2, 2 * 10 + 2]
+    c1_max = pytest.approx(2 + 4 / 8)
+    assert got["customer_daily__amount_max_30d"] == [c1_max, 0.0, c1_max, c1_max]
+    assert got["customer_daily__missing"] == [False, True, False, False]
+    assert got["merchant_daily__fraud_rate_30d"] == [pytest.approx(5 + 1 / 8)] * 4
+    assert got["merchant_daily__missing"] == [False] * 4
+    # (customer, device): C1 knows D1, not D2 nor "no device"; nobody knows nothing
+    assert got["customer_device__txn_count_30d"] == [7 * 10, 0, 0, 0]
+    assert got["customer_device__missing"] == [False, True, True, True]
+    assert got["customer_country__missing"] == [False, True, False, False]
+    assert got["card_velocity__txn_count_1h"] == [0] * 4  # nothing pushed yet
+    assert got["card_velocity__missing"] == [True] * 4
 
 
 def test_values_older_than_the_ttl_read_as_missing(fresh):
@@ -114,7 +121,7 @@ def test_the_freshness_check_fails_with_the_stale_count_on_old_features(fraud_ho
     assert result.success  # a warning: the store still serves, and says it is stale
     check = _freshness(result)
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
-    assert check.metadata["stale_entities"].value == 3  # C1, C2 and M1
+    assert check.metadata["stale_entities"].value == 5  # C1, C2, M1, (C1, D1), (C1, US)
     assert "customer_daily" in check.description and "merchant_daily" in check.description
 
 
@@ -123,7 +130,7 @@ def test_the_fast_readers_agree_with_feasts_own_online_read(fresh):
 
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     _push(fresh, "card", "K1", NOW - dt.timedelta(minutes=5), count=3)
-    rows = [ROW, {"customer_id": "C2", "merchant_id": "M9", "card_id": "K1"}, ROW]
+    rows = [ROW, {**ROW, "customer_id": "C2", "merchant_id": "M9"}, ROW]
     fast = lookup._reader.read(rows)
     assert type(lookup._reader).__name__ == f"_{fresh.config.online_store.type.title()}Reader"
     assert fast == _FeastReader(fresh, lookup.views).read(rows)

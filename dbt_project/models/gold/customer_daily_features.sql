@@ -5,11 +5,11 @@ with txns as (
     where day between {{ start_day() }} - 29 and {{ end_day() }}
 ),
 
-daily as ({{ daily_totals('customer_id', 'txns') }}),
+daily as ({{ daily_totals(['customer_id'], 'txns') }}),
 
 days as ({{ covered_days('txns') }}),
 
-spine as ({{ trailing_spine('customer_id', 'daily', 'days') }}),
+spine as ({{ trailing_spine(['customer_id'], 'daily', 'days') }}),
 
 windowed as (
     select
@@ -20,7 +20,7 @@ windowed as (
         coalesce(sum(d.amount_sum) filter (where d.day > s.day - 7), 0) as amount_sum_7d,
         sum(d.amount_sum) as amount_sum_30d,
         max(d.amount_max) as amount_max_30d
-    {{ trailing_join('customer_id', 'spine', 'daily') }}
+    {{ trailing_join(['customer_id'], 'spine', 'daily') }}
     group by s.customer_id, s.day
 ),
 
@@ -31,7 +31,7 @@ distinct_counts as (
         count(distinct d.merchant_id) as distinct_merchants_30d,
         count(distinct d.merchant_country) as distinct_countries_30d,
         count(distinct d.device_id) as distinct_devices_30d
-    {{ trailing_join('customer_id', 'spine', 'txns') }}
+    {{ trailing_join(['customer_id'], 'spine', 'txns') }}
     group by s.customer_id, s.day
 )
 

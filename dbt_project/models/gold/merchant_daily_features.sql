@@ -11,7 +11,7 @@ first_reports as (
     group by transaction_id
 ),
 
-daily as ({{ daily_totals('merchant_id', 'txns') }}),
+daily as ({{ daily_totals(['merchant_id'], 'txns') }}),
 
 reported as (
     select t.merchant_id, t.day, r.reported_at
@@ -21,11 +21,11 @@ reported as (
 
 days as ({{ covered_days('txns') }}),
 
-spine as ({{ trailing_spine('merchant_id', 'daily', 'days') }}),
+spine as ({{ trailing_spine(['merchant_id'], 'daily', 'days') }}),
 
 windowed as (
     select s.merchant_id, s.day, {{ trailing_counts() }}
-    {{ trailing_join('merchant_id', 'spine', 'daily') }}
+    {{ trailing_join(['merchant_id'], 'spine', 'daily') }}
     group by s.merchant_id, s.day
 ),
 
@@ -35,7 +35,7 @@ cards as (
         s.day,
         count(distinct d.card_id) filter (where d.day = s.day) as distinct_cards_1d,
         count(distinct d.card_id) as distinct_cards_7d
-    {{ trailing_join('merchant_id', 'spine', 'txns', days=7) }}
+    {{ trailing_join(['merchant_id'], 'spine', 'txns', days=7) }}
     group by s.merchant_id, s.day
 ),
 
