@@ -141,7 +141,7 @@ def tuned_model(
             mlflow_client.log_metrics({f"test_{k}": float(v) for k, v in test_metrics.items()})
             for path in plots.values():
                 mlflow_client.log_artifact(str(path), artifact_path="plots")
-            model = log_model(result.best_model, test.head(5), Path(folder))
+            model = log_model(result.best_model, test)
         images = {name: _image(path) for name, path in plots.items()}
     return dg.MaterializeResult(
         metadata={

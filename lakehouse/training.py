@@ -10,16 +10,17 @@ SPLITS = ("train", "validation", "test")
 
 
 def mature_labels(labels: pa.Table, cutoff: dt.datetime, maturity_days: int) -> pa.Table:
-    """Rows whose label is known at `cutoff`: a chargeback has arrived by then, or the
-    transaction's chargeback window (`maturity_days`) has closed. `label` is 1 only for a
-    chargeback reported by the cut-off; a later chargeback is unknown at that time."""
+    """Rows whose label is final at `cutoff`: the transaction's chargeback window
+    (`maturity_days`) has closed. `label` is 1 for a chargeback reported by the cut-off.
+
+    A fraud reported early from a window still open is left out too: taking it would give the
+    newest days only positives, and an out-of-time test split a fraud rate it never has."""
     cutoff_scalar = pa.scalar(cutoff, pa.timestamp("us", tz="UTC"))
-    reported = pc.fill_null(pc.less_equal(labels.column("reported_at"), cutoff_scalar), False)
     window_closed = pc.less_equal(
         labels.column("event_timestamp"),
         pa.scalar(cutoff - dt.timedelta(days=maturity_days), pa.timestamp("us", tz="UTC")),
     )
-    matured = labels.filter(pc.or_(reported, window_closed))
+    matured = labels.filter(window_closed)
     label = pc.fill_null(pc.less_equal(matured.column("reported_at"), cutoff_scalar), False)
     return matured.append_column("label", pc.cast(label, pa.int8()))
 

@@ -1,11 +1,10 @@
-"""The registered model as MLflow stores it: a pyfunc whose artifact is the PyTorch network with
-its fitted preprocessing. MLflow's PyTorch flavor casts its input frame to float32, so it could
-not take the string categoricals; this flavor takes the scoring rows as they are."""
+"""The registered model as MLflow stores it: the PyTorch network (MLflow's `pytorch` flavor) and,
+as its `python_function`, the network with its fitted preprocessing, which scores raw rows.
+This module is that python_function's loader."""
 
 import json
 from pathlib import Path
 
-import mlflow.pyfunc
 import pandas as pd
 
 MODEL_FILES = ("preprocessor.json", "network.json", "weights.pt")
@@ -38,37 +37,92 @@ def load_bundle(folder: Path):
     return TrainedModel(preprocessor, network)
 
 
-class FraudDetector(mlflow.pyfunc.PythonModel):
-    """predict(rows) -> a frame with `fraud_probability`, one row per scoring row."""
+class _RowScorer:
+    """The python_function of the logged model: predict(rows) -> a frame with
+    `fraud_probability`, one row per scoring row, preprocessing included."""
 
-    def load_context(self, context):
-        self._model = load_bundle(Path(context.artifacts["bundle"]))
+    def __init__(self, trained):
+        self._model = trained
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+    def predict(self, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return pd.DataFrame({"fraud_probability": self._model.score(model_input)})
 
 
-def log_model(trained, example: pd.DataFrame, workdir: Path) -> "mlflow.models.model.ModelInfo":
-    """Log `trained` in the active MLflow run as `model`, with signature and input example."""
-    import mlflow
-    import torch
-    from mlflow.models import infer_signature
+def _load_pyfunc(data_path: str, model_config=None) -> _RowScorer:
+    """MLflow's entry point for `mlflow.pyfunc.load_model` (this module is the loader)."""
+    return _RowScorer(load_bundle(Path(data_path)))
 
-    bundle = save_bundle(trained, workdir / "bundle")
-    columns = [*trained.preprocessor.numeric, *trained.preprocessor.categorical]
-    example = example.reindex(columns=columns).head(5)
-    return mlflow.pyfunc.log_model(
-        name="model",
-        python_model=FraudDetector(),
-        artifacts={"bundle": str(bundle)},
+
+def save_model(path, trained, mlflow_model=None, signature=None, input_example=None, **kwargs):
+    """An MLflow model with two flavors: `pytorch`, the network alone in PyTorch's pickle-free
+    export format (for `mlflow.pytorch.load_model`: it takes the encoded tensors), and
+    `python_function`, which takes the scoring rows (`signature`, `input_example`) as they are,
+    strings included, and encodes them: MLflow's own PyTorch pyfunc casts its input to float32."""
+    import mlflow.pytorch
+    import numpy as np
+    import torch
+    from mlflow import pyfunc
+    from mlflow.models import Model
+    from mlflow.models.signature import ModelSignature
+    from mlflow.models.utils import _save_example
+    from mlflow.types import Schema, TensorSpec
+
+    mlflow_model = mlflow_model or Model()
+    numeric, codes = trained.preprocessor.transform(input_example)
+    tensors = ModelSignature(
+        inputs=Schema(
+            [
+                TensorSpec(np.dtype(np.float32), (-1, numeric.shape[1]), "numeric"),
+                TensorSpec(np.dtype(np.int64), (-1, codes.shape[1]), "categorical"),
+            ]
+        )
+    )
+    mlflow.pytorch.save_model(
+        trained.network.cpu().eval(),
+        path,
+        mlflow_model=mlflow_model,
+        signature=tensors,
+        input_example=(numeric, codes),
         code_paths=[str(Path(__file__).parent)],
-        signature=infer_signature(
-            example, pd.DataFrame({"fraud_probability": [0.5] * len(example)})
-        ),
-        input_example=example,
         pip_requirements=[
             f"torch=={torch.__version__}",
             f"mlflow=={mlflow.__version__}",
             f"pandas=={pd.__version__}",
         ],
+    )
+    save_bundle(trained, Path(path) / "bundle")
+    # The model's face is its python_function: the rows in, a probability out.
+    mlflow_model.flavors.pop(pyfunc.FLAVOR_NAME, None)
+    pyfunc.add_to_model(
+        mlflow_model,
+        loader_module=__name__,
+        data="bundle",
+        code="code",
+        conda_env="conda.yaml",
+        python_env="python_env.yaml",
+    )
+    mlflow_model.signature = signature
+    _save_example(mlflow_model, input_example, str(path))
+    mlflow_model.save(str(Path(path) / "MLmodel"))
+
+
+def log_model(trained, example: pd.DataFrame) -> "mlflow.models.model.ModelInfo":
+    """Log `trained` in the active MLflow run as `model`, with signature and input example
+    (the raw scoring columns: the ratios are computed inside)."""
+    import sys
+
+    from mlflow.models import Model, infer_signature
+
+    example = example.reindex(columns=trained.preprocessor.input_columns).head(5)
+    # Counts as doubles in the schema: a scoring row may lack one (NaN), which an int cannot hold.
+    example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
+    return Model.log(
+        artifact_path=None,
+        name="model",
+        flavor=sys.modules[__name__],
+        trained=trained,
+        signature=infer_signature(
+            example, pd.DataFrame({"fraud_probability": [0.5] * len(example)})
+        ),
+        input_example=example,
     )

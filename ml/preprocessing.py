@@ -72,6 +72,11 @@ class Preprocessor:
         )
 
     @property
+    def input_columns(self) -> list[str]:
+        """The columns a scoring row brings (the ratios are computed from them)."""
+        return [*(c for c in self.numeric if c not in RATIOS), *self.categorical]
+
+    @property
     def cardinalities(self) -> list[int]:
         """Embedding rows per categorical column, the unknown bucket included."""
         return [len(self.vocabularies[c]) + 1 for c in self.categorical]

@@ -43,7 +43,7 @@ def test_the_champion_loaded_in_a_fresh_process_scores_like_the_trained_model(tr
     scoring.loc[0, "merchant_category"] = "never-seen"  # the unknown bucket, inside the model
     scoring.loc[1, "amount_usd"] = float("nan")
     with mlflow.start_run(experiment_id=tracking.activate()):
-        info = log_model(trained, scoring, tmp_path)
+        info = log_model(trained, scoring)
     version = mlflow.register_model(info.model_uri, MODEL_NAME)
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version.version)
 
@@ -65,3 +65,19 @@ def test_the_champion_loaded_in_a_fresh_process_scores_like_the_trained_model(tr
     fresh = np.array(json.loads(done.stdout.strip().splitlines()[-1]))
     assert np.allclose(fresh, trained.score(scoring), atol=1e-6)
     assert np.isfinite(fresh).all()
+
+
+def test_the_logged_model_is_also_a_plain_pytorch_model(fraud_home):
+    import torch
+
+    trained = train(_rows(600), _rows(300, seed=1), TrainParams(epochs=1, batch_size=256))
+    scoring = _rows(8, seed=3).drop(columns=["label"])
+    with mlflow.start_run(experiment_id=build_resources()["mlflow"].activate()):
+        info = log_model(trained, scoring)
+    network = mlflow.pytorch.load_model(info.model_uri)
+    numeric, codes = trained.preprocessor.transform(scoring)
+    with torch.no_grad():
+        logits = network(torch.from_numpy(numeric), torch.from_numpy(codes))
+    assert np.allclose(torch.sigmoid(logits).numpy(), trained.score(scoring), atol=1e-6)
+    assert set(info.flavors) == {"pytorch", "python_function"}
+    assert info.signature.inputs.input_names() == trained.preprocessor.input_columns

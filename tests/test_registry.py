@@ -33,7 +33,7 @@ def _register(tmp_path, shuffle_labels: bool) -> str:
         rows["label"] = np.random.default_rng(0).permutation(rows["label"].to_numpy())
     trained = train(rows, _rows(500, seed=1), TrainParams(epochs=3, batch_size=256))
     with mlflow.start_run(experiment_id=build_resources()["mlflow"].activate()):
-        info = log_model(trained, rows.drop(columns="label"), tmp_path / str(shuffle_labels))
+        info = log_model(trained, rows.drop(columns="label"))
     version = mlflow.register_model(info.model_uri, MODEL_NAME).version
     MlflowClient().set_registered_model_alias(MODEL_NAME, "challenger", version)
     return version

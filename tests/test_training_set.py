@@ -68,11 +68,12 @@ def _labels(rows: list[tuple[str, dt.datetime, dt.datetime | None]]) -> pa.Table
     )
 
 
-def test_a_label_matures_when_its_report_arrives_or_its_window_closes():
+def test_a_label_matures_when_its_window_closes_an_early_report_does_not_make_it_final():
     cutoff = _at(D3, 0)
     labels = _labels(
         [
-            ("reported_in_time", _at(D2, 10), _at(D2, 20)),
+            ("reported_window_closed", _at(D1, 3), _at(D1, 20)),
+            ("reported_window_open", _at(D2, 10), _at(D2, 20)),
             ("reported_too_late", _at(D1, 1), _at(D3, 5)),
             ("window_open", _at(D2, 12), None),
             ("window_closed", _at(D1, 2), None),
@@ -82,7 +83,7 @@ def test_a_label_matures_when_its_report_arrives_or_its_window_closes():
     assert dict(
         zip(*(matured.column(c).to_pylist() for c in ("transaction_id", "label")), strict=True)
     ) == {
-        "reported_in_time": 1,
+        "reported_window_closed": 1,
         "reported_too_late": 0,  # its window closed before the cut-off and no report was known
         "window_closed": 0,
     }
