@@ -4,8 +4,12 @@ This module is that python_function's loader."""
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from mlflow.models.model import ModelInfo
 
 MODEL_FILES = ("preprocessor.json", "network.json", "weights.pt")
 
@@ -106,7 +110,7 @@ def save_model(path, trained, mlflow_model=None, signature=None, input_example=N
     mlflow_model.save(str(Path(path) / "MLmodel"))
 
 
-def log_model(trained, example: pd.DataFrame) -> "mlflow.models.model.ModelInfo":
+def log_model(trained, example: pd.DataFrame) -> "ModelInfo":
     """Log `trained` in the active MLflow run as `model`, with signature and input example
     (the raw scoring columns: the ratios are computed inside)."""
     import sys
