@@ -118,8 +118,6 @@ def log_model(trained, example: pd.DataFrame) -> "ModelInfo":
     from mlflow.models import Model, infer_signature
 
     example = example.reindex(columns=trained.preprocessor.input_columns).head(5)
-    # Counts as doubles in the schema: a scoring row may lack one (NaN), which an int cannot hold.
-    example = example.astype({c: "float64" for c in example.select_dtypes("integer").columns})
     return Model.log(
         artifact_path=None,
         name="model",
