@@ -63,12 +63,22 @@ class PromotionConfig(dg.Config):
     pr_auc_margin: float = 0.0  # the challenger's PR-AUC must exceed the champion's by this
     recall_tolerance: float = 0.0  # how far its recall at 1% FPR may fall below the champion's
     latency_budget_ms: float = 250.0  # scoring 1,000 rows on CPU
+    # Share of the test set's usual purchases whose account-takeover variant (same customer,
+    # five times the amount, a new device, a new foreign country) must score higher.
+    min_takeover_share: float = 0.9
     approval: str = "auto"  # "manual": the gate is shown; `approve_champion_job` promotes
+
+
+def scores_of(model, rows):
+    """The pyfunc's fraud probabilities for training-set rows (only its input columns)."""
+    columns = model.metadata.get_input_schema().input_names()
+    return model.predict(rows[columns])["fraud_probability"].to_numpy()
 
 
 def _latency_ms(model, rows) -> float:
     """Median wall time of scoring 1,000 rows, of five calls after one warm-up."""
-    batch = rows.sample(n=1000, replace=len(rows) < 1000, random_state=0)
+    columns = model.metadata.get_input_schema().input_names()
+    batch = rows[columns].sample(n=1000, replace=len(rows) < 1000, random_state=0)
     model.predict(batch)
     timings = []
     for _ in range(5):
@@ -78,8 +88,11 @@ def _latency_ms(model, rows) -> float:
     return sorted(timings)[2]
 
 
-def evaluate_gate(challenger_m: dict, incumbent_m: dict, latency_ms: float, config) -> list[str]:
-    """The reasons the challenger may not be promoted; empty when it may."""
+def evaluate_gate(
+    challenger_m: dict, incumbent_m: dict, latency_ms: float, takeover_share: float, config
+) -> list[str]:
+    """The reasons the challenger may not be promoted; empty when it may. A NaN takeover share
+    (no usual purchase to perturb in the test set) is not a reason."""
     reasons = []
     if challenger_m["pr_auc"] < incumbent_m["pr_auc"] + config.pr_auc_margin:
         reasons.append(
@@ -95,6 +108,11 @@ def evaluate_gate(challenger_m: dict, incumbent_m: dict, latency_ms: float, conf
     if latency_ms > config.latency_budget_ms:
         reasons.append(
             f"1,000-row batch {latency_ms:.0f} ms > budget {config.latency_budget_ms} ms"
+        )
+    if takeover_share < config.min_takeover_share:
+        reasons.append(
+            f"takeover variants scored higher for {takeover_share:.1%} of usual purchases "
+            f"< {config.min_takeover_share:.0%}"
         )
     return reasons
 
@@ -135,6 +153,7 @@ def champion(
     from mlflow import MlflowClient
 
     from ml.baseline import baseline_scores
+    from ml.behaviour import most_foreign_country, takeover_scores_higher
     from ml.metrics import fraud_metrics
 
     mlflow.activate()
@@ -145,21 +164,22 @@ def champion(
         only = pc.field("split") == name
         return lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=only)
 
-    test = split("test").to_pandas()
+    train, test = split("train").to_pandas(), split("test").to_pandas()
     model = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}@challenger")
-    challenger_m = fraud_metrics(test["label"], model.predict(test)["fraud_probability"])
+    challenger_m = fraud_metrics(test["label"], scores_of(model, test))
     incumbent = _by_alias(client, "champion")
     if incumbent is not None and incumbent.version != candidate.version:
         incumbent_name = f"champion v{incumbent.version}"
         current = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
-        incumbent_m = fraud_metrics(test["label"], current.predict(test)["fraud_probability"])
+        incumbent_m = fraud_metrics(test["label"], scores_of(current, test))
     else:
         incumbent_name = "HistGradientBoosting baseline"
-        incumbent_m = fraud_metrics(
-            test["label"], baseline_scores(split("train").to_pandas(), test)
-        )
+        incumbent_m = fraud_metrics(test["label"], baseline_scores(train, test))
     latency = _latency_ms(model, test)
-    reasons = evaluate_gate(challenger_m, incumbent_m, latency, config)
+    takeover_share, takeover_checked = takeover_scores_higher(
+        lambda rows: scores_of(model, rows), test, most_foreign_country(train)
+    )
+    reasons = evaluate_gate(challenger_m, incumbent_m, latency, takeover_share, config)
     passed = not reasons
     promoted = passed and config.approval == "auto"
     former = promote(client, candidate.version) if promoted else None
@@ -190,6 +210,8 @@ def champion(
             "challenger_recall_at_1pct_fpr": challenger_m["recall_at_1pct_fpr"],
             "incumbent_recall_at_1pct_fpr": incumbent_m["recall_at_1pct_fpr"],
             "latency_ms_1000_rows": round(latency, 1),
+            "takeover_scored_higher": round(takeover_share, 4),
+            "usual_purchases_perturbed": takeover_checked,
             "compared_with": incumbent_name,
         },
     )

@@ -1,0 +1,79 @@
+"""The whole training loop on small simulated data: landing -> gold -> features -> training set ->
+Ray Tune -> challenger -> gated champion, then the champion's behaviour."""
+
+import datetime as dt
+from types import SimpleNamespace
+
+import dagster as dg
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from lakehouse.delta import ALL_DAYS, read_days
+from resources.mlflow import MODEL_NAME
+from resources.settings import prepare_process_environment
+from simulator.landing import generate
+from tests.conftest import check_results, materialized, range_tags
+
+pytestmark = [pytest.mark.spark, pytest.mark.dbt]
+START, DAYS = dt.date(2026, 2, 1), 35
+END = START + dt.timedelta(days=DAYS - 1)
+TRAINING_CONFIG = {
+    "features__training_set": {"config": {"maturity_days": 7}},
+    "training__tuned_model": {"config": {"num_samples": 2, "max_epochs": 6}},
+}
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory, spark_resource):
+    """Five weeks of 700 customers through the daily job, then the training job."""
+    from definitions import defs
+
+    home = tmp_path_factory.mktemp("loop") / "fraud_home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FRAUD_HOME", str(home))
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        prepare_process_environment()
+        generate(home / "landing", days=DAYS, customers=700, seed=11, start=START)
+        instance = dg.DagsterInstance.ephemeral()
+        daily = defs.resolve_job_def("daily_job").execute_in_process(
+            instance=instance,
+            tags=range_tags(START, END),
+            resources={"spark": spark_resource},
+            raise_on_error=False,
+        )
+        assert daily.success
+        training = defs.resolve_job_def("training_job").execute_in_process(
+            instance=instance, run_config={"ops": TRAINING_CONFIG}, raise_on_error=False
+        )
+        yield SimpleNamespace(home=home, training=training, tracking=mlflow.get_tracking_uri())
+
+
+def test_the_train_job_runs_set_tuning_challenger_and_champion(loop):
+    assert loop.training.success
+    assert set(materialized(loop.training)) == {
+        "features/training_set", "training/tuned_model", "registry/challenger",
+        "registry/champion",
+    }  # fmt: skip
+    assert all(check_results(loop.training).values())
+    mlflow.set_tracking_uri(loop.tracking)
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
+    assert champion.version == client.get_model_version_by_alias(MODEL_NAME, "challenger").version
+    assert champion.tags["gate"] == "passed"
+
+
+def test_a_takeover_scores_higher_than_the_same_customers_usual_purchase(loop):
+    from assets.registry import scores_of
+    from ml.behaviour import most_foreign_country, takeover_scores_higher
+
+    mlflow.set_tracking_uri(loop.tracking)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    rows = read_days(str(loop.home / "lakehouse/features/training_set"), *ALL_DAYS).to_pandas()
+    share, checked = takeover_scores_higher(
+        lambda frame: scores_of(model, frame),
+        rows[rows["split"] == "test"],
+        most_foreign_country(rows[rows["split"] == "train"]),
+    )
+    assert checked >= 100
+    assert share >= 0.95, f"only {share:.1%} of {checked} takeover variants scored higher"
