@@ -41,7 +41,7 @@ def challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.
         tags={
             "mlflow_run_id": tuned["mlflow_run_id"],
             "training_set_delta_version": str(tuned["training_set_delta_version"]),
-            "dagster_run_id": context.run_id,
+            "dagster_run_id": context.run.run_id,
         },
     )
     MlflowClient().set_registered_model_alias(MODEL_NAME, "challenger", version.version)

@@ -121,7 +121,7 @@ def tuned_model(
         "feature_service": SERVICE,
         "label_cutoff": str(upstream.get("label_cutoff", "unknown")),
         "git_commit": _git_commit(),
-        "dagster_run_id": context.run_id,
+        "dagster_run_id": context.run.run_id,
     }
     experiment = mlflow.activate()
     with tempfile.TemporaryDirectory() as folder:

@@ -28,6 +28,7 @@ TRAINING_CONFIG = {
 def loop(tmp_path_factory, spark_resource):
     """Five weeks of 700 customers through the daily job, then the training job."""
     from definitions import defs
+    from resources import build_resources
 
     home = tmp_path_factory.mktemp("loop") / "fraud_home"
     with pytest.MonkeyPatch.context() as mp:
@@ -35,16 +36,21 @@ def loop(tmp_path_factory, spark_resource):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         prepare_process_environment()
         generate(home / "landing", days=DAYS, customers=700, seed=11, start=START)
+        # The definitions' resources were built for the FRAUD_HOME of the process's import.
+        resources = {**build_resources(), "spark": spark_resource}
         instance = dg.DagsterInstance.ephemeral()
         daily = defs.resolve_job_def("daily_job").execute_in_process(
             instance=instance,
             tags=range_tags(START, END),
-            resources={"spark": spark_resource},
+            resources=resources,
             raise_on_error=False,
         )
         assert daily.success
         training = defs.resolve_job_def("training_job").execute_in_process(
-            instance=instance, run_config={"ops": TRAINING_CONFIG}, raise_on_error=False
+            instance=instance,
+            run_config={"ops": TRAINING_CONFIG},
+            resources=resources,
+            raise_on_error=False,
         )
         yield SimpleNamespace(home=home, training=training, tracking=mlflow.get_tracking_uri())
 
