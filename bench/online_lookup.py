@@ -1,4 +1,4 @@
-"""Benchmark: online lookup of the fraud_model_v1 feature service (25 features, 4 views).
+"""Benchmark: online lookup of the fraud_model_v1 feature service (31 features, 6 views).
 
     python -m bench.online_lookup [--lookups 10000 --customers 20000]
 
@@ -34,6 +34,18 @@ HEADER = (
 )
 PORT = 16566  # not 6566: a developer's `make feature-server` may hold it
 BATCH = 64
+COUNTRIES = ["US", "GB", "DE", "FR", "BR"]
+
+
+def _entity(key: str, i: int, merchants: int) -> str:
+    """The value of join key `key` for the benchmark's customer number `i`."""
+    return {
+        "customer_id": f"C{i}",
+        "card_id": f"K{i}",
+        "device_id": f"D{i}",
+        "merchant_id": f"M{i % merchants}",
+        "merchant_country": COUNTRIES[i % len(COUNTRIES)],
+    }[key]
 
 
 def _fill(customers: int, merchants: int) -> None:
@@ -52,16 +64,15 @@ def _fill(customers: int, merchants: int) -> None:
     today = dt.datetime.now(dt.UTC).date()
     days = [today - dt.timedelta(days=2), today - dt.timedelta(days=1)]
     rng = np.random.default_rng(7)
-    counts = {"customer_daily": customers, "merchant_daily": merchants}
-    for view in feast.definitions().feature_views:
+    contents = feast.definitions()
+    join_key_of = {entity.name: entity.join_key for entity in contents.entities}
+    for view in contents.feature_views:
         if view.name not in BATCH_VIEWS:
             continue
-        key, prefix = (
-            ("customer_id", "C") if view.name == "customer_daily" else ("merchant_id", "M")
-        )
-        n = counts[view.name]
+        keys = [join_key_of[name] for name in view.entities]
+        n = merchants if keys == ["merchant_id"] else customers
         columns = {
-            key: [f"{prefix}{i}" for i in range(n)] * 2,
+            **{key: [_entity(key, i, merchants) for i in range(n)] * 2 for key in keys},
             "day": [d for d in days for _ in range(n)],
             "feature_timestamp": [
                 dt.datetime.combine(d + dt.timedelta(days=1), dt.time(), dt.UTC)
@@ -101,11 +112,9 @@ def _fill(customers: int, merchants: int) -> None:
 
 
 def _rows(n: int, customers: int, merchants: int) -> list[dict[str, str]]:
+    keys = ["customer_id", "merchant_id", "card_id", "device_id", "merchant_country"]
     picks = [random.randrange(customers) for _ in range(n)]
-    return [
-        {"customer_id": f"C{i}", "merchant_id": f"M{i % merchants}", "card_id": f"K{i}"}
-        for i in picks
-    ]
+    return [{key: _entity(key, i, merchants) for key in keys} for i in picks]
 
 
 def _time(call, make_args, lookups: int, warmup: int) -> np.ndarray:

@@ -167,8 +167,11 @@ class _Decoder:
         self._stamps: dict[bytes, float] = {}
 
     def values_of(self, raws: Sequence[bytes | None]) -> list:
-        known, decode, missing = self._values.get, self._decode, _MISSING
-        return [v if (v := known(raw, missing)) is not missing else decode(raw) for raw in raws]
+        try:  # all seen before, the common case: one C-level pass
+            return list(map(self._values.__getitem__, raws))
+        except KeyError:
+            known, decode, missing = self._values.get, self._decode, _MISSING
+            return [v if (v := known(raw, missing)) is not missing else decode(raw) for raw in raws]
 
     def _decode(self, raw: bytes):
         proto = self._value.FromString(raw)
