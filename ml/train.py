@@ -54,6 +54,14 @@ class TrainedModel:
         return np.concatenate(out) if out else np.empty(0, dtype=np.float32)
 
 
+@dataclass
+class Resume:
+    """Where an interrupted run picks up: its best model so far and how many epochs it had done."""
+
+    model: TrainedModel
+    epochs_done: int
+
+
 def check_trainable(labels: pd.Series, name: str) -> None:
     """Refuse a split too small, or with one class, to learn or measure anything from."""
     positives = int(labels.sum())
@@ -72,11 +80,13 @@ def train(
     params: TrainParams,
     device: str = "cpu",
     on_epoch: Callable[[int, dict, "TrainedModel"], None] | None = None,
+    resume: Resume | None = None,
 ) -> TrainedModel:
     """Fit preprocessing on `train_rows`, then the network with class weighting (pos_weight =
     negatives / positives); keep the epoch with the best validation PR-AUC. `on_epoch` receives
     each epoch's validation metrics and the model as it stands (a Ray Tune trial reports them, so
-    ASHA can stop it, with a checkpoint to resume from)."""
+    ASHA can stop it, with a checkpoint to resume from). With `resume`, training goes on from
+    that model for the epochs left (the optimizer starts afresh)."""
     import torch
 
     from ml.metrics import fraud_metrics
@@ -86,18 +96,21 @@ def train(
     check_trainable(valid_rows["label"], "validation")
     torch.manual_seed(params.seed)
     generator = np.random.default_rng(params.seed)
-    preprocessor = Preprocessor.fit(train_rows)
+    preprocessor = resume.model.preprocessor if resume else Preprocessor.fit(train_rows)
     numeric, categorical = (torch.from_numpy(a) for a in preprocessor.transform(train_rows))
     labels = torch.from_numpy(train_rows["label"].to_numpy(dtype=np.float32))
-    config = ModelConfig(
-        n_numeric=numeric.shape[1],
-        cardinalities=tuple(preprocessor.cardinalities),
-        width=params.width,
-        depth=params.depth,
-        dropout=params.dropout,
-        embedding_dim=params.embedding_dim,
-    )
-    network = FraudNet(config).to(device)
+    if resume:
+        network = resume.model.network.to(device)
+    else:
+        config = ModelConfig(
+            n_numeric=numeric.shape[1],
+            cardinalities=tuple(preprocessor.cardinalities),
+            width=params.width,
+            depth=params.depth,
+            dropout=params.dropout,
+            embedding_dim=params.embedding_dim,
+        )
+        network = FraudNet(config).to(device)
     positives = float(labels.sum())
     loss_fn = torch.nn.BCEWithLogitsLoss(
         pos_weight=torch.tensor((len(labels) - positives) / positives, device=device)
@@ -106,8 +119,12 @@ def train(
         network.parameters(), lr=params.lr, weight_decay=params.weight_decay
     )
     model = TrainedModel(preprocessor, network)
-    best_score, best_state = -1.0, None
-    for epoch in range(params.epochs):
+    best_score, best_state, first_epoch = -1.0, None, 0
+    if resume:
+        best_score = fraud_metrics(valid_rows["label"], model.score(valid_rows))["pr_auc"]
+        best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        first_epoch = resume.epochs_done
+    for epoch in range(first_epoch, params.epochs):
         network.train()
         order = torch.from_numpy(generator.permutation(len(labels)))
         for start in range(0, len(order), params.batch_size):

@@ -39,15 +39,23 @@ class TuningResult:
 
 
 def _trial(config: dict, train_rows: pd.DataFrame, valid_rows: pd.DataFrame, epochs: int) -> None:
-    """One Ray Tune trial: train, reporting validation metrics and a checkpoint each epoch."""
+    """One Ray Tune trial: train, reporting validation metrics each epoch and a checkpoint when
+    the trial improves. A trial restored after an interruption goes on from its checkpoint."""
+    import json
+
     import torch
     from ray import tune
 
-    from ml.packaging import save_bundle
-    from ml.train import train
+    from ml.packaging import load_bundle, save_bundle
+    from ml.train import Resume, train
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     params = TrainParams(**{k: config[k] for k in TUNED}, epochs=epochs, seed=config["seed"])
+    resume = None
+    if checkpoint := tune.get_checkpoint():
+        with checkpoint.as_directory() as folder:
+            done = json.loads((Path(folder) / "progress.json").read_text())["epochs_done"]
+            resume = Resume(load_bundle(Path(folder)), epochs_done=done)
 
     best = -1.0
 
@@ -60,11 +68,12 @@ def _trial(config: dict, train_rows: pd.DataFrame, valid_rows: pd.DataFrame, epo
         best = metrics[METRIC]
         with tempfile.TemporaryDirectory() as folder:
             save_bundle(model, Path(folder))
+            (Path(folder) / "progress.json").write_text(json.dumps({"epochs_done": epoch + 1}))
             tune.report(
                 {**metrics, "device": device}, checkpoint=tune.Checkpoint.from_directory(folder)
             )
 
-    train(train_rows, valid_rows, params, device=device, on_epoch=report)
+    train(train_rows, valid_rows, params, device=device, on_epoch=report, resume=resume)
 
 
 def tune_model(
