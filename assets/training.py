@@ -131,7 +131,10 @@ def tuned_model(
         ) as parent:
             for trial in result.trials:
                 with mlflow_client.start_run(
-                    experiment_id=experiment, run_name=f"trial-{trial['trial_id']}", nested=True
+                    experiment_id=experiment,
+                    run_name=f"trial-{trial['trial_id']}",
+                    nested=True,
+                    tags={"device": str(trial["device"]), "gpu_ids": trial["gpu_ids"] or "none"},
                 ):
                     mlflow_client.log_params(trial["params"])
                     mlflow_client.log_metrics(
@@ -149,6 +152,8 @@ def tuned_model(
             "model_uri": model.model_uri,
             "training_set_delta_version": version,
             "trials": len(result.trials),
+            "trial_devices": sorted({str(t["device"]) for t in result.trials}),
+            "gpus_per_trial": gpus_per_trial,
             "resumed_search": result.resumed,
             "search": search_name,
             "best_params": dg.MetadataValue.json(result.best_params),

@@ -43,6 +43,7 @@ def _trial(config: dict, train_rows: pd.DataFrame, valid_rows: pd.DataFrame, epo
     the trial improves. A trial restored after an interruption goes on from its checkpoint."""
     import json
 
+    import ray
     import torch
     from ray import tune
 
@@ -50,6 +51,8 @@ def _trial(config: dict, train_rows: pd.DataFrame, valid_rows: pd.DataFrame, epo
     from ml.train import Resume, train
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    # The GPUs Ray gave this trial (a share of one when gpus_per_trial < 1), for the record.
+    placement = {"device": device, "gpu_ids": ",".join(map(str, ray.get_gpu_ids()))}
     params = TrainParams(**{k: config[k] for k in TUNED}, epochs=epochs, seed=config["seed"])
     resume = None
     if checkpoint := tune.get_checkpoint():
@@ -63,15 +66,13 @@ def _trial(config: dict, train_rows: pd.DataFrame, valid_rows: pd.DataFrame, epo
         # A checkpoint only when the trial improves: the best epoch is all that is ever restored.
         nonlocal best
         if metrics[METRIC] <= best:
-            tune.report({**metrics, "device": device})
+            tune.report({**metrics, **placement})
             return
         best = metrics[METRIC]
         with tempfile.TemporaryDirectory() as folder:
             save_bundle(model, Path(folder))
             (Path(folder) / "progress.json").write_text(json.dumps({"epochs_done": epoch + 1}))
-            tune.report(
-                {**metrics, "device": device}, checkpoint=tune.Checkpoint.from_directory(folder)
-            )
+            tune.report({**metrics, **placement}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     train(train_rows, valid_rows, params, device=device, on_epoch=report, resume=resume)
 
@@ -157,6 +158,8 @@ def tune_model(
                 "params": {k: r.config[k] for k in TUNED},
                 "metrics": {k: r.metrics[k] for k in REPORTED if k in r.metrics},
                 "epochs": int(r.metrics.get("training_iteration", 0)),
+                "device": r.metrics.get("device"),
+                "gpu_ids": r.metrics.get("gpu_ids"),
                 "error": str(r.error) if r.error else None,
             }
             for r in grid
