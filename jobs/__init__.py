@@ -55,8 +55,18 @@ daily_schedule = dg.build_schedule_from_partitioned_job(
     daily_job, hour_of_day=2, name="daily_schedule"
 )
 
+# Mondays at 04:00 UTC, after the daily run: a week of newly matured labels, a new search, and
+# the gate decides. Drift triggers the same job between times (issue 7).
+weekly_training_schedule = dg.ScheduleDefinition(
+    name="weekly_training_schedule",
+    job=training_job,
+    cron_schedule="0 4 * * 1",
+    execution_timezone="UTC",
+    description="Retrain every Monday: training set, Ray Tune, challenger, gated champion.",
+)
+
 jobs = [
     bronze_job, silver_job, gold_job, lakehouse_job, features_job, daily_job, training_job,
     approve_champion_job,
 ]  # fmt: skip
-schedules = [daily_schedule]
+schedules = [daily_schedule, weekly_training_schedule]

@@ -70,6 +70,8 @@ def test_jobs_schedule_and_sensor_exist():
         assert defs.resolve_job_def(name).partitions_def is not None
     schedule = defs.resolve_schedule_def("daily_schedule")
     assert schedule.cron_schedule == "0 2 * * *" and schedule.job_name == "daily_job"
+    weekly = defs.resolve_schedule_def("weekly_training_schedule")
+    assert weekly.cron_schedule == "0 4 * * 1" and weekly.job_name == "training_job"
     assert defs.resolve_sensor_def("landing_sensor").job_name == "bronze_job"
 
 
