@@ -139,6 +139,15 @@ class OnlineFeatures:
             out[view.flag] = missing
         return out
 
+    def unknown(self, n: int) -> dict[str, list]:
+        """What `lookup` returns for `n` rows when no entity is known: every default, every flag
+        set (a caller that cannot reach the store scores with these, and says so)."""
+        out: dict[str, list] = {}
+        for view in self.views:
+            out.update((c, [d] * n) for c, d in zip(view.columns, view.defaults, strict=True))
+            out[view.flag] = [True] * n
+        return out
+
     def event_times(self, rows: Sequence[Mapping[str, str]]) -> dict[str, list[float | None]]:
         """Per view, the event time (epoch seconds) of each row's online value; None if absent."""
         return {

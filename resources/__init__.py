@@ -1,48 +1,10 @@
-"""Resources per environment: FRAUD_ENV=local (embedded defaults) or prod (clusters)."""
-
-from __future__ import annotations
-
-import os
-
-import dagster as dg
-
-from resources.dbt import dbt_cli, load_dbt_project
-from resources.feast import FeastResource
-from resources.lakehouse import LakehouseResource
-from resources.mlflow import MlflowResource
-from resources.ray import RayResource
-from resources.settings import fraud_env, fraud_home
-from resources.spark import SparkResource
+"""Dagster resources per environment (`build_resources`, in `resources.environment`). Imported
+lazily, so that Dagster-free code (serving) can read `resources.settings` without Dagster."""
 
 
-def build_resources() -> dict[str, object]:
-    """Local: Delta under $FRAUD_HOME/lakehouse and Spark local[2]. Prod: LAKEHOUSE_URI
-    (credentials from the usual AWS_*/GOOGLE_*/AZURE_* variables, read by delta-rs) and a
-    Spark Connect cluster at SPARK_REMOTE."""
-    home = fraud_home()
-    if fraud_env() == "prod":
-        lakehouse = LakehouseResource(
-            root=dg.EnvVar("LAKEHOUSE_URI"), landing=str(home / "landing")
-        )
-        spark = SparkResource(remote=dg.EnvVar("SPARK_REMOTE"))
-    else:
-        lakehouse = LakehouseResource(root=str(home / "lakehouse"), landing=str(home / "landing"))
-        spark = SparkResource()
-    feast = FeastResource(
-        registry=os.environ.get("FEAST_REGISTRY") or str(home / "feast" / "registry.db"),
-        online_store=os.environ.get("FEAST_ONLINE_STORE") or "sqlite",
-        sqlite_path=str(home / "feast" / "online_store.db"),
-    )
-    mlflow = MlflowResource(
-        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
-        or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
-        artifact_root=str(home / "mlflow" / "artifacts"),
-    )
-    return {
-        "ray": RayResource(address=os.environ.get("RAY_ADDRESS", "")),
-        "mlflow": mlflow,
-        "lakehouse": lakehouse,
-        "spark": spark,
-        "dbt": dbt_cli(load_dbt_project()),
-        "feast": feast,
-    }
+def __getattr__(name: str):
+    if name == "build_resources":
+        from resources.environment import build_resources
+
+        return build_resources
+    raise AttributeError(f"module 'resources' has no attribute {name!r}")

@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from resources.settings import REPO_ROOT
+from ml.feature_store import FEATURE_REPO, feast_settings, open_feature_store
 
 if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore, RepoConfig
     from feast.repo_contents import RepoContents
 
-FEATURE_REPO = REPO_ROOT / "feature_repo"
-PROJECT = "fraud_platform"
 _PARSE_LOCK = threading.Lock()
 
 
@@ -30,33 +28,7 @@ class FeastResource(dg.ConfigurableResource):
 
     def settings(self) -> dict:
         """The feature_store.yaml content of this environment, as a dict."""
-        if self.online_store == "sqlite":
-            online = {"type": "sqlite", "path": self.sqlite_path}
-        elif self.online_store.startswith("redis://"):
-            # skip_dedup: write what materialize reads (the newest row in the window), as SQLite
-            # does; with dedup, Redis ignores a corrected value that keeps its timestamp.
-            online = {
-                "type": "redis",
-                "connection_string": self.online_store.removeprefix("redis://"),
-                "skip_dedup": True,
-            }
-        else:
-            raise ValueError(
-                f"FEAST_ONLINE_STORE={self.online_store!r}: use 'sqlite' or 'redis://host:port'"
-            )
-        registry = (
-            {"registry_type": "sql", "path": self.registry, "cache_ttl_seconds": 60}
-            if "://" in self.registry
-            else {"path": self.registry, "cache_ttl_seconds": 0}
-        )
-        return {
-            "project": PROJECT,
-            "provider": "local",
-            "registry": registry,
-            "online_store": online,
-            "offline_store": {"type": "file"},
-            "entity_key_serialization_version": 3,
-        }
+        return feast_settings(self.registry, self.online_store, self.sqlite_path)
 
     def repo_config(self) -> "RepoConfig":
         from feast import RepoConfig
@@ -64,9 +36,9 @@ class FeastResource(dg.ConfigurableResource):
         return RepoConfig(**self.settings(), repo_path=FEATURE_REPO)
 
     def store(self) -> "FeatureStore":
-        from feast import FeatureStore
-
-        return FeatureStore(config=self.repo_config())
+        return open_feature_store(
+            registry=self.registry, online_store=self.online_store, sqlite_path=self.sqlite_path
+        )
 
     def definitions(self) -> "RepoContents":
         """The objects of feature_repo/, parsed as `feast apply` does, freshly imported so that

@@ -1,0 +1,45 @@
+"""Resources per environment: FRAUD_ENV=local (embedded defaults) or prod (clusters)."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from ml.feature_store import settings_from_environment
+from resources.dbt import dbt_cli, load_dbt_project
+from resources.feast import FeastResource
+from resources.lakehouse import LakehouseResource
+from resources.mlflow import MlflowResource
+from resources.ray import RayResource
+from resources.settings import fraud_env, fraud_home
+from resources.spark import SparkResource
+
+
+def build_resources() -> dict[str, object]:
+    """Local: Delta under $FRAUD_HOME/lakehouse and Spark local[2]. Prod: LAKEHOUSE_URI
+    (credentials from the usual AWS_*/GOOGLE_*/AZURE_* variables, read by delta-rs) and a
+    Spark Connect cluster at SPARK_REMOTE."""
+    home = fraud_home()
+    if fraud_env() == "prod":
+        lakehouse = LakehouseResource(
+            root=dg.EnvVar("LAKEHOUSE_URI"), landing=str(home / "landing")
+        )
+        spark = SparkResource(remote=dg.EnvVar("SPARK_REMOTE"))
+    else:
+        lakehouse = LakehouseResource(root=str(home / "lakehouse"), landing=str(home / "landing"))
+        spark = SparkResource()
+    feast = FeastResource(**settings_from_environment(home))
+    mlflow = MlflowResource(
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+        artifact_root=str(home / "mlflow" / "artifacts"),
+    )
+    return {
+        "ray": RayResource(address=os.environ.get("RAY_ADDRESS", "")),
+        "mlflow": mlflow,
+        "lakehouse": lakehouse,
+        "spark": spark,
+        "dbt": dbt_cli(load_dbt_project()),
+        "feast": feast,
+    }

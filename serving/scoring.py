@@ -1,0 +1,143 @@
+"""The one scoring code path of online, batch and stream serving: transactions -> online features
+-> the champion model -> score, decision and reason codes."""
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ml.online_features import OnlineFeatures
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Scores at or above `review` go to an analyst, at or above `decline` are refused."""
+
+    review: float = 0.5
+    decline: float = 0.9
+
+    def __post_init__(self):
+        if not 0 <= self.review <= self.decline <= 1:
+            raise ValueError(f"need 0 <= review <= decline <= 1, got {self.review}, {self.decline}")
+
+    def decide(self, scores: np.ndarray) -> list[str]:
+        return np.where(
+            scores >= self.decline, "decline", np.where(scores >= self.review, "review", "approve")
+        ).tolist()
+
+
+# Reason codes: the facts a reviewer checks first, each true of the row and its features.
+REASONS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
+    "new_device": lambda f: f["customer_device__missing"] & f["device_id"].notna(),
+    "new_country": lambda f: f["customer_country__missing"],
+    "amount_above_usual": lambda f: f["amount_usd"] > 3 * f["customer_daily__amount_avg_30d"],
+    "card_velocity": lambda f: f["card_velocity__txn_count_10m"] >= 3,
+    "unknown_customer": lambda f: f["customer_daily__missing"],
+    "merchant_fraud_rate": lambda f: f["merchant_daily__fraud_rate_30d"] > 0.02,
+}
+
+
+def reason_codes(frame: pd.DataFrame) -> list[list[str]]:
+    """Per row, the reason codes that hold (none for a row without the features they read)."""
+    fired = {
+        code: rule(frame).fillna(False).to_numpy(bool)
+        for code, rule in REASONS.items()
+        if _reads_present(rule, frame)
+    }
+    return [[code for code, hits in fired.items() if hits[i]] for i in range(len(frame))]
+
+
+def _reads_present(rule, frame: pd.DataFrame) -> bool:
+    try:
+        rule(frame.head(0))
+    except KeyError:
+        return False
+    return True
+
+
+class CircuitBreaker:
+    """Opens after `failures` consecutive failed (or slower than `slow_ms`) feature lookups;
+    while open, calls are not attempted; after `cooldown_s` one call is let through, and a
+    success closes it again."""
+
+    def __init__(self, failures: int = 3, slow_ms: float = 250.0, cooldown_s: float = 5.0):
+        self.failures, self.slow_ms, self.cooldown_s = failures, slow_ms, cooldown_s
+        self._consecutive, self._opened_at = 0, None
+        self._lock = threading.Lock()
+
+    @property
+    def open(self) -> bool:
+        with self._lock:
+            if self._opened_at is None:
+                return False
+            return time.monotonic() - self._opened_at < self.cooldown_s
+
+    def call(self, fn: Callable[[], dict]) -> dict | None:
+        """`fn()`, or None when the breaker is open or the call fails."""
+        if self.open:
+            return None
+        started = time.monotonic()
+        try:
+            result = fn()
+        except Exception:  # any store failure degrades the answer, never the request
+            self._record(ok=False)
+            return None
+        self._record(ok=(time.monotonic() - started) * 1000 <= self.slow_ms)
+        return result
+
+    def _record(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self._consecutive, self._opened_at = 0, None
+                return
+            self._consecutive += 1
+            if self._consecutive >= self.failures:
+                self._opened_at = time.monotonic()
+
+
+@dataclass
+class Scored:
+    """Scores of a batch of transactions and what they were computed from."""
+
+    frame: pd.DataFrame  # the scoring rows with every feature the model read
+    scores: np.ndarray
+    decisions: list[str]
+    reasons: list[list[str]]
+    degraded: bool  # the feature store was not read: defaults and request features only
+    model_version: str
+
+
+class Scorer:
+    """Features from the online store (through a circuit breaker) plus the model => scores."""
+
+    def __init__(
+        self,
+        model,
+        model_version: str,
+        features: OnlineFeatures,
+        thresholds: Thresholds | None = None,
+        breaker: CircuitBreaker | None = None,
+    ):
+        self.model, self.model_version, self.features = model, str(model_version), features
+        self.thresholds = thresholds or Thresholds()
+        self.breaker = breaker or CircuitBreaker()
+        self.inputs = model.metadata.get_input_schema().input_names()
+
+    def score(self, rows: Sequence[dict], as_of=None) -> Scored:
+        """Score scoring rows (`Transaction.scoring_row()`, or silver rows), as of `as_of` (now)."""
+        looked_up = self.breaker.call(lambda: self.features.lookup(rows, as_of))
+        degraded = looked_up is None
+        features = self.features.unknown(len(rows)) if degraded else looked_up
+        frame = pd.DataFrame(list(rows)).assign(**features)
+        scores = self.model.predict(frame[self.inputs])["fraud_probability"].to_numpy()
+        return Scored(
+            frame=frame,
+            scores=scores,
+            decisions=self.thresholds.decide(scores),
+            reasons=reason_codes(frame),
+            degraded=degraded,
+            model_version=self.model_version,
+        )

@@ -1,0 +1,170 @@
+"""The scoring code path of every serving route: request validation, USD as silver computes it,
+features through a circuit breaker, decisions and reason codes."""
+
+import datetime as dt
+import time
+
+import mlflow
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from ml.packaging import log_model
+from ml.train import TrainParams, train
+from serving.scoring import CircuitBreaker, Scorer, Thresholds
+from serving.transaction import Transaction, usd
+from tests.test_model import _rows
+
+BODY = {
+    "transaction_id": "T1",
+    "event_timestamp": "2026-11-23T10:00:00Z",
+    "customer_id": "C1",
+    "card_id": "K1",
+    "merchant_id": "M1",
+    "merchant_category": "Grocery",
+    "merchant_country": "us",
+    "device_id": "D1",
+    "channel": "online",
+    "amount": "12.34",
+    "currency": "EUR",
+}
+
+
+def test_a_transaction_is_validated_and_becomes_a_scoring_row():
+    row = Transaction(**BODY).scoring_row()
+    assert row["merchant_category"] == "grocery" and row["merchant_country"] == "US"
+    assert row["amount_usd"] == usd(12.34, "EUR") == 13.41
+    assert row["event_timestamp"] == dt.datetime(2026, 11, 23, 10, tzinfo=dt.UTC)
+    assert Transaction(**{**BODY, "device_id": None}).scoring_row()["device_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount": "-1"}, "amount"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"event_timestamp": "2026-11-23T10:00:00"}, "event_timestamp"),  # no time zone
+        ({"merchant_country": "USA"}, "merchant_country"),
+        ({"customer_id": ""}, "customer_id"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+def test_a_bad_transaction_is_refused_naming_the_field(change, field):
+    with pytest.raises(ValidationError) as refused:
+        Transaction(**{**BODY, **change})
+    assert field in str(refused.value)
+
+
+@pytest.mark.spark
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False),
+            st.sampled_from(["USD", "EUR", "GBP", "CAD", "BRL", "NGN", "RUB", "THB"]),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_usd_amounts_equal_silvers_spark_rounding(spark, amounts):
+    from pyspark.sql import functions as F
+
+    from lakehouse.silver import USD_PER_UNIT
+
+    rate = F.create_map(*[x for c, r in USD_PER_UNIT.items() for x in (F.lit(c), F.lit(r))])
+    frame = spark.createDataFrame([(str(a), c) for a, c in amounts], "amount string, cur string")
+    money = F.col("amount").try_cast("decimal(14,2)").cast("double")
+    spark_usd = [r[0] for r in frame.select(F.round(money * rate[F.col("cur")], 2)).collect()]
+    assert [usd(float(a), c) for a, c in amounts] == spark_usd
+
+
+def test_thresholds_decide_and_refuse_an_impossible_order():
+    decisions = Thresholds(review=0.5, decline=0.9).decide(np.array([0.1, 0.5, 0.89, 0.9, 1.0]))
+    assert decisions == ["approve", "review", "review", "decline", "decline"]
+    with pytest.raises(ValueError, match="review <= decline"):
+        Thresholds(review=0.9, decline=0.5)
+
+
+def test_the_breaker_opens_after_repeated_failures_and_closes_after_a_success():
+    breaker = CircuitBreaker(failures=2, slow_ms=1000, cooldown_s=0.2)
+    calls = []
+
+    def failing():
+        calls.append(1)
+        raise ConnectionError("store down")
+
+    assert breaker.call(failing) is None and breaker.call(failing) is None
+    assert breaker.open
+    assert breaker.call(failing) is None and len(calls) == 2  # open: not even tried
+    time.sleep(0.25)
+    assert breaker.call(lambda: {"ok": True}) == {"ok": True}  # half-open trial succeeds
+    assert not breaker.open
+
+
+class _Features:
+    """OnlineFeatures stand-in for the store's side (its real readers are tested elsewhere)."""
+
+    def __init__(self, fail: bool = False):
+        self.fail, self.calls = fail, 0
+
+    def lookup(self, rows, as_of=None):
+        self.calls += 1
+        if self.fail:
+            raise ConnectionError("redis down")
+        return self.unknown(len(rows)) | {
+            "customer_daily__missing": [False] * len(rows),
+            "customer_daily__txn_count_30d": [20.0] * len(rows),
+            "customer_daily__amount_avg_30d": [10.0] * len(rows),
+        }
+
+    def unknown(self, n):
+        return {
+            "customer_daily__txn_count_30d": [0.0] * n,  # a float, as in _rows
+            "customer_daily__amount_avg_30d": [0.0] * n,
+            "customer_daily__missing": [True] * n,
+            "customer_device__missing": [True] * n,
+        }
+
+
+@pytest.fixture(scope="module")
+def champion_model(tmp_path_factory):
+    """A small model logged and loaded back as the registry serves it."""
+    home = tmp_path_factory.mktemp("scoring")
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    trained = train(_rows(1500), _rows(500, seed=1), TrainParams(epochs=2, batch_size=256))
+    with mlflow.start_run():
+        info = log_model(trained, _rows(10, seed=3).drop(columns="label"))
+    yield mlflow.pyfunc.load_model(info.model_uri)
+    mlflow.set_tracking_uri(None)
+
+
+def _scoring_rows(n: int) -> list[dict]:
+    rows = _rows(n, seed=4).drop(columns="label").to_dict("records")
+    return [{**r, "customer_id": f"C{i}", "device_id": "D1"} for i, r in enumerate(rows)]
+
+
+def test_scores_decisions_and_reasons_come_from_the_features_and_the_model(champion_model):
+    scorer = Scorer(champion_model, "7", _Features(), Thresholds(review=0.3, decline=0.8))
+    rows = _scoring_rows(50)
+    scored = scorer.score(rows)
+    assert not scored.degraded and scored.model_version == "7"
+    expected = champion_model.predict(scored.frame[scorer.inputs])["fraud_probability"]
+    assert np.allclose(scored.scores, expected)
+    assert scored.decisions == Thresholds(0.3, 0.8).decide(scored.scores)
+    above = [r["amount_usd"] > 30 for r in rows]  # 3x the customer's average of 10
+    assert [("amount_above_usual" in r) for r in scored.reasons] == above
+    assert all("new_device" in r and "unknown_customer" not in r for r in scored.reasons)
+
+
+def test_a_failing_feature_store_degrades_the_answer_not_the_request(champion_model):
+    features = _Features(fail=True)
+    scorer = Scorer(champion_model, "7", features, breaker=CircuitBreaker(failures=2))
+    first = scorer.score(_scoring_rows(5))
+    assert first.degraded and np.isfinite(first.scores).all()
+    assert all("unknown_customer" in r for r in first.reasons)  # defaults, flagged
+    scorer.score(_scoring_rows(5))
+    scorer.score(_scoring_rows(5))
+    assert features.calls == 2  # the breaker opened: the store is left alone
