@@ -32,8 +32,11 @@ def fraud_env() -> str:
 
 
 def prepare_process_environment() -> None:
-    """Export FRAUD_HOME (absolute) and telemetry switches for this process and its children
-    (dbt runs as a subprocess and reads FRAUD_HOME from its profile)."""
+    """Export FRAUD_HOME (absolute), BENTOML_HOME (default under it) and telemetry switches for
+    this process and its children (dbt runs as a subprocess and reads FRAUD_HOME from its
+    profile)."""
     os.environ["FRAUD_HOME"] = str(fraud_home())
+    # BentoML's model and bento stores live with the rest of the embedded state.
+    os.environ.setdefault("BENTOML_HOME", str(fraud_home() / "bentoml"))
     for name, value in TELEMETRY_OFF.items():
         os.environ.setdefault(name, value)

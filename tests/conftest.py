@@ -17,6 +17,7 @@ def fraud_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FRAUD_HOME", str(home))
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: one test's store must not leak on.
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("BENTOML_HOME", raising=False)
     prepare_process_environment()
     return home
 

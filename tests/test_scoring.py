@@ -168,3 +168,32 @@ def test_a_failing_feature_store_degrades_the_answer_not_the_request(champion_mo
     scorer.score(_scoring_rows(5))
     scorer.score(_scoring_rows(5))
     assert features.calls == 2  # the breaker opened: the store is left alone
+
+
+def test_the_champion_copied_into_bentoml_scores_as_the_registry_does(
+    fraud_home, monkeypatch, tmp_path
+):
+    import bentoml
+    from mlflow import MlflowClient
+
+    from resources import build_resources
+    from resources.mlflow import MODEL_NAME
+    from serving.champion import export_champion, load_stored
+
+    monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
+    build_resources()["mlflow"].activate()
+    trained = train(_rows(1500), _rows(500, seed=1), TrainParams(epochs=1, batch_size=256))
+    with mlflow.start_run():
+        info = log_model(trained, _rows(10, seed=3).drop(columns="label"))
+    version = mlflow.register_model(info.model_uri, MODEL_NAME).version
+    MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
+
+    tag, created = export_champion(MODEL_NAME)
+    assert (tag, created) == (f"fraud-detector:v{version}", True)
+    assert export_champion(MODEL_NAME) == (tag, False)  # idempotent
+    stored = bentoml.models.get(tag)
+    assert str(tmp_path) in stored.path  # BENTOML_HOME
+    model, stored_version = load_stored(stored.path)
+    rows = _rows(20, seed=5).drop(columns="label")
+    assert stored_version == str(version)
+    assert np.allclose(model.predict(rows)["fraud_probability"], trained.score(rows), atol=1e-6)

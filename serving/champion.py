@@ -1,0 +1,51 @@
+"""The champion as serving holds it: the registry's MLflow model copied into BentoML's model store
+(tag `fraud-detector:v<registry version>`), so a bento carries it and needs no registry."""
+
+import json
+from pathlib import Path
+
+BENTO_MODEL = "fraud-detector"
+MLFLOW_DIR = "mlflow_model"  # the MLflow model's files inside the BentoML model
+
+
+def bento_tag(version: str) -> str:
+    return f"{BENTO_MODEL}:v{version}"
+
+
+def export_champion(model_name: str, alias: str = "champion") -> tuple[str, bool]:
+    """(tag, created): the registry's `model_name@alias` in the BentoML model store; a version
+    already there is left as it is (a rebuild for the same version adds nothing)."""
+    import bentoml
+    import mlflow
+    from bentoml.exceptions import NotFound
+    from mlflow import MlflowClient
+
+    version = MlflowClient().get_model_version_by_alias(model_name, alias)
+    tag = bento_tag(version.version)
+    try:
+        bentoml.models.get(tag)
+        return tag, False
+    except NotFound:
+        pass
+    with bentoml.models.create(
+        tag,
+        labels={"registry_version": str(version.version), "alias": alias},
+        metadata={"model_uri": f"models:/{model_name}/{version.version}",
+                  "mlflow_run_id": version.run_id},  # fmt: skip
+    ) as model:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{model_name}/{version.version}",
+            dst_path=str(Path(model.path) / MLFLOW_DIR),
+        )
+        (Path(model.path) / "registry.json").write_text(
+            json.dumps({"name": model_name, "version": str(version.version)})
+        )
+    return tag, True
+
+
+def load_stored(path: str):
+    """(pyfunc model, registry version) of a BentoML model made by `export_champion`."""
+    import mlflow.pyfunc
+
+    registry = json.loads((Path(path) / "registry.json").read_text())
+    return mlflow.pyfunc.load_model(str(Path(path) / MLFLOW_DIR)), registry["version"]
