@@ -30,8 +30,10 @@ def export_champion(model_name: str, alias: str = "champion") -> tuple[str, bool
     with bentoml.models.create(
         tag,
         labels={"registry_version": str(version.version), "alias": alias},
-        metadata={"model_uri": f"models:/{model_name}/{version.version}",
-                  "mlflow_run_id": version.run_id},  # fmt: skip
+        metadata={
+            "model_uri": f"models:/{model_name}/{version.version}",
+            "mlflow_run_id": version.run_id,
+        },
     ) as model:
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{model_name}/{version.version}",
