@@ -10,10 +10,10 @@ import pyarrow.compute as pc
 from assets.features import BATCH_VIEWS, source_frame
 from assets.velocity import VELOCITY_KEYS
 from lakehouse.delta import ALL_DAYS
+from ml.feature_store import FEATURE_SERVICE as SERVICE
 from resources.feast import FeastResource, historical_features
 from resources.lakehouse import LakehouseResource
 
-SERVICE = "fraud_model_v1"
 # Velocity describes the card's or customer's activity before the transaction: the value pushed
 # for the transaction itself (which counts it) must not be joined to it.
 JUST_BEFORE = dt.timedelta(microseconds=1)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
 PROJECT = "fraud_platform"
+FEATURE_SERVICE = "fraud_model_v1"  # the features of the fraud-detector model
 
 
 def feast_settings(registry: str, online_store: str = "sqlite", sqlite_path: str = "") -> dict:

@@ -1,0 +1,131 @@
+"""The online scoring API (BentoML): `POST /score` takes one transaction; concurrent requests are
+scored together by an internal batching service (one feature lookup and one forward pass per
+batch). Guarded by an API key, a body cap, a concurrency limit (429) and a timeout (504).
+
+Settings (environment): FRAUD_API_KEY (required), FRAUD_REVIEW_THRESHOLD (0.5),
+FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_MAX_CONCURRENCY (64), FRAUD_TIMEOUT_S (2), and the feature
+store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE. Build argument `model_tag` pins the
+BentoML model (default `fraud-detector:latest`)."""
+
+import os
+import time
+
+import bentoml
+from pydantic import BaseModel, Field
+
+from serving.http_guards import APIKeyMiddleware, BodySizeLimitMiddleware, UnprocessableMiddleware
+from serving.transaction import Transaction
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+class BuildArgs(BaseModel):
+    model_tag: str = "fraud-detector:latest"
+
+
+ARGS = bentoml.use_arguments(BuildArgs)
+
+
+class ScoreResponse(BaseModel):
+    """The answer for one transaction."""
+
+    transaction_id: str
+    score: float = Field(description="Fraud probability")
+    decision: str = Field(description="approve | review | decline")
+    reasons: list[str] = Field(description="Reason codes that hold for this transaction")
+    degraded: bool = Field(description="Scored without the feature store (request features only)")
+    model_version: str = Field(description="Registry version of fraud-detector")
+    latency_ms: float = Field(0.0, description="Time spent in the service")
+
+
+def _thresholds():
+    from serving.scoring import Thresholds
+
+    return Thresholds(
+        review=float(os.environ.get("FRAUD_REVIEW_THRESHOLD", 0.5)),
+        decline=float(os.environ.get("FRAUD_DECLINE_THRESHOLD", 0.9)),
+    )
+
+
+@bentoml.service(
+    name="fraud_batch_scorer",
+    workers=1,
+    traffic={"timeout": 10},
+    # BentoML's internal client renews its connection every 100 calls by default and drops the
+    # calls in flight when it does (bentoml/BentoML#5540): keep one connection.
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+)
+class BatchScorer:
+    """Internal: scores the batches the dispatcher forms from concurrent requests."""
+
+    model = bentoml.models.BentoModel(ARGS.model_tag)
+
+    def __init__(self):
+        from ml.feature_store import FEATURE_SERVICE, open_feature_store, settings_from_environment
+        from ml.online_features import OnlineFeatures
+        from resources.settings import fraud_home, prepare_process_environment
+        from serving.champion import load_stored
+        from serving.scoring import Scorer
+
+        prepare_process_environment()
+        pyfunc, version = load_stored(self.model.path)
+        store = open_feature_store(**settings_from_environment(fraud_home()))
+        self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
+        self.scorer = Scorer(pyfunc, version, self.features, _thresholds())
+
+    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=1000)
+    def score_batch(self, transactions: list[Transaction]) -> list[ScoreResponse]:
+        scored = self.scorer.score([t.scoring_row() for t in transactions])
+        return [
+            ScoreResponse(
+                transaction_id=t.transaction_id,
+                score=float(score),
+                decision=decision,
+                reasons=reasons,
+                degraded=scored.degraded,
+                model_version=scored.model_version,
+            )
+            for t, score, decision, reasons in zip(
+                transactions, scored.scores, scored.decisions, scored.reasons, strict=True
+            )
+        ]
+
+    @bentoml.api
+    def feature_store_reachable(self) -> bool:
+        """One lookup of an entity no store holds: it answers (with defaults) or it raises."""
+        probe = dict.fromkeys(self.features.join_keys, "__readiness_probe__")
+        try:
+            self.features.lookup([probe])
+        except Exception:  # any store error means not ready
+            return False
+        return True
+
+
+@bentoml.service(
+    name="fraud_scoring",
+    workers=1,
+    traffic={
+        "timeout": float(os.environ.get("FRAUD_TIMEOUT_S", 2)),
+        "max_concurrency": int(os.environ.get("FRAUD_MAX_CONCURRENCY", 64)),
+    },
+)
+class FraudScoring:
+    """Card-fraud scoring: one transaction in, a score, a decision and reason codes out."""
+
+    batch = bentoml.depends(BatchScorer)
+
+    @bentoml.api(route="/score")
+    async def score(self, transaction: Transaction) -> ScoreResponse:
+        """Score one transaction with the champion model and its online features."""
+        started = time.perf_counter()
+        [result] = await self.batch.to_async.score_batch([transaction])
+        result.latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        return result
+
+    async def __is_ready__(self) -> bool:
+        return await self.batch.to_async.feature_store_reachable()
+
+
+FraudScoring.add_asgi_middleware(APIKeyMiddleware, key_variable="FRAUD_API_KEY")
+FraudScoring.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+FraudScoring.add_asgi_middleware(UnprocessableMiddleware)
