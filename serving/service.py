@@ -92,13 +92,10 @@ class BatchScorer:
 
     @bentoml.api
     def feature_store_reachable(self) -> bool:
-        """One lookup of an entity no store holds: it answers (with defaults) or it raises."""
+        """One lookup of an entity no store holds, through the scorer's circuit breaker: not
+        ready while it fails, is slow, or the breaker is open."""
         probe = dict.fromkeys(self.features.join_keys, "__readiness_probe__")
-        try:
-            self.features.lookup([probe])
-        except Exception:  # any store error means not ready
-            return False
-        return True
+        return self.scorer.breaker.call(lambda: self.features.lookup([probe])) is not None
 
 
 @bentoml.service(

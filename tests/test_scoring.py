@@ -89,7 +89,7 @@ def test_thresholds_decide_and_refuse_an_impossible_order():
 
 
 def test_the_breaker_opens_after_repeated_failures_and_closes_after_a_success():
-    breaker = CircuitBreaker(failures=2, slow_ms=1000, cooldown_s=0.2)
+    breaker = CircuitBreaker(failures=2, timeout_ms=1000, cooldown_s=0.2)
     calls = []
 
     def failing():
@@ -102,6 +102,13 @@ def test_the_breaker_opens_after_repeated_failures_and_closes_after_a_success():
     time.sleep(0.25)
     assert breaker.call(lambda: {"ok": True}) == {"ok": True}  # half-open trial succeeds
     assert not breaker.open
+
+
+def test_a_lookup_slower_than_the_timeout_counts_as_a_failure_and_returns_at_once():
+    breaker = CircuitBreaker(failures=1, timeout_ms=50, cooldown_s=60)
+    started = time.monotonic()
+    assert breaker.call(lambda: time.sleep(1) or {"late": True}) is None
+    assert time.monotonic() - started < 0.5 and breaker.open
 
 
 class _Features:

@@ -1,0 +1,201 @@
+"""The scoring API over real HTTP: `bentoml serve` started by the test on a champion in BentoML's
+store and features in a Redis of its own (so that the test can stop it): auth, 422, 413, 429,
+readiness, unknown entities, and the degraded mode while the feature store is down."""
+
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import dagster as dg
+import mlflow
+import pytest
+
+from tests.test_model import _rows
+
+REDIS_PORT, PORT, KEY = 6391, 3961, "test-key"
+NOW = dt.datetime.now(dt.UTC)
+RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
+TXN = {
+    "transaction_id": "T1",
+    "event_timestamp": NOW.isoformat(),
+    "customer_id": "C1",
+    "card_id": "K1",
+    "merchant_id": "M1",
+    "merchant_category": "electronics",
+    "merchant_country": "US",
+    "device_id": "D1",
+    "channel": "online",
+    "amount": "250.00",
+    "currency": "USD",
+}
+
+
+def _redis(command: str) -> None:
+    if command == "start":
+        subprocess.run(
+            ["redis-server", "--daemonize", "yes", "--port", str(REDIS_PORT), "--bind",
+             "127.0.0.1", "--save", "", "--appendonly", "no"],
+            check=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"],
+                             capture_output=True).returncode:  # fmt: skip
+            assert time.monotonic() < deadline, "test Redis did not start"
+            time.sleep(0.1)
+    else:
+        subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "shutdown", "nosave"])
+
+
+def _call(path: str, body=None, key: str | None = KEY, raw: bytes | None = None):
+    """(status, decoded JSON or text) of a request to the service."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(f"http://127.0.0.1:{PORT}{path}", data=data)
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("X-API-Key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            status, payload = answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        status, payload = error.code, error.read()
+    try:
+        return status, json.loads(payload)
+    except ValueError:
+        return status, payload.decode()
+
+
+def _wait_ready(expected: int = 200, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if _call("/readyz", key=None)[0] == expected:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"/readyz did not answer {expected} in {seconds:g} s")
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """Features online in the test Redis, a champion in BentoML's store, the API serving it."""
+    from mlflow import MlflowClient
+
+    from assets.features import feast_registry, online_store
+    from ml.packaging import log_model
+    from ml.train import TrainParams, train
+    from resources import build_resources
+    from resources.mlflow import MODEL_NAME
+    from resources.settings import prepare_process_environment
+    from serving.champion import export_champion
+    from tests.conftest import range_tags
+    from tests.test_features import _write_gold
+
+    home = tmp_path_factory.mktemp("serving") / "fraud_home"
+    _redis("start")
+    env = {
+        "FRAUD_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "FEAST_ONLINE_STORE": f"redis://127.0.0.1:{REDIS_PORT}",
+        "FRAUD_API_KEY": KEY,
+        "FRAUD_MAX_CONCURRENCY": "4",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in env.items():
+            mp.setenv(name, value)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        prepare_process_environment()
+        _write_gold(home, days=RECENT)
+        resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
+        assert dg.materialize([feast_registry], resources=resources, instance=instance).success
+        assert dg.materialize([online_store], resources=resources, instance=instance,
+                              tags=range_tags(*RECENT)).success  # fmt: skip
+        resources["mlflow"].activate()
+        # counts as the lookup returns them (int64), so the model's schema takes its rows
+        rows = _rows(2000).astype({"customer_daily__txn_count_30d": "int64"})
+        trained = train(rows, _rows(600, seed=1).astype(rows.dtypes.to_dict()),
+                        TrainParams(epochs=2, batch_size=256))  # fmt: skip
+        with mlflow.start_run():
+            info = log_model(trained, rows.drop(columns="label"))
+        version = mlflow.register_model(info.model_uri, MODEL_NAME).version
+        MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
+        export_champion(MODEL_NAME)
+        mlflow.set_tracking_uri(None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bentoml", "serve", "serving.service:FraudScoring",
+         "--port", str(PORT)],
+        env={**os.environ, **env},
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_ready()
+        yield str(version)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        _redis("stop")
+
+
+def test_a_transaction_is_scored_with_its_features_and_the_champions_version(service):
+    status, answer = _call("/score", {"transaction": TXN})
+    assert status == 200, answer
+    assert answer["transaction_id"] == "T1" and answer["model_version"] == service
+    assert 0 <= answer["score"] <= 1 and answer["decision"] in {"approve", "review", "decline"}
+    assert not answer["degraded"] and "unknown_customer" not in answer["reasons"]
+    assert answer["latency_ms"] > 0
+    stranger = {**TXN, "customer_id": "nobody", "device_id": None}
+    status, answer = _call("/score", {"transaction": stranger})
+    assert status == 200 and "unknown_customer" in answer["reasons"] and not answer["degraded"]
+
+
+def test_without_the_api_key_the_answer_is_401_and_the_probes_stay_open(service):
+    assert _call("/score", {"transaction": TXN}, key=None)[0] == 401
+    assert _call("/score", {"transaction": TXN}, key="wrong")[0] == 401
+    assert _call("/healthz", key=None)[0] == 200
+    status, spec = _call("/docs.json", key=None)
+    assert status == 200 and "/score" in spec["paths"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"amount": "-5"}, "amount"), ({"currency": "XXX"}, "currency"),
+     ({"event_timestamp": "yesterday"}, "event_timestamp")],
+)  # fmt: skip
+def test_a_malformed_transaction_gets_422_naming_the_field(service, change, field):
+    status, answer = _call("/score", {"transaction": {**TXN, **change}})
+    assert status == 422 and field in json.dumps(answer)
+
+
+def test_an_oversized_body_gets_413(service):
+    status, answer = _call("/score", raw=b'{"transaction": "' + b"x" * 40_000 + b'"}')
+    assert status == 413 and "bytes" in answer["error"]
+
+
+def test_a_burst_beyond_the_concurrency_limit_gets_429_never_5xx(service):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=32) as pool:
+        statuses = list(pool.map(lambda i: _call("/score", {"transaction": TXN})[0], range(96)))
+    assert 429 in statuses and 200 in statuses
+    assert set(statuses) <= {200, 429}
+
+
+def test_with_the_feature_store_down_requests_are_scored_degraded_and_readiness_fails(service):
+    _redis("stop")
+    try:
+        status, answer = _call("/score", {"transaction": TXN})
+        assert status == 200 and answer["degraded"]
+        assert "unknown_customer" in answer["reasons"]  # defaults, flagged
+        _wait_ready(expected=503, seconds=30)
+    finally:
+        _redis("start")
+    # the online store kept nothing (no persistence): readiness returns, scoring is not degraded
+    _wait_ready(expected=200, seconds=30)
+    time.sleep(5.5)  # the breaker's cool-down
+    status, answer = _call("/score", {"transaction": TXN})
+    assert status == 200 and not answer["degraded"]
