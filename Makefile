@@ -19,7 +19,7 @@ FEATURE_PORT ?= 6566
 LOCK_HASH := $(shell cat requirements.lock requirements-dbt.lock | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: venv demo test lint dev feature-server bench lock dagster-home clean
+.PHONY: venv demo test lint dev serve feature-server bench lock dagster-home clean
 
 ## venv: the project venv from requirements.lock, and dbt's own venv inside it from requirements-dbt.lock
 venv: $(STAMP)
@@ -68,6 +68,12 @@ lint: venv
 ## dev: the Dagster UI on http://localhost:3000
 dev: venv $(MANIFEST) dagster-home
 	$(BIN)/dagster dev -w workspace.yaml -p 3000
+
+## serve: the current champion's bento (built if needed) on SERVE_PORT; FRAUD_API_KEY guards
+## POST /score (a local development key if unset)
+serve: venv dagster-home
+	@if [ -z "$$FRAUD_API_KEY" ]; then echo "FRAUD_API_KEY unset: using local-dev-key"; fi
+	FRAUD_API_KEY=$${FRAUD_API_KEY:-local-dev-key} $(BIN)/python -m serving.bento serve $(SERVE_PORT)
 
 ## bench: benchmarks print figures (see bench/RESULTS.md)
 bench: venv $(MANIFEST)

@@ -12,7 +12,7 @@ from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.ray import RayResource
-from resources.settings import fraud_env, fraud_home
+from resources.settings import fraud_env, fraud_home, mlflow_tracking_uri
 from resources.spark import SparkResource
 
 
@@ -31,8 +31,7 @@ def build_resources() -> dict[str, object]:
         spark = SparkResource()
     feast = FeastResource(**settings_from_environment(home))
     mlflow = MlflowResource(
-        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI")
-        or f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+        tracking_uri=mlflow_tracking_uri(),
         artifact_root=str(home / "mlflow" / "artifacts"),
     )
     return {

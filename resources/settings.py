@@ -24,6 +24,12 @@ def fraud_home() -> Path:
     return Path(os.environ.get("FRAUD_HOME") or REPO_ROOT / ".fraud_home").resolve()
 
 
+def mlflow_tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else the embedded SQLite store under FRAUD_HOME."""
+    default = f"sqlite:///{fraud_home() / 'mlflow' / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
 def fraud_env() -> str:
     env = os.environ.get("FRAUD_ENV", "local")
     if env not in ENVIRONMENTS:

@@ -1,0 +1,78 @@
+"""The champion's bento: the registry's champion copied into BentoML's model store, and a bento
+of the scoring service pinned to it (`fraud_scoring:v<registry version>`).
+
+    python -m serving.bento build         # prints {"model_tag", "bento_tag", "built"} as JSON
+    python -m serving.bento serve [PORT]  # builds if needed, then `bentoml serve` of the bento
+
+BentoML reads BENTOML_HOME once per process, so callers that change it (a Dagster step, a test)
+build through `build_in_subprocess`."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENTOFILE = REPO_ROOT / "serving" / "bentofile.yaml"
+BENTO_NAME = "fraud_scoring"
+
+
+def build(model_name: str = "fraud-detector") -> dict:
+    """Export the champion (if new) and build its bento (if not built yet)."""
+    import bentoml
+    import mlflow
+    from bentoml.exceptions import NotFound
+
+    from resources.settings import mlflow_tracking_uri, prepare_process_environment
+    from serving.champion import export_champion
+
+    prepare_process_environment()
+    mlflow.set_tracking_uri(mlflow_tracking_uri())
+    model_tag, _ = export_champion(model_name)
+    bento_tag = f"{BENTO_NAME}:{model_tag.split(':')[1]}"
+    try:
+        bentoml.bentos.get(bento_tag)
+        return {"model_tag": model_tag, "bento_tag": bento_tag, "built": False}
+    except NotFound:
+        pass
+    bentoml.bentos.build_bentofile(
+        str(BENTOFILE),
+        version=bento_tag.split(":")[1],
+        build_ctx=str(REPO_ROOT),
+        labels={"model": model_tag},
+        args={"model_tag": model_tag},
+    )
+    return {"model_tag": model_tag, "bento_tag": bento_tag, "built": True}
+
+
+def build_in_subprocess(env: dict | None = None) -> dict:
+    """`build()` in a fresh interpreter (BentoML then reads this environment's BENTOML_HOME)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "serving.bento", "build"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(f"bento build failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("build", "serve"):
+        print("usage: python -m serving.bento build | serve [PORT]", file=sys.stderr)
+        return 2
+    built = build()
+    print(json.dumps(built), flush=True)
+    if argv[0] == "build":
+        return 0
+    port = argv[1] if len(argv) > 1 else "3001"
+    print(f"serving {built['bento_tag']} on http://localhost:{port} (API docs at /)", flush=True)
+    bentoml = str(Path(sys.executable).parent / "bentoml")
+    os.execv(bentoml, [bentoml, "serve", built["bento_tag"], "--port", port])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
