@@ -12,15 +12,21 @@ prepare_process_environment()
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from assets import asset_checks, feature_assets, lakehouse_assets, training_assets  # noqa: E402
+from assets import (  # noqa: E402
+    asset_checks,
+    feature_assets,
+    lakehouse_assets,
+    scoring_assets,
+    training_assets,
+)
 from jobs import jobs, schedules  # noqa: E402
 from resources import build_resources  # noqa: E402
-from sensors import sensors  # noqa: E402
+from sensors import sensor_jobs, sensors  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[*lakehouse_assets, *feature_assets, *training_assets],
+    assets=[*lakehouse_assets, *feature_assets, *training_assets, *scoring_assets],
     asset_checks=asset_checks,
-    jobs=jobs,
+    jobs=[*jobs, *sensor_jobs],
     schedules=schedules,
     sensors=sensors,
     resources=build_resources(),

@@ -1,13 +1,15 @@
 """Software-defined assets, one module per layer."""
 
 # Dagster puts the working directory on sys.path only while it loads the code location; a run's
-# step imports ml/ lazily (torch stays out of the load), which then resolves through the package
-# registered here.
+# step imports ml/ and serving/ lazily (torch stays out of the load), which then resolve through the
+# packages registered here.
 import ml  # noqa: F401
+import serving  # noqa: F401
 from assets.bronze import bronze_assets
 from assets.features import feast_registry, online_store, online_store_fresh
 from assets.gold import gold_contracts, gold_dbt_models
 from assets.registry import challenger, champion
+from assets.scoring import bento
 from assets.silver import silver_tables
 from assets.training import tuned_model
 from assets.training_set import training_set
@@ -17,3 +19,4 @@ lakehouse_assets = [*bronze_assets, silver_tables, gold_dbt_models]
 feature_assets = [velocity_history, feast_registry, online_store, training_set]
 asset_checks = [gold_contracts, online_store_fresh]
 training_assets = [tuned_model, challenger, champion]
+scoring_assets = [bento]

@@ -23,6 +23,7 @@ EXPECTED_ASSETS = {
     "training/tuned_model",
     "registry/challenger",
     "registry/champion",
+    "scoring/bento",
 }
 
 
@@ -117,10 +118,34 @@ def test_lazy_imports_of_a_run_resolve_once_the_repo_leaves_sys_path():
     code = (
         "import sys; import definitions; "
         "sys.path[:] = [p for p in sys.path if p not in ('', sys.argv[1])]; "
-        "import ml.online_features, ml.train, ml.tuning, ml.packaging, ml.baseline; print('ok')"
+        "import ml.online_features, ml.train, ml.tuning, ml.packaging, ml.baseline; "
+        "import serving.bento, serving.scoring; print('ok')"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(REPO_ROOT)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_serving_imports_no_dagster():
+    """serving/ runs in the bento, where Dagster is not installed."""
+    import subprocess
+    import sys
+
+    from resources.settings import REPO_ROOT
+
+    code = (
+        "import sys, os; os.environ['FRAUD_API_KEY'] = 'k'; "
+        "import serving.service, serving.scoring, serving.champion, serving.bento; "
+        "assert 'dagster' not in sys.modules, 'serving imported dagster'; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_champion_sensor_builds_the_bento():
+    sensor = defs.resolve_sensor_def("champion_sensor")
+    assert sensor.job_name == "bento_job"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING

@@ -17,8 +17,6 @@ import dagster as dg
 import mlflow
 import pytest
 
-from tests.test_model import _rows
-
 REDIS_PORT, PORT, KEY = 6391, 3961, "test-key"
 NOW = dt.datetime.now(dt.UTC)
 RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
@@ -86,15 +84,11 @@ def _wait_ready(expected: int = 200, seconds: float = 120) -> None:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """Features online in the test Redis, a champion in BentoML's store, the API serving it."""
-    from mlflow import MlflowClient
-
     from assets.features import feast_registry, online_store
-    from ml.packaging import log_model
-    from ml.train import TrainParams, train
     from resources import build_resources
-    from resources.mlflow import MODEL_NAME
     from resources.settings import prepare_process_environment
-    from serving.champion import export_champion
+    from serving.bento import build_in_subprocess
+    from tests.champions import register_champion
     from tests.conftest import range_tags
     from tests.test_features import _write_gold
 
@@ -118,16 +112,10 @@ def service(tmp_path_factory):
         assert dg.materialize([online_store], resources=resources, instance=instance,
                               tags=range_tags(*RECENT)).success  # fmt: skip
         resources["mlflow"].activate()
-        # counts as the lookup returns them (int64), so the model's schema takes its rows
-        rows = _rows(2000).astype({"customer_daily__txn_count_30d": "int64"})
-        trained = train(rows, _rows(600, seed=1).astype(rows.dtypes.to_dict()),
-                        TrainParams(epochs=2, batch_size=256))  # fmt: skip
-        with mlflow.start_run():
-            info = log_model(trained, rows.drop(columns="label"))
-        version = mlflow.register_model(info.model_uri, MODEL_NAME).version
-        MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
-        export_champion(MODEL_NAME)
+        version = register_champion(epochs=2)
         mlflow.set_tracking_uri(None)
+    # in a fresh interpreter, which reads this BENTOML_HOME
+    build_in_subprocess({**env, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow/mlflow.db"})
     server = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:FraudScoring",
          "--port", str(PORT)],
