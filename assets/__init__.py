@@ -9,7 +9,7 @@ from assets.bronze import bronze_assets
 from assets.features import feast_registry, online_store, online_store_fresh
 from assets.gold import gold_contracts, gold_dbt_models
 from assets.registry import challenger, champion
-from assets.scoring import bento
+from assets.scoring import batch_scoring, bento
 from assets.silver import silver_tables
 from assets.training import tuned_model
 from assets.training_set import training_set
@@ -19,4 +19,4 @@ lakehouse_assets = [*bronze_assets, silver_tables, gold_dbt_models]
 feature_assets = [velocity_history, feast_registry, online_store, training_set]
 asset_checks = [gold_contracts, online_store_fresh]
 training_assets = [tuned_model, challenger, champion]
-scoring_assets = [bento]
+scoring_assets = [bento, batch_scoring]

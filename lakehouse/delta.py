@@ -130,6 +130,19 @@ def overwrite_days(
     return DeltaWrite(uri=uri, version=version, rows=data.num_rows)
 
 
+def append_rows(
+    uri: str, data: pa.Table, storage_options: dict[str, str] | None = None
+) -> DeltaWrite:
+    """Add `data` in one commit (a table partitioned by day is created if absent)."""
+    from deltalake import DeltaTable, write_deltalake
+
+    write_deltalake(
+        uri, data, mode="append", partition_by=[PARTITION_COLUMN], storage_options=storage_options
+    )
+    version = DeltaTable(uri, storage_options=storage_options).version()
+    return DeltaWrite(uri=uri, version=version, rows=data.num_rows)
+
+
 def remove_replaced_files(uri: str, storage_options: dict[str, str] | None = None) -> int:
     """Delete data files no longer in the current version (no time travel before it).
 

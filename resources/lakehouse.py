@@ -55,3 +55,6 @@ class LakehouseResource(dg.ConfigurableResource):
         return delta.overwrite_days(
             self.uri(layer, table), data, start, end, self._options(), extra_predicate
         )
+
+    def append(self, layer: str, table: str, data: pa.Table) -> delta.DeltaWrite:
+        return delta.append_rows(self.uri(layer, table), data, self._options())

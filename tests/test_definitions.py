@@ -24,6 +24,8 @@ EXPECTED_ASSETS = {
     "registry/challenger",
     "registry/champion",
     "scoring/bento",
+    "scoring/batch_scores",
+    "monitoring/prediction_log",
 }
 
 
