@@ -24,6 +24,11 @@ def fraud_home() -> Path:
     return Path(os.environ.get("FRAUD_HOME") or REPO_ROOT / ".fraud_home").resolve()
 
 
+def lakehouse_root() -> str:
+    """LAKEHOUSE_URI, else $FRAUD_HOME/lakehouse (the Delta tables' root, as Feast's sources)."""
+    return (os.environ.get("LAKEHOUSE_URI") or str(fraud_home() / "lakehouse")).rstrip("/")
+
+
 def mlflow_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, else the embedded SQLite store under FRAUD_HOME."""
     default = f"sqlite:///{fraud_home() / 'mlflow' / 'mlflow.db'}"

@@ -3,8 +3,12 @@ model read, for monitoring. A Delta table partitioned by the transaction's day."
 
 import datetime as dt
 import json
+import logging
+import threading
 
 import pyarrow as pa
+
+log = logging.getLogger(__name__)
 
 PATHS = ("online", "batch", "stream")
 SCHEMA = pa.schema(
@@ -52,3 +56,59 @@ def prediction_rows(scored, inputs: list[str], path: str, scored_at: dt.datetime
 def _plain(value):
     """numpy scalars and the like, as JSON numbers or booleans."""
     return value.item() if hasattr(value, "item") else str(value)
+
+
+class PredictionLogWriter:
+    """Appends log rows to the Delta table in the background, one commit per `flush_s` seconds
+    (or `max_rows` rows), so a request never waits on a commit. `close()` writes what is left."""
+
+    def __init__(self, uri: str, flush_s: float = 2.0, max_rows: int = 5000):
+        self.uri, self.flush_s, self.max_rows = uri, flush_s, max_rows
+        self._pending: list[pa.Table] = []
+        self._rows = 0
+        self._wake = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def add(self, rows: pa.Table) -> None:
+        with self._wake:
+            self._pending.append(rows)
+            self._rows += rows.num_rows
+            if self._rows >= self.max_rows:
+                self._wake.notify()
+
+    def _take(self) -> pa.Table | None:
+        with self._wake:
+            pending, self._pending, self._rows = self._pending, [], 0
+        return pa.concat_tables(pending) if pending else None
+
+    def _write(self) -> None:
+        from lakehouse.delta import append_rows
+
+        rows = self._take()
+        if rows is None:
+            return
+        try:
+            append_rows(self.uri, rows)
+        except Exception:  # the service keeps scoring; the rows are retried with the next flush
+            log.exception("prediction log: %d rows not written, retrying", rows.num_rows)
+            with self._wake:
+                self._pending.insert(0, rows)
+                self._rows += rows.num_rows
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                if not self._closed:
+                    self._wake.wait(self.flush_s)
+                closed = self._closed
+            self._write()
+            if closed:
+                return
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout=30)

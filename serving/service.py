@@ -3,10 +3,12 @@ scored together by an internal batching service (one feature lookup and one forw
 batch). Guarded by an API key, a body cap, a concurrency limit (429) and a timeout (504).
 
 Settings (environment): FRAUD_API_KEY (required), FRAUD_REVIEW_THRESHOLD (0.5),
-FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_MAX_CONCURRENCY (64), FRAUD_TIMEOUT_S (2), and the feature
-store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE. Build argument `model_tag` pins the
-BentoML model (default `fraud-detector:latest`)."""
+FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_MAX_CONCURRENCY (64), FRAUD_TIMEOUT_S (2),
+FRAUD_LOG_FLUSH_S (2: how often scores are committed to monitoring/prediction_log), and the feature
+store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument
+`model_tag` pins the BentoML model (default `fraud-detector:latest`)."""
 
+import datetime as dt
 import os
 import time
 
@@ -14,6 +16,7 @@ import bentoml
 from pydantic import BaseModel, Field
 
 from serving.http_guards import APIKeyMiddleware, BodySizeLimitMiddleware, UnprocessableMiddleware
+from serving.prediction_log import prediction_rows
 from serving.transaction import Transaction
 
 MAX_BODY_BYTES = 16 * 1024
@@ -63,8 +66,9 @@ class BatchScorer:
     def __init__(self):
         from ml.feature_store import FEATURE_SERVICE, open_feature_store, settings_from_environment
         from ml.online_features import OnlineFeatures
-        from resources.settings import fraud_home, prepare_process_environment
+        from resources.settings import fraud_home, lakehouse_root, prepare_process_environment
         from serving.champion import load_stored
+        from serving.prediction_log import PredictionLogWriter
         from serving.scoring import Scorer
 
         prepare_process_environment()
@@ -72,10 +76,19 @@ class BatchScorer:
         store = open_feature_store(**settings_from_environment(fraud_home()))
         self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
         self.scorer = Scorer(pyfunc, version, self.features, _thresholds())
+        self.log = PredictionLogWriter(
+            f"{lakehouse_root()}/monitoring/prediction_log",
+            flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 2.0)),
+        )
+
+    @bentoml.on_shutdown
+    def _flush_log(self):
+        self.log.close()
 
     @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=1000)
     def score_batch(self, transactions: list[Transaction]) -> list[ScoreResponse]:
         scored = self.scorer.score([t.scoring_row() for t in transactions])
+        self.log.add(prediction_rows(scored, self.scorer.inputs, "online", dt.datetime.now(dt.UTC)))
         return [
             ScoreResponse(
                 transaction_id=t.transaction_id,

@@ -204,3 +204,41 @@ def test_the_champion_copied_into_bentoml_scores_as_the_registry_does(
     rows = _rows(20, seed=5).drop(columns="label")
     assert stored_version == str(version)
     assert np.allclose(model.predict(rows)["fraud_probability"], trained.score(rows), atol=1e-6)
+
+
+def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_missed(
+    tmp_path, monkeypatch
+):
+    import pyarrow as pa
+
+    from lakehouse import delta
+    from lakehouse.delta import ALL_DAYS, read_days
+    from serving.prediction_log import SCHEMA, PredictionLogWriter
+
+    def rows(*ids):
+        stamp = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+        return pa.Table.from_pylist(
+            [{"transaction_id": i, "event_timestamp": stamp, "day": stamp.date(),
+              "scored_at": stamp, "path": "online", "model_version": "1", "score": 0.5,
+              "decision": "review", "reasons": [], "degraded": False, "features": "{}"}
+             for i in ids],
+            schema=SCHEMA,
+        )  # fmt: skip
+
+    uri = str(tmp_path / "prediction_log")
+    real_append, failures = delta.append_rows, [1]
+
+    def flaky_append(*args, **kwargs):  # the first commit fails (say, the store blinked)
+        if failures:
+            failures.pop()
+            raise OSError("store unavailable")
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(delta, "append_rows", flaky_append)
+    writer = PredictionLogWriter(uri, flush_s=0.1)
+    writer.add(rows("a", "b"))
+    time.sleep(0.35)  # one failed flush, then a successful one
+    writer.add(rows("c"))
+    writer.close()
+    written = read_days(uri, *ALL_DAYS).column("transaction_id").to_pylist()
+    assert sorted(written) == ["a", "b", "c"]

@@ -100,6 +100,7 @@ def service(tmp_path_factory):
         "FEAST_ONLINE_STORE": f"redis://127.0.0.1:{REDIS_PORT}",
         "FRAUD_API_KEY": KEY,
         "FRAUD_MAX_CONCURRENCY": "4",
+        "FRAUD_LOG_FLUSH_S": "0.3",
     }
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
@@ -124,7 +125,7 @@ def service(tmp_path_factory):
     )  # fmt: skip
     try:
         _wait_ready()
-        yield str(version)
+        yield version, home
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -134,13 +135,35 @@ def service(tmp_path_factory):
 def test_a_transaction_is_scored_with_its_features_and_the_champions_version(service):
     status, answer = _call("/score", {"transaction": TXN})
     assert status == 200, answer
-    assert answer["transaction_id"] == "T1" and answer["model_version"] == service
+    assert answer["transaction_id"] == "T1" and answer["model_version"] == service[0]
     assert 0 <= answer["score"] <= 1 and answer["decision"] in {"approve", "review", "decline"}
     assert not answer["degraded"] and "unknown_customer" not in answer["reasons"]
     assert answer["latency_ms"] > 0
     stranger = {**TXN, "customer_id": "nobody", "device_id": None}
     status, answer = _call("/score", {"transaction": stranger})
     assert status == 200 and "unknown_customer" in answer["reasons"] and not answer["degraded"]
+
+
+def test_every_online_score_reaches_the_prediction_log(service):
+    from lakehouse.delta import ALL_DAYS, read_days
+
+    status, answer = _call("/score", {"transaction": {**TXN, "transaction_id": "LOGGED"}})
+    assert status == 200
+    uri = str(service[1] / "lakehouse/monitoring/prediction_log")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            log = read_days(uri, *ALL_DAYS).to_pandas()
+            logged = log[log["transaction_id"] == "LOGGED"]
+            if len(logged):
+                break
+        except Exception:  # not created yet
+            pass
+        assert time.monotonic() < deadline, "the score did not reach the prediction log in 20 s"
+        time.sleep(0.3)
+    [row] = logged.to_dict("records")
+    assert row["path"] == "online" and row["score"] == pytest.approx(answer["score"])
+    assert row["model_version"] == service[0] and row["decision"] == answer["decision"]
 
 
 def test_without_the_api_key_the_answer_is_401_and_the_probes_stay_open(service):
