@@ -1,4 +1,6 @@
-"""Command line: `python -m simulator generate --days N --customers N --seed N --scenario NAME`."""
+"""Command line: `python -m simulator generate --days N --customers N --seed N --scenario NAME`
+writes landing files; `python -m simulator stream --rate R --count N` publishes transactions to
+the Redis Stream the stream worker reads (STREAM_URL, STREAM_NAME)."""
 
 from __future__ import annotations
 
@@ -38,11 +40,36 @@ def _parser() -> argparse.ArgumentParser:
         "--malformed-rate", type=float, default=0.003, help="share of broken rows (default 0.003)"
     )
     gen.add_argument("--out", type=Path, default=None, help="landing folder ($FRAUD_HOME/landing)")
+    pub = commands.add_parser("stream", help="publish transactions to the Redis Stream")
+    pub.add_argument("--rate", type=float, default=100.0, help="per second (0: at once)")
+    pub.add_argument("--count", type=int, default=1000, help="messages (default 1000)")
+    pub.add_argument("--customers", type=int, default=2000, help="customers (default 2000)")
+    pub.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    pub.add_argument("--malformed-rate", type=float, default=0.0, help="share of broken messages")
     return parser
+
+
+def _stream(args) -> int:
+    import redis
+
+    from serving.stream import StreamSettings
+    from simulator.stream import publish
+
+    settings = StreamSettings.from_environment()
+    started = time.perf_counter()
+    sent = publish(
+        redis.Redis.from_url(settings.url), settings.name, args.count, args.rate,
+        customers=args.customers, seed=args.seed, malformed_rate=args.malformed_rate,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    print(f"published {sent:,} transactions to {settings.name} in {elapsed:.1f}s")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "stream":
+        return _stream(args)
     if args.days < 1 or args.customers < 1:
         print("error: --days and --customers must be at least 1", file=sys.stderr)
         return 2

@@ -79,6 +79,9 @@ def build_population(rng: np.random.Generator, customers: int) -> Population:
     merchants = max(60, customers // 20)
     category_p = np.array([c.popularity for c in CATEGORIES])
     merchant_category = rng.choice(len(CATEGORIES), size=merchants, p=category_p / category_p.sum())
+    # Every category needs a merchant: fraud patterns pick theirs by category (a small network
+    # could draw no digital-goods merchant, and card testing had nowhere to go).
+    merchant_category[-len(CATEGORIES) :] = np.arange(len(CATEGORIES))
     home_or_foreign = np.array(list(COUNTRIES) + list(FOREIGN_ONLY_COUNTRIES))
     foreign_share = 0.04
     merchant_p = np.concatenate(

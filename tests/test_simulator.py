@@ -137,3 +137,14 @@ def test_fraud_favours_risky_merchants():
     pattern = np.concatenate([t.pattern for t in txns])
     risk = network.population.merchant_risk[merchant]
     assert risk[pattern > 0].mean() > 1.5 * risk[pattern == 0].mean()
+
+
+@pytest.mark.parametrize("customers", [50, 200, 333])
+def test_a_small_network_still_has_a_merchant_of_every_category(customers, tmp_path):
+    from simulator.catalog import CATEGORIES
+    from simulator.population import build_population
+
+    population = build_population(np.random.default_rng(7), customers)
+    assert set(population.merchant_category) == set(range(len(CATEGORIES)))
+    totals = generate(tmp_path, days=2, customers=customers, seed=7)  # crashed at 200 before
+    assert totals["transactions"] > 0

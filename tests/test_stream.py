@@ -1,0 +1,124 @@
+"""The stream worker on a real Redis Stream: scores reach the prediction log once each, broken
+messages go to the dead-letter stream, velocity is pushed, and a worker killed with SIGKILL
+mid-stream and restarted loses and doubles nothing."""
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import pytest
+import redis
+
+from lakehouse.delta import ALL_DAYS, read_days, table_exists
+from tests.services import ensure_redis, flush_redis_db
+
+STREAM_DB = 14  # apart from the online-store tests' database
+NOW = dt.datetime.now(dt.UTC)
+RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
+
+
+@pytest.fixture
+def streaming(fraud_home, monkeypatch):
+    """Features online (SQLite), a champion in the registry, an empty stream."""
+    from assets.features import feast_registry, online_store
+    from resources import build_resources
+    from tests.champions import register_champion
+    from tests.conftest import range_tags
+    from tests.test_features import _write_gold
+
+    ensure_redis()
+    flush_redis_db(STREAM_DB)
+    monkeypatch.setenv("STREAM_URL", f"redis://127.0.0.1:6379/{STREAM_DB}")
+    _write_gold(fraud_home, days=RECENT)
+    resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
+    assert dg.materialize([feast_registry], resources=resources, instance=instance).success
+    assert dg.materialize([online_store], resources=resources, instance=instance,
+                          tags=range_tags(*RECENT)).success  # fmt: skip
+    resources["mlflow"].activate()
+    version = register_champion()
+    return redis.Redis(db=STREAM_DB), version, resources["feast"].store()
+
+
+def _logged(home) -> list[str]:
+    uri = str(home / "lakehouse/monitoring/prediction_log")
+    if not table_exists(uri):
+        return []
+    log = read_days(uri, *ALL_DAYS, columns=["transaction_id", "path"]).to_pandas()
+    return log.loc[log["path"] == "stream", "transaction_id"].tolist()
+
+
+def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming, fraud_home):
+    import mlflow
+    from feast.data_source import PushMode
+
+    from ml.feature_store import FEATURE_SERVICE
+    from ml.online_features import OnlineFeatures
+    from serving.scoring import Scorer
+    from serving.stream import StreamSettings, StreamWorker
+    from simulator.stream import publish
+
+    client, version, store = streaming
+    settings = StreamSettings.from_environment()
+    model = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
+    scorer = Scorer(model, version, OnlineFeatures.for_service(store, FEATURE_SERVICE))
+    worker = StreamWorker(
+        settings, scorer, lambda source, frame: store.push(source, frame, to=PushMode.ONLINE),
+        str(fraud_home / "lakehouse/monitoring/prediction_log"), client,
+    )  # fmt: skip
+    publish(client, settings.name, 300, rate=0, customers=50, malformed_rate=0.05)
+    while worker.process(worker._read(120, 100, 60_000)):
+        pass
+    logged, dead = _logged(fraud_home), client.xrange(settings.dead_letter)
+    assert len(logged) == len(set(logged)) and len(logged) + len(dead) == 300
+    assert 0 < len(dead) < 40 and all(b"error" in fields for _, fields in dead)
+    assert client.xpending(settings.name, settings.group)["pending"] == 0
+    velocity = OnlineFeatures.for_views(store, ["card_velocity"])
+    card = client.xrange(settings.name, count=1)[0][1][b"transaction"]
+    pushed = velocity.lookup([{"card_id": json.loads(card)["card_id"]}])
+    assert pushed["card_velocity__txn_count_1h"][0] >= 1  # pushed, online
+
+    # the same messages delivered again (a lost ack) are not logged twice
+    entries = client.xrange(settings.name)
+    worker.process([(mid, fields) for mid, fields in entries])
+    assert sorted(_logged(fraud_home)) == sorted(logged)
+
+
+def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(streaming, fraud_home):
+    from serving.stream import StreamSettings
+    from simulator.stream import publish
+
+    client, _, _ = streaming
+    settings = StreamSettings.from_environment()
+    total = 3000
+    publish(client, settings.name, total, rate=0)
+    command = [sys.executable, "-m", "serving.stream", "--batch", "100", "--block-ms", "200",
+               "--max-idle-s", "1"]  # fmt: skip
+    worker = subprocess.Popen(command, env=dict(os.environ), start_new_session=True)
+    deadline = time.monotonic() + 180
+    while len(_logged(fraud_home)) < 300:  # well under way
+        assert worker.poll() is None, "the worker stopped on its own"
+        assert time.monotonic() < deadline, "the worker scored nothing in 3 minutes"
+        time.sleep(0.2)
+    os.killpg(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert len(_logged(fraud_home)) < total, "the stream was done before the kill"
+
+    restarted = subprocess.Popen(command, env=dict(os.environ), start_new_session=True)
+    try:
+        while (
+            client.xpending(settings.name, settings.group)["pending"]
+            or len(_logged(fraud_home)) < total
+        ):
+            assert restarted.poll() is None, "the restarted worker stopped"
+            assert time.monotonic() < deadline + 120, "the stream was not drained"
+            time.sleep(0.5)
+    finally:
+        os.killpg(restarted.pid, signal.SIGTERM)
+        restarted.wait(timeout=60)
+    logged = _logged(fraud_home)
+    assert len(logged) == total and len(set(logged)) == total
