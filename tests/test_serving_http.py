@@ -125,7 +125,7 @@ def service(tmp_path_factory):
     )  # fmt: skip
     try:
         _wait_ready()
-        yield version, home
+        yield version, home, env
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -142,6 +142,84 @@ def test_a_transaction_is_scored_with_its_features_and_the_champions_version(ser
     stranger = {**TXN, "customer_id": "nobody", "device_id": None}
     status, answer = _call("/score", {"transaction": stranger})
     assert status == 200 and "unknown_customer" in answer["reasons"] and not answer["degraded"]
+
+
+def _parity_transactions(n: int) -> list[dict]:
+    """Simulated transactions, a third of them of the customers, merchant and device the
+    feature store knows, all on yesterday's partition."""
+    from simulator.stream import transactions
+
+    at = dt.datetime.combine(RECENT[1], dt.time(12), dt.UTC)
+    out = []
+    for i, fields in zip(range(n), transactions(300, 5, RECENT[1]), strict=False):
+        if i % 3 == 0:
+            fields.update(customer_id=["C1", "C2"][i % 2], merchant_id="M1", device_id="D1")
+        out.append({**fields, "transaction_id": f"P{i}",
+                    "event_timestamp": (at + dt.timedelta(seconds=i)).isoformat()})  # fmt: skip
+    return out
+
+
+def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(service, monkeypatch):
+    import numpy as np
+    import pyarrow as pa
+    import redis
+    from feast.data_source import PushMode
+
+    from assets.scoring import batch_scoring
+    from lakehouse.delta import ALL_DAYS, overwrite_days, read_days
+    from ml.feature_store import FEATURE_SERVICE
+    from ml.online_features import OnlineFeatures
+    from resources import build_resources
+    from serving.scoring import Scorer
+    from serving.stream import StreamSettings, StreamWorker
+    from serving.transaction import Transaction
+
+
+    version, home, env = service
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home}/mlflow/mlflow.db")
+    monkeypatch.setenv("STREAM_URL", f"redis://127.0.0.1:{REDIS_PORT}/1")
+    txns = _parity_transactions(1000)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:  # under the 429 limit
+        answers = list(pool.map(lambda t: _call("/score", {"transaction": t}), txns))
+    assert {status for status, _ in answers} == {200}
+    online = {a["transaction_id"]: a["score"] for _, a in answers}
+
+    silver = [{**Transaction(**t).scoring_row(), "day": RECENT[1]} for t in txns]
+    overwrite_days(str(home / "lakehouse/silver/transactions"), pa.Table.from_pylist(silver),
+                   RECENT[1], RECENT[1])  # fmt: skip
+    resources = build_resources()
+    assert dg.materialize([batch_scoring], resources=resources,
+                          partition_key=RECENT[1].isoformat()).success  # fmt: skip
+    batch = read_days(str(home / "lakehouse/scoring/batch_scores"), *ALL_DAYS).to_pandas()
+    batch = dict(zip(batch["transaction_id"], batch["score"], strict=True))
+
+    client = redis.Redis(port=REDIS_PORT, db=1)
+    client.flushdb()
+    settings = StreamSettings.from_environment()
+    for t in txns:
+        client.xadd(settings.name, {"transaction": json.dumps(t)})
+    store = resources["feast"].store()
+    resources["mlflow"].activate()
+    model = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
+    scorer = Scorer(model, version, OnlineFeatures.for_service(store, FEATURE_SERVICE))
+    worker = StreamWorker(
+        settings, scorer, lambda source, frame: store.push(source, frame, to=PushMode.ONLINE),
+        str(home / "lakehouse/monitoring/prediction_log"), client,
+    )  # fmt: skip
+    # one read: velocity pushed by the stream cannot reach its own later scores
+    assert worker.process(worker._read(len(txns), 100, 60_000)) == len(txns)
+    log = read_days(str(home / "lakehouse/monitoring/prediction_log"), *ALL_DAYS).to_pandas()
+    stream = log[log["path"] == "stream"]
+    stream = dict(zip(stream["transaction_id"], stream["score"], strict=True))
+
+    ids = [t["transaction_id"] for t in txns]
+    assert set(online) == set(batch) == set(stream) == set(ids)
+    scores = np.array([[online[i], batch[i], stream[i]] for i in ids])
+    assert np.abs(scores - scores[:, :1]).max() <= 1e-6
+    assert scores[:, 0].std() > 0  # the transactions differ, and so do their scores
 
 
 def test_every_online_score_reaches_the_prediction_log(service):
