@@ -1,5 +1,5 @@
 """The champion's bento: the registry's champion copied into BentoML's model store, and a bento
-of the scoring service pinned to it (`fraud_scoring:v<registry version>`).
+of the scoring service pinned to it (`fraud_scoring:v<registry version>-<code digest>`).
 
     python -m serving.bento build         # prints {"model_tag", "bento_tag", "built"} as JSON
     python -m serving.bento serve [PORT]  # builds if needed, then `bentoml serve` of the bento
@@ -18,6 +18,21 @@ BENTOFILE = REPO_ROOT / "serving" / "bentofile.yaml"
 BENTO_NAME = "fraud_scoring"
 
 
+def code_version() -> str:
+    """A digest of what the bento includes (the bentofile and the files it names): a bento is
+    rebuilt when the code changes, not only when the champion does."""
+    import hashlib
+
+    import yaml
+
+    patterns = yaml.safe_load(BENTOFILE.read_text())["include"]
+    files = sorted({path for pattern in patterns for path in REPO_ROOT.glob(pattern)})
+    digest = hashlib.sha256(BENTOFILE.read_bytes())
+    for path in files:
+        digest.update(str(path.relative_to(REPO_ROOT)).encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def build(model_name: str = "fraud-detector") -> dict:
     """Export the champion (if new) and build its bento (if not built yet)."""
     import bentoml
@@ -30,7 +45,7 @@ def build(model_name: str = "fraud-detector") -> dict:
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     model_tag, _ = export_champion(model_name)
-    bento_tag = f"{BENTO_NAME}:{model_tag.split(':')[1]}"
+    bento_tag = f"{BENTO_NAME}:{model_tag.split(':')[1]}-{code_version()}"
     try:
         bentoml.bentos.get(bento_tag)
         return {"model_tag": model_tag, "bento_tag": bento_tag, "built": False}

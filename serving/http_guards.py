@@ -88,3 +88,22 @@ class UnprocessableMiddleware:
             await send(message)
 
         return await self.app(scope, receive, send_422)
+
+
+class JsonBodyMiddleware:
+    """415 for a request to the API whose body is not declared `application/json` (BentoML
+    answers a malformed multipart type with a 500)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] not in OPEN_PATHS
+        ):
+            declared = next((v for k, v in scope["headers"] if k == b"content-type"), b"")
+            if declared.split(b";")[0].strip().lower() != b"application/json":
+                return await _answer(send, 415, "send the body as application/json")
+        return await self.app(scope, receive, send)

@@ -15,7 +15,12 @@ import time
 import bentoml
 from pydantic import BaseModel, Field
 
-from serving.http_guards import APIKeyMiddleware, BodySizeLimitMiddleware, UnprocessableMiddleware
+from serving.http_guards import (
+    APIKeyMiddleware,
+    BodySizeLimitMiddleware,
+    JsonBodyMiddleware,
+    UnprocessableMiddleware,
+)
 from serving.prediction_log import prediction_rows
 from serving.transaction import Transaction
 
@@ -139,3 +144,4 @@ class FraudScoring:
 FraudScoring.add_asgi_middleware(APIKeyMiddleware, key_variable="FRAUD_API_KEY")
 FraudScoring.add_asgi_middleware(BodySizeLimitMiddleware, max_bytes=MAX_BODY_BYTES)
 FraudScoring.add_asgi_middleware(UnprocessableMiddleware)
+FraudScoring.add_asgi_middleware(JsonBodyMiddleware)

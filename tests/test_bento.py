@@ -24,8 +24,11 @@ def test_the_bento_is_built_for_the_champion_once_and_the_sensor_follows_the_ali
 
     first = dg.materialize([bento], instance=dg.DagsterInstance.ephemeral())
     meta = first.asset_materializations_for_node("scoring__bento")[0].metadata
-    assert meta["bento_tag"].value == f"fraud_scoring:v{version}" and meta["built"].value
-    stored = fraud_home / "bentoml" / "bentos" / "fraud_scoring" / f"v{version}"
+    from serving.bento import code_version
+
+    tag = f"fraud_scoring:v{version}-{code_version()}"
+    assert meta["bento_tag"].value == tag and meta["built"].value
+    stored = fraud_home / "bentoml" / "bentos" / "fraud_scoring" / tag.split(":")[1]
     assert (stored / "bento.yaml").exists()
     assert f"fraud-detector:v{version}" in (stored / "bento.yaml").read_text()
     again = dg.materialize([bento], instance=dg.DagsterInstance.ephemeral())
