@@ -4,7 +4,8 @@ batch). Guarded by an API key, a body cap, a concurrency limit (429) and a timeo
 
 Settings (environment): FRAUD_API_KEY (required), FRAUD_REVIEW_THRESHOLD (0.5),
 FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_MAX_CONCURRENCY (64), FRAUD_TIMEOUT_S (2),
-FRAUD_LOG_FLUSH_S (2: how often scores are committed to monitoring/prediction_log), and the feature
+FRAUD_LOG_FLUSH_S (2: how often scores are committed to monitoring/prediction_log),
+FRAUD_BATCHING (`off` scores each request alone, for comparison), and the feature
 store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument
 `model_tag` pins the BentoML model (default `fraud-detector:latest`)."""
 
@@ -90,7 +91,11 @@ class BatchScorer:
     def _flush_log(self):
         self.log.close()
 
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=1000)
+    @bentoml.api(
+        batchable=os.environ.get("FRAUD_BATCHING", "on") != "off",
+        max_batch_size=64,
+        max_latency_ms=1000,
+    )
     def score_batch(self, transactions: list[Transaction]) -> list[ScoreResponse]:
         scored = self.scorer.score([t.scoring_row() for t in transactions])
         self.log.add(prediction_rows(scored, self.scorer.inputs, "online", dt.datetime.now(dt.UTC)))

@@ -1,0 +1,153 @@
+"""Benchmark: the scoring API under load (locust, on this machine), with the demo's champion and
+features (run `make demo` first).
+
+    python -m bench.serving_load [--seconds 30] [--rate 300]
+
+Serves the champion's bento twice (adaptive batching on, then off: FRAUD_BATCHING=off), and
+drives each with locust's FastHttpUser from this process:
+- a fixed rate (`--rate` req/s, 300 by default): p50 / p95 / p99 and non-2xx answers;
+- 32 clients without think time: throughput of 2xx answers and p99 (batching gain = on / off).
+Transactions are sampled from the demo's silver table, so most entities are known online.
+Targets (issue 6): p99 <= 15 ms at 300 req/s with no 5xx; >= 1,500 req/s on 2 cores; batching
+gain >= 3x at 32 clients."""
+
+# locust patches the standard library with gevent; it must come first.
+from locust import FastHttpUser, constant_throughput, task  # isort: skip
+from locust.env import Environment  # isort: skip
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import gevent
+
+PORT, KEY = 3990, "bench-key"
+
+
+def _payloads(n: int) -> list[str]:
+    from lakehouse.delta import ALL_DAYS, read_days
+    from resources.settings import lakehouse_root
+
+    columns = ["transaction_id", "event_timestamp", "customer_id", "card_id", "merchant_id",
+               "merchant_category", "merchant_country", "device_id", "channel", "amount",
+               "currency"]  # fmt: skip
+    rows = read_days(f"{lakehouse_root()}/silver/transactions", *ALL_DAYS, columns=columns)
+    picked = rows.take(random.Random(7).sample(range(rows.num_rows), min(n, rows.num_rows)))
+    out = []
+    for row in picked.to_pylist():
+        row["event_timestamp"] = row["event_timestamp"].isoformat()
+        row["amount"] = f"{row['amount']:.2f}"
+        out.append(json.dumps({"transaction": row}))
+    return out
+
+
+def _serve(tag: str, extra_env: dict) -> subprocess.Popen:
+    bentoml = os.path.join(os.path.dirname(sys.executable), "bentoml")
+    server = subprocess.Popen(
+        [bentoml, "serve", tag, "--port", str(PORT)],
+        env={**os.environ, "FRAUD_API_KEY": KEY, **extra_env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=2).status == 200:
+                return server
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(server.pid, signal.SIGKILL)
+    raise RuntimeError("the bento did not become ready in 120 s")
+
+
+def _stop(server: subprocess.Popen) -> None:
+    """Stop the server and wait until its port is free for the next one."""
+    import socket
+
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", PORT)) != 0:
+                return
+        time.sleep(0.5)
+
+
+def _run(payloads: list[str], users: int, per_user_rate: float | None, seconds: float) -> dict:
+    """Drive the API; figures of 2xx answers and a count of the others by status."""
+    statuses: dict[int, int] = {}
+
+    class Client(FastHttpUser):
+        host = f"http://127.0.0.1:{PORT}"
+        wait_time = constant_throughput(per_user_rate) if per_user_rate else (lambda self: 0)
+
+        @task
+        def score(self):
+            with self.client.post(
+                "/score", data=random.choice(payloads), catch_response=True,
+                headers={"X-API-Key": KEY, "Content-Type": "application/json"},
+            ) as answer:  # fmt: skip
+                statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+                if answer.status_code != 200:
+                    answer.failure(f"status {answer.status_code}")
+
+    env = Environment(user_classes=[Client])
+    runner = env.create_local_runner()
+    runner.start(users, spawn_rate=users)
+    gevent.sleep(3)  # ramp-up, not counted
+    env.stats.reset_all()
+    statuses.clear()
+    gevent.sleep(seconds)
+    total = env.stats.total
+    figures = {
+        "ok_per_s": (total.num_requests - total.num_failures) / seconds,
+        "p50": total.get_response_time_percentile(0.50),
+        "p95": total.get_response_time_percentile(0.95),
+        "p99": total.get_response_time_percentile(0.99),
+        "statuses": dict(statuses),
+    }
+    runner.quit()
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=300)
+    args = parser.parse_args()
+
+    from resources.settings import prepare_process_environment
+    from serving.bento import build
+
+    prepare_process_environment()
+    tag = build()["bento_tag"]
+    payloads = _payloads(5000)
+    print(f"bento {tag}; {len(payloads)} transactions from the demo's silver table")
+    print("| batching | load | 2xx/s | p50 ms | p95 ms | p99 ms | answers |")
+    print("|---|---|---|---|---|---|---|")
+    for batching, extra in (("on", {}), ("off", {"FRAUD_BATCHING": "off"})):
+        server = _serve(tag, extra)
+        try:
+            loads = [(f"{args.rate:g} req/s", int(args.rate // 10), 10.0), ("32 clients", 32, None)]
+            for label, users, rate in loads:
+                f = _run(payloads, users, rate, args.seconds)
+                latency = " | ".join(f"{f[p]:.0f}" for p in ("p50", "p95", "p99"))
+                print(f"| {batching} | {label} | {f['ok_per_s']:,.0f} | {latency} "
+                      f"| {f['statuses']} |", flush=True)  # fmt: skip
+        finally:
+            _stop(server)
+    print(f"machine: {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
