@@ -81,6 +81,7 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.lakehouse
 	$(BIN)/python -m bench.online_lookup
 	$(BIN)/python -m bench.tuning  # on the training set of `make demo`
+	$(BIN)/python -m bench.serving_load  # the demo's champion and features
 
 ## lock: re-resolve requirements*.in into the lock files, in throwaway venvs
 lock:

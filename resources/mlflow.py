@@ -15,12 +15,19 @@ class MlflowResource(dg.ConfigurableResource):
     experiment: str = MODEL_NAME
 
     def activate(self) -> str:
-        """Point this process's MLflow client here; the experiment's id (created if absent)."""
+        """Point this process's MLflow client here and make the project's experiment (created if
+        absent) the active one; its id."""
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         found = mlflow.get_experiment_by_name(self.experiment)
-        if found is not None:
-            return found.experiment_id
-        return mlflow.create_experiment(self.experiment, artifact_location=self.artifact_root)
+        experiment_id = (
+            found.experiment_id
+            if found is not None
+            else mlflow.create_experiment(self.experiment, artifact_location=self.artifact_root)
+        )
+        # A run started without an experiment lands here too, never in MLflow's default
+        # experiment, whose artifacts would go to ./mlruns of the working directory.
+        mlflow.set_experiment(experiment_id=experiment_id)
+        return experiment_id

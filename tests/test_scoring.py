@@ -141,8 +141,9 @@ def champion_model(tmp_path_factory):
     """A small model logged and loaded back as the registry serves it."""
     home = tmp_path_factory.mktemp("scoring")
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    experiment = mlflow.create_experiment("scoring", artifact_location=str(home / "artifacts"))
     trained = train(_rows(1500), _rows(500, seed=1), TrainParams(epochs=2, batch_size=256))
-    with mlflow.start_run():
+    with mlflow.start_run(experiment_id=experiment):
         info = log_model(trained, _rows(10, seed=3).drop(columns="label"))
     yield mlflow.pyfunc.load_model(info.model_uri)
     mlflow.set_tracking_uri(None)
