@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.partitions import daily_partitions
 from assets.registry import approve_champion_job
+from jobs.stream import stream_drain_job
 
 LAYER_JOBS = {
     "bronze": "Landing files of a day into bronze Delta.",
@@ -67,6 +68,6 @@ weekly_training_schedule = dg.ScheduleDefinition(
 
 jobs = [
     bronze_job, silver_job, gold_job, lakehouse_job, features_job, daily_job, training_job,
-    approve_champion_job,
+    approve_champion_job, stream_drain_job,
 ]  # fmt: skip
 schedules = [daily_schedule, weekly_training_schedule]

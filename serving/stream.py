@@ -1,7 +1,7 @@
 """The stream worker: transactions from a Redis Stream (consumer group) -> velocity features
 pushed to Feast -> scores -> the prediction log -> acknowledged.
 
-    python -m serving.stream [--batch 500] [--block-ms 1000] [--max-idle-s 60]
+    python -m serving.stream [--batch 500] [--block-ms 1000] [--max-idle-s 60] [--until-idle]
 
 STREAM_URL (default redis://127.0.0.1:6379/0), STREAM_NAME (fraud:transactions), STREAM_GROUP
 (scorers). A message holds one field `transaction`: the JSON of `serving.transaction.Transaction`.
@@ -159,29 +159,34 @@ class StreamWorker:
             ]  # fmt: skip
             self.push(f"{entity}_velocity_push", pd.DataFrame(pushed))
 
-    def run(self, batch: int, block_ms: int, max_idle_s: float) -> None:
+    def run(
+        self, batch: int, block_ms: int, max_idle_s: float, until_idle: bool = False
+    ) -> dict[str, int]:
+        """Consume until stopped (or, `until_idle`, until a read finds nothing); the counts."""
+        counts = {"scored": 0, "dead_lettered": 0}
         while not self.stopping:
             messages = self._read(batch, block_ms, int(max_idle_s * 1000))
-            if messages:
-                scored = self.process(messages)
-                log.info("scored %d, dead-lettered %d", scored, len(messages) - scored)
+            if not messages:
+                if until_idle:
+                    break
+                continue
+            scored = self.process(messages)
+            counts["scored"] += scored
+            counts["dead_lettered"] += len(messages) - scored
+            log.info("scored %d, dead-lettered %d", scored, len(messages) - scored)
+        return counts
 
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.stream", description=__doc__)
-    parser.add_argument("--batch", type=int, default=500)
-    parser.add_argument("--block-ms", type=int, default=1000)
-    parser.add_argument("--max-idle-s", type=float, default=60.0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-
+def build_worker() -> StreamWorker:
+    """A worker on this environment's stream, champion (registry), feature store and lakehouse."""
     import mlflow
     import redis
     from feast.data_source import PushMode
+    from mlflow import MlflowClient
 
     from ml.feature_store import FEATURE_SERVICE, open_feature_store, settings_from_environment
     from ml.online_features import OnlineFeatures
@@ -195,15 +200,14 @@ def main(argv: list[str] | None = None) -> int:
 
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
-    from mlflow import MlflowClient
-
     version = MlflowClient().get_model_version_by_alias("fraud-detector", "champion").version
     model = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
     store = open_feature_store(**settings_from_environment(fraud_home()))
     features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
+    # A batch of hundreds of rows: the API's 250 ms lookup budget is not this path's.
     scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=5_000))
     settings = StreamSettings.from_environment()
-    worker = StreamWorker(
+    return StreamWorker(
         settings,
         scorer,
         lambda source, frame: store.push(source, frame, to=PushMode.ONLINE),
@@ -211,14 +215,27 @@ def main(argv: list[str] | None = None) -> int:
         redis.Redis.from_url(settings.url),
     )
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m serving.stream", description=__doc__)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--block-ms", type=int, default=1000)
+    parser.add_argument("--max-idle-s", type=float, default=60.0)
+    parser.add_argument("--until-idle", action="store_true", help="stop once the stream is drained")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    worker = build_worker()
+
     def stop(*_):
         worker.stopping = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log.info("consuming %s as %s/%s with model v%s", settings.name, settings.group,
-             settings.consumer, version)  # fmt: skip
-    worker.run(args.batch, args.block_ms, args.max_idle_s)
+    s = worker.settings
+    log.info("consuming %s as %s/%s with model v%s", s.name, s.group, s.consumer,
+             worker.scorer.model_version)  # fmt: skip
+    counts = worker.run(args.batch, args.block_ms, args.max_idle_s, args.until_idle)
+    log.info("stopped: %s", counts)
     return 0
 
 

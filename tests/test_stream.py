@@ -122,3 +122,21 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(stre
         restarted.wait(timeout=60)
     logged = _logged(fraud_home)
     assert len(logged) == total and len(set(logged)) == total
+
+
+def test_the_backlog_is_scored_from_dagster_and_the_job_stops_when_it_is_drained(
+    streaming, fraud_home
+):
+    from jobs.stream import stream_drain_job
+    from serving.stream import StreamSettings
+    from simulator.stream import publish
+
+    client, version, _ = streaming
+    publish(client, StreamSettings.from_environment().name, 120, rate=0)
+    result = stream_drain_job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    assert result.output_for_node("drain_stream") == {"scored": 120, "dead_lettered": 0}
+    [event] = result.get_asset_materialization_events()
+    meta = event.event_specific_data.materialization.metadata
+    assert meta["stream_rows_written"].value == 120 and meta["model_version"].value == version
+    assert len(_logged(fraud_home)) == 120
