@@ -100,7 +100,10 @@ def batch_scoring(
     silver = lakehouse.read("silver", "transactions", start, end)
     scored_at = dt.datetime.now(dt.UTC)
     decisions: dict[str, int] = {}
-    chunks = silver.to_batches(max_chunksize=config.chunk_rows) or [SCHEMA.empty_table()]
+    # Delta files are a day's few thousand rows: chunks of `chunk_rows` span files, so a chunk
+    # is one lookup and two commits whatever the file layout.
+    chunks = silver.combine_chunks().to_batches(max_chunksize=config.chunk_rows)
+    chunks = chunks or [SCHEMA.empty_table()]
     for index, chunk in enumerate(chunks):
         if chunk.num_rows:
             scored = scorer.score(chunk.to_pylist())
