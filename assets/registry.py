@@ -7,22 +7,13 @@ import pyarrow.compute as pc
 
 from assets.metadata import latest_metadata
 from lakehouse.delta import ALL_DAYS
+from ml.registry import MODEL_NAME, version_by_alias
 from resources.lakehouse import LakehouseResource
-from resources.mlflow import MODEL_NAME, MlflowResource
+from resources.mlflow import MlflowResource
 
 TUNED_MODEL = dg.AssetKey(["training", "tuned_model"])
 CHALLENGER = dg.AssetKey(["registry", "challenger"])
 CHAMPION = dg.AssetKey(["registry", "champion"])
-
-
-def _by_alias(client, alias: str):
-    """The version of fraud-detector holding `alias`, or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(MODEL_NAME, alias)
-    except MlflowException:
-        return None
 
 
 @dg.asset(key=CHALLENGER, group_name="registry", deps=[TUNED_MODEL], kinds={"mlflow"})
@@ -71,14 +62,16 @@ class PromotionConfig(dg.Config):
 
 def scores_of(model, rows):
     """The pyfunc's fraud probabilities for training-set rows (only its input columns)."""
-    columns = model.metadata.get_input_schema().input_names()
-    return model.predict(rows[columns])["fraud_probability"].to_numpy()
+    from ml.registry import input_columns
+
+    return model.predict(rows[input_columns(model)])["fraud_probability"].to_numpy()
 
 
 def _latency_ms(model, rows) -> float:
     """Median wall time of scoring 1,000 rows, of five calls after one warm-up."""
-    columns = model.metadata.get_input_schema().input_names()
-    batch = rows[columns].sample(n=1000, replace=len(rows) < 1000, random_state=0)
+    from ml.registry import input_columns
+
+    batch = rows[input_columns(model)].sample(n=1000, replace=len(rows) < 1000, random_state=0)
     model.predict(batch)
     timings = []
     for _ in range(5):
@@ -119,7 +112,7 @@ def evaluate_gate(
 
 def promote(client, version: str) -> str | None:
     """Move `champion` to `version`; the former champion keeps `previous`. Returns it."""
-    current = _by_alias(client, "champion")
+    current = version_by_alias("champion")
     former = current.version if current else None
     if former is not None and former != version:
         client.set_registered_model_alias(MODEL_NAME, "previous", former)
@@ -167,7 +160,7 @@ def champion(
     train, test = split("train").to_pandas(), split("test").to_pandas()
     model = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}@challenger")
     challenger_m = fraud_metrics(test["label"], scores_of(model, test))
-    incumbent = _by_alias(client, "champion")
+    incumbent = version_by_alias("champion")
     if incumbent is not None and incumbent.version != candidate.version:
         incumbent_name = f"champion v{incumbent.version}"
         current = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")

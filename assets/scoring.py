@@ -9,7 +9,7 @@ from assets.partitions import daily_partitions, partition_days, single_run
 from assets.registry import CHAMPION
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
-from resources.mlflow import MODEL_NAME, MlflowResource
+from resources.mlflow import MlflowResource
 
 BENTO = dg.AssetKey(["scoring", "bento"])
 
@@ -81,19 +81,16 @@ def batch_scoring(
     mlflow: MlflowResource,
 ):
     """Score the partition's silver transactions in chunks; write scores and log rows."""
-    import mlflow as mlflow_client
-    from mlflow import MlflowClient
-
     from ml.feature_store import FEATURE_SERVICE
     from ml.online_features import OnlineFeatures
+    from ml.registry import load_by_alias
     from serving.prediction_log import SCHEMA, prediction_rows
     from serving.scoring import CircuitBreaker, Scorer
 
     started = time.perf_counter()
     start, end = partition_days(context)
     mlflow.activate()
-    version = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion").version
-    model = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
+    model, version = load_by_alias("champion")
     features = OnlineFeatures.for_service(feast.store(), FEATURE_SERVICE)
     # Batch has no one waiting: a store failure fails the run rather than degrading it.
     scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=60_000))

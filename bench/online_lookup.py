@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.servers import start_server, stop_server
+
 REDIS_DB = 12
 HEADER = (
     "| store | path | rows per call | calls | p50 ms | p99 ms | max ms | calls > 20 ms |\n"
@@ -169,36 +171,6 @@ def _http_client(port: int, features: list[str]):
     return call
 
 
-def _start_server(env: dict) -> subprocess.Popen:
-    import urllib.request
-
-    server = subprocess.Popen(
-        [sys.executable, "-m", "resources.feature_server", "--port", str(PORT)],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{PORT}/health", timeout=1)
-            return server
-        except OSError:
-            time.sleep(0.25)
-    _stop(server)
-    raise RuntimeError("the feature server did not answer /health in 60 s")
-
-
-def _stop(server: subprocess.Popen) -> None:
-    import signal
-
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-
-
 def _backend(name: str, args) -> None:
     from ml.online_features import OnlineFeatures
     from resources import build_resources
@@ -219,7 +191,11 @@ def _backend(name: str, args) -> None:
     for path, call in (("project (in-process)", lookup.lookup), ("Feast SDK (in-process)", sdk)):
         for n, count in ((1, args.lookups), (BATCH, args.batch_lookups)):
             print(_line(name, path, n, _time(call, rows_of(n), count, args.warmup)), flush=True)
-    server = _start_server(dict(os.environ))
+    server = start_server(
+        [sys.executable, "-m", "resources.feature_server", "--port", str(PORT)],
+        dict(os.environ),
+        f"http://127.0.0.1:{PORT}/health",
+    )
     try:
         names = [f"{v.name}:{f}" for v in lookup.views for f in v.features]
         call = _http_client(PORT, names)
@@ -227,7 +203,7 @@ def _backend(name: str, args) -> None:
             ms = _time(call, rows_of(n), count, args.warmup)
             print(_line(name, "feature server (HTTP)", n, ms), flush=True)
     finally:
-        _stop(server)
+        stop_server(server)
 
 
 def main() -> int:

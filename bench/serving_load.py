@@ -19,13 +19,12 @@ import argparse
 import json
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 
 import gevent
+
+from bench.servers import start_server, stop_server
 
 PORT, KEY = 3990, "bench-key"
 
@@ -47,39 +46,13 @@ def _payloads(n: int) -> list[str]:
     return out
 
 
-def _serve(tag: str, extra_env: dict) -> subprocess.Popen:
+def _serve(tag: str, extra_env: dict):
     bentoml = os.path.join(os.path.dirname(sys.executable), "bentoml")
-    server = subprocess.Popen(
+    return start_server(
         [bentoml, "serve", tag, "--port", str(PORT)],
-        env={**os.environ, "FRAUD_API_KEY": KEY, **extra_env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{PORT}/readyz", timeout=2).status == 200:
-                return server
-        except OSError:
-            time.sleep(0.5)
-    os.killpg(server.pid, signal.SIGKILL)
-    raise RuntimeError("the bento did not become ready in 120 s")
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """Stop the server and wait until its port is free for the next one."""
-    import socket
-
-    os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", PORT)) != 0:
-                return
-        time.sleep(0.5)
+        {**os.environ, "FRAUD_API_KEY": KEY, **extra_env},
+        f"http://127.0.0.1:{PORT}/readyz",
+    )
 
 
 def _run(payloads: list[str], users: int, per_user_rate: float | None, seconds: float) -> dict:
@@ -144,7 +117,7 @@ def main() -> int:
                 print(f"| {batching} | {label} | {f['ok_per_s']:,.0f} | {latency} "
                       f"| {f['statuses']} |", flush=True)  # fmt: skip
         finally:
-            _stop(server)
+            stop_server(server, PORT)
     print(f"machine: {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}")
     return 0
 

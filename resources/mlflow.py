@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-MODEL_NAME = "fraud-detector"
+from ml.registry import MODEL_NAME
 
 
 class MlflowResource(dg.ConfigurableResource):

@@ -2,25 +2,14 @@
 
 import dagster as dg
 
-from resources.mlflow import MODEL_NAME, MlflowResource
+from ml.registry import MODEL_NAME, version_by_alias
+from resources.mlflow import MlflowResource
 
 bento_job = dg.define_asset_job(
     "bento_job",
     selection=dg.AssetSelection.assets(["scoring", "bento"]),
     description="The champion's bento (BentoML model store, bento tagged by version).",
 )
-
-
-def champion_version(mlflow: MlflowResource) -> str | None:
-    """The registry version holding alias `champion`, or None."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    mlflow.activate()
-    try:
-        return MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion").version
-    except MlflowException:
-        return None
 
 
 @dg.sensor(
@@ -30,7 +19,10 @@ def champion_version(mlflow: MlflowResource) -> str | None:
     description="Builds the champion's bento when alias `champion` moves; run_key = version.",
 )
 def champion_sensor(context: dg.SensorEvaluationContext, mlflow: MlflowResource):
-    version = champion_version(mlflow)
-    if version is None:
+    mlflow.activate()
+    found = version_by_alias("champion")
+    if found is None:
         return dg.SkipReason(f"no version of {MODEL_NAME} holds alias champion yet")
-    return dg.RunRequest(run_key=f"champion-v{version}", tags={"fraud/champion": str(version)})
+    return dg.RunRequest(
+        run_key=f"champion-v{found.version}", tags={"fraud/champion": str(found.version)}
+    )

@@ -13,7 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from resources.settings import REPO_ROOT
+
 BENTOFILE = REPO_ROOT / "serving" / "bentofile.yaml"
 BENTO_NAME = "fraud_scoring"
 
@@ -33,7 +34,7 @@ def code_version() -> str:
     return digest.hexdigest()[:10]
 
 
-def build(model_name: str = "fraud-detector") -> dict:
+def build() -> dict:
     """Export the champion (if new) and build its bento (if not built yet)."""
     import bentoml
     import mlflow
@@ -44,7 +45,7 @@ def build(model_name: str = "fraud-detector") -> dict:
 
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
-    model_tag, _ = export_champion(model_name)
+    model_tag, _ = export_champion()
     bento_tag = f"{BENTO_NAME}:{model_tag.split(':')[1]}-{code_version()}"
     try:
         bentoml.bentos.get(bento_tag)

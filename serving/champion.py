@@ -4,7 +4,9 @@
 import json
 from pathlib import Path
 
-BENTO_MODEL = "fraud-detector"
+from ml.registry import MODEL_NAME
+
+BENTO_MODEL = MODEL_NAME  # the same name in BentoML's store
 MLFLOW_DIR = "mlflow_model"  # the MLflow model's files inside the BentoML model
 
 
@@ -12,15 +14,18 @@ def bento_tag(version: str) -> str:
     return f"{BENTO_MODEL}:v{version}"
 
 
-def export_champion(model_name: str, alias: str = "champion") -> tuple[str, bool]:
-    """(tag, created): the registry's `model_name@alias` in the BentoML model store; a version
-    already there is left as it is (a rebuild for the same version adds nothing)."""
+def export_champion(alias: str = "champion") -> tuple[str, bool]:
+    """(tag, created): the registry's version holding `alias` in the BentoML model store; a
+    version already there is left as it is (a rebuild for the same version adds nothing)."""
     import bentoml
     import mlflow
     from bentoml.exceptions import NotFound
-    from mlflow import MlflowClient
 
-    version = MlflowClient().get_model_version_by_alias(model_name, alias)
+    from ml.registry import version_by_alias
+
+    version = version_by_alias(alias)
+    if version is None:
+        raise LookupError(f"no version of {MODEL_NAME} holds alias {alias!r}: nothing to serve")
     tag = bento_tag(version.version)
     try:
         bentoml.models.get(tag)
@@ -31,16 +36,16 @@ def export_champion(model_name: str, alias: str = "champion") -> tuple[str, bool
         tag,
         labels={"registry_version": str(version.version), "alias": alias},
         metadata={
-            "model_uri": f"models:/{model_name}/{version.version}",
+            "model_uri": f"models:/{MODEL_NAME}/{version.version}",
             "mlflow_run_id": version.run_id,
         },
     ) as model:
         mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{model_name}/{version.version}",
+            artifact_uri=f"models:/{MODEL_NAME}/{version.version}",
             dst_path=str(Path(model.path) / MLFLOW_DIR),
         )
         (Path(model.path) / "registry.json").write_text(
-            json.dumps({"name": model_name, "version": str(version.version)})
+            json.dumps({"name": MODEL_NAME, "version": str(version.version)})
         )
     return tag, True
 

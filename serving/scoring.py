@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ml.online_features import OnlineFeatures
+from ml.registry import input_columns
 
 
 @dataclass(frozen=True)
@@ -43,20 +44,13 @@ REASONS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
 
 def reason_codes(frame: pd.DataFrame) -> list[list[str]]:
     """Per row, the reason codes that hold (none for a row without the features they read)."""
-    fired = {
-        code: rule(frame).fillna(False).to_numpy(bool)
-        for code, rule in REASONS.items()
-        if _reads_present(rule, frame)
-    }
+    fired = {}
+    for code, rule in REASONS.items():
+        try:
+            fired[code] = rule(frame).fillna(False).to_numpy(bool)
+        except KeyError:  # the model's service lacks a feature this rule reads
+            continue
     return [[code for code, hits in fired.items() if hits[i]] for i in range(len(frame))]
-
-
-def _reads_present(rule, frame: pd.DataFrame) -> bool:
-    try:
-        rule(frame.head(0))
-    except KeyError:
-        return False
-    return True
 
 
 class CircuitBreaker:
@@ -126,7 +120,7 @@ class Scorer:
         self.model, self.model_version, self.features = model, str(model_version), features
         self.thresholds = thresholds or Thresholds()
         self.breaker = breaker or CircuitBreaker()
-        self.inputs = model.metadata.get_input_schema().input_names()
+        self.inputs = input_columns(model)
 
     def score(self, rows: Sequence[dict], as_of=None) -> Scored:
         """Score scoring rows (`Transaction.scoring_row()`, or silver rows), as of `as_of` (now)."""

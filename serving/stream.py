@@ -186,10 +186,10 @@ def build_worker() -> StreamWorker:
     import mlflow
     import redis
     from feast.data_source import PushMode
-    from mlflow import MlflowClient
 
     from ml.feature_store import FEATURE_SERVICE, open_feature_store, settings_from_environment
     from ml.online_features import OnlineFeatures
+    from ml.registry import load_by_alias
     from resources.settings import (
         fraud_home,
         lakehouse_root,
@@ -200,8 +200,7 @@ def build_worker() -> StreamWorker:
 
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
-    version = MlflowClient().get_model_version_by_alias("fraud-detector", "champion").version
-    model = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
+    model, version = load_by_alias("champion")
     store = open_feature_store(**settings_from_environment(fraud_home()))
     features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
     # A batch of hundreds of rows: the API's 250 ms lookup budget is not this path's.

@@ -1,5 +1,5 @@
-"""A small registered champion for serving tests: trained on synthetic rows whose dtypes are the
-online lookup's (counts as int64), logged and aliased `champion` in the current MLflow store."""
+"""What serving tests start from: features online and a small registered champion, trained on
+synthetic rows whose dtypes are the online lookup's (counts as int64), aliased `champion`."""
 
 import mlflow
 
@@ -22,3 +22,22 @@ def register_champion(epochs: int = 1) -> str:
     version = str(mlflow.register_model(info.model_uri, MODEL_NAME).version)
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
     return version
+
+
+def features_online_with_a_champion(home, days) -> tuple[dict, str]:
+    """Gold features of `days` (tests.test_features) applied and materialized online, and a
+    champion in this environment's registry: (the resources, the champion's version)."""
+    import dagster as dg
+
+    from assets.features import feast_registry, online_store
+    from resources import build_resources
+    from tests.conftest import range_tags
+    from tests.test_features import _write_gold
+
+    _write_gold(home, days=days)
+    resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
+    assert dg.materialize([feast_registry], resources=resources, instance=instance).success
+    assert dg.materialize([online_store], resources=resources, instance=instance,
+                          tags=range_tags(*days)).success  # fmt: skip
+    resources["mlflow"].activate()
+    return resources, register_champion(epochs=2)

@@ -196,9 +196,9 @@ def test_the_champion_copied_into_bentoml_scores_as_the_registry_does(
     version = mlflow.register_model(info.model_uri, MODEL_NAME).version
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
 
-    tag, created = export_champion(MODEL_NAME)
+    tag, created = export_champion()
     assert (tag, created) == (f"fraud-detector:v{version}", True)
-    assert export_champion(MODEL_NAME) == (tag, False)  # idempotent
+    assert export_champion() == (tag, False)  # idempotent
     stored = bentoml.models.get(tag)
     assert str(tmp_path) in stored.path  # BENTOML_HOME
     model, stored_version = load_stored(stored.path)

@@ -25,22 +25,12 @@ RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
 @pytest.fixture
 def streaming(fraud_home, monkeypatch):
     """Features online (SQLite), a champion in the registry, an empty stream."""
-    from assets.features import feast_registry, online_store
-    from resources import build_resources
-    from tests.champions import register_champion
-    from tests.conftest import range_tags
-    from tests.test_features import _write_gold
+    from tests.champions import features_online_with_a_champion
 
     ensure_redis()
     flush_redis_db(STREAM_DB)
     monkeypatch.setenv("STREAM_URL", f"redis://127.0.0.1:6379/{STREAM_DB}")
-    _write_gold(fraud_home, days=RECENT)
-    resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
-    assert dg.materialize([feast_registry], resources=resources, instance=instance).success
-    assert dg.materialize([online_store], resources=resources, instance=instance,
-                          tags=range_tags(*RECENT)).success  # fmt: skip
-    resources["mlflow"].activate()
-    version = register_champion()
+    resources, version = features_online_with_a_champion(fraud_home, RECENT)
     return redis.Redis(db=STREAM_DB), version, resources["feast"].store()
 
 
@@ -58,14 +48,15 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
 
     from ml.feature_store import FEATURE_SERVICE
     from ml.online_features import OnlineFeatures
-    from serving.scoring import Scorer
+    from serving.scoring import CircuitBreaker, Scorer
     from serving.stream import StreamSettings, StreamWorker
     from simulator.stream import publish
 
     client, version, store = streaming
     settings = StreamSettings.from_environment()
     model = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
-    scorer = Scorer(model, version, OnlineFeatures.for_service(store, FEATURE_SERVICE))
+    features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
+    scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=5_000))  # as main
     worker = StreamWorker(
         settings, scorer, lambda source, frame: store.push(source, frame, to=PushMode.ONLINE),
         str(fraud_home / "lakehouse/monitoring/prediction_log"), client,
