@@ -4,6 +4,7 @@ import datetime as dt
 import time
 
 import dagster as dg
+import numpy as np
 
 from assets.partitions import daily_partitions, partition_days, single_run
 from assets.registry import CHAMPION
@@ -84,8 +85,9 @@ def batch_scoring(
     from ml.feature_store import FEATURE_SERVICE
     from ml.online_features import OnlineFeatures
     from ml.registry import load_by_alias
-    from serving.prediction_log import SCHEMA, prediction_rows
+    from serving.prediction_log import prediction_rows
     from serving.scoring import CircuitBreaker, Scorer
+    from serving.transaction import SCORING_COLUMNS
 
     started = time.perf_counter()
     start, end = partition_days(context)
@@ -94,41 +96,51 @@ def batch_scoring(
     features = OnlineFeatures.for_service(feast.store(), FEATURE_SERVICE)
     # Batch has no one waiting: a store failure fails the run rather than degrading it.
     scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=60_000))
-    silver = lakehouse.read("silver", "transactions", start, end)
     scored_at = dt.datetime.now(dt.UTC)
     decisions: dict[str, int] = {}
-    # Delta files are a day's few thousand rows: chunks of `chunk_rows` span files, so a chunk
-    # is one lookup and two commits whatever the file layout.
-    chunks = silver.combine_chunks().to_batches(max_chunksize=config.chunk_rows)
-    chunks = chunks or [SCHEMA.empty_table()]
+    rows = 0
+    # A chunk spans Delta files (a day is a few thousand rows): one lookup of each distinct
+    # entity, one forward pass and two commits per chunk, whatever the file layout.
+    chunks = lakehouse.scan(
+        "silver", "transactions", start, end, config.chunk_rows, columns=SCORING_COLUMNS
+    )
     for index, chunk in enumerate(chunks):
-        if chunk.num_rows:
-            scored = scorer.score(chunk.to_pylist())
-            if scored.degraded:
-                raise dg.Failure("the feature store did not answer: nothing more was scored")
-            log = prediction_rows(scored, scorer.inputs, "batch", scored_at)
-            for decision in scored.decisions:
-                decisions[decision] = decisions.get(decision, 0) + 1
-        else:
-            log = SCHEMA.empty_table()
-        if index == 0:  # a re-run replaces the partition's earlier batch scores
-            lakehouse.overwrite("scoring", "batch_scores", log.select(SCORE_COLUMNS), start, end)
-            lakehouse.overwrite("monitoring", "prediction_log", log, start, end, "path = 'batch'")
-        else:
-            lakehouse.append("scoring", "batch_scores", log.select(SCORE_COLUMNS))
-            lakehouse.append("monitoring", "prediction_log", log)
+        scored = scorer.score(chunk.to_pandas())
+        if scored.degraded:
+            raise dg.Failure("the feature store did not answer: nothing more was scored")
+        log = prediction_rows(scored, scorer.inputs, "batch", scored_at)
+        for decision, count in zip(*np.unique(scored.decisions, return_counts=True), strict=True):
+            decisions[str(decision)] = decisions.get(str(decision), 0) + int(count)
+        _write(lakehouse, log, start, end, replace=index == 0)
+        rows += chunk.num_rows
         context.log.info(f"chunk {index + 1}: {chunk.num_rows:,} rows scored")
+    if rows == 0:
+        # Nothing to score: the partition's earlier batch scores are removed all the same.
+        _write(lakehouse, None, start, end, replace=True)
     elapsed = time.perf_counter() - started
     yield dg.MaterializeResult(
         asset_key=BATCH_SCORES,
         metadata={
-            "dagster/row_count": silver.num_rows,
+            "dagster/row_count": rows,
             "model_version": str(version),
             "decisions": decisions,
-            "rows_per_s": round(silver.num_rows / elapsed) if elapsed else 0,
+            "rows_per_s": round(rows / elapsed) if elapsed else 0,
             "duration_s": round(elapsed, 1),
         },
     )
-    yield dg.MaterializeResult(
-        asset_key=PREDICTION_LOG, metadata={"batch_rows_written": silver.num_rows}
-    )
+    yield dg.MaterializeResult(asset_key=PREDICTION_LOG, metadata={"batch_rows_written": rows})
+
+
+def _write(lakehouse: LakehouseResource, log, start, end, replace: bool) -> None:
+    """Scores and log rows of a chunk; `replace`: they replace the days' earlier batch rows."""
+    from serving.prediction_log import COLUMNS
+
+    if log is None:
+        log = COLUMNS.empty_table()
+    if replace:  # the partition's first chunk: a re-run replaces instead of adding
+        lakehouse.overwrite("scoring", "batch_scores", log.select(SCORE_COLUMNS), start, end)
+        lakehouse.overwrite("monitoring", "prediction_log", log, start, end, "path = 'batch'",
+                            evolve_schema=True)  # fmt: skip
+    else:
+        lakehouse.append("scoring", "batch_scores", log.select(SCORE_COLUMNS))
+        lakehouse.append("monitoring", "prediction_log", log, evolve_schema=True)

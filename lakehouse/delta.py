@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -65,6 +66,37 @@ def read_days(
     filter_expression: pc.Expression | None = None,
 ) -> pa.Table:
     """Rows whose `day` lies in [start, end]; raises TableNotFoundError naming the table."""
+    dataset, condition = _days_of(uri, start, end, storage_options, filter_expression)
+    return dataset.to_table(columns=columns, filter=condition)
+
+
+def scan_days(
+    uri: str,
+    start: dt.date,
+    end: dt.date,
+    chunk_rows: int,
+    storage_options: dict[str, str] | None = None,
+    columns: list[str] | None = None,
+) -> Iterator[pa.Table]:
+    """The rows of `read_days` as tables of `chunk_rows` rows (the last one fewer), read a few
+    files at a time: memory follows the chunk, not the range."""
+    dataset, condition = _days_of(uri, start, end, storage_options)
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in dataset.to_batches(columns=columns, filter=condition, batch_size=chunk_rows):
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield table.slice(0, chunk_rows)
+            rest = table.slice(chunk_rows)
+            pending, held = rest.to_batches(), rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending)
+
+
+def _days_of(uri, start, end, storage_options=None, filter_expression=None):
+    """The table's pyarrow dataset and the condition of days [start, end] (and the filter)."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
@@ -78,7 +110,7 @@ def read_days(
     condition = (day >= pa.scalar(start)) & (day <= pa.scalar(end))
     if filter_expression is not None:
         condition = condition & filter_expression
-    return dataset.to_table(columns=columns, filter=condition)
+    return dataset, condition
 
 
 def overwrite_days(
@@ -88,8 +120,10 @@ def overwrite_days(
     end: dt.date,
     storage_options: dict[str, str] | None = None,
     extra_predicate: str | None = None,
+    evolve_schema: bool = False,
 ) -> DeltaWrite:
-    """Replace exactly the rows of days [start, end] (and `extra_predicate`) by `data`.
+    """Replace exactly the rows of days [start, end] (and `extra_predicate`) by `data`;
+    `evolve_schema` adds the columns (or struct fields) `data` has and the table lacks.
 
     One commit, so a re-run replaces instead of appending twice. Concurrent writers of the
     same table conflict with `CommitFailedError`; the whole write is retried with jitter.
@@ -112,6 +146,7 @@ def overwrite_days(
                     mode="overwrite",
                     predicate=day_range_predicate(start, end, extra_predicate),
                     storage_options=storage_options,
+                    schema_mode="merge" if evolve_schema else None,
                 )
             else:
                 write_deltalake(
@@ -131,13 +166,22 @@ def overwrite_days(
 
 
 def append_rows(
-    uri: str, data: pa.Table, storage_options: dict[str, str] | None = None
+    uri: str,
+    data: pa.Table,
+    storage_options: dict[str, str] | None = None,
+    evolve_schema: bool = False,
 ) -> DeltaWrite:
-    """Add `data` in one commit (a table partitioned by day is created if absent)."""
+    """Add `data` in one commit (a table partitioned by day is created if absent);
+    `evolve_schema` adds the columns (or struct fields) `data` has and the table lacks."""
     from deltalake import DeltaTable, write_deltalake
 
     write_deltalake(
-        uri, data, mode="append", partition_by=[PARTITION_COLUMN], storage_options=storage_options
+        uri,
+        data,
+        mode="append",
+        partition_by=[PARTITION_COLUMN],
+        storage_options=storage_options,
+        schema_mode="merge" if evolve_schema else None,
     )
     version = DeltaTable(uri, storage_options=storage_options).version()
     return DeltaWrite(uri=uri, version=version, rows=data.num_rows)

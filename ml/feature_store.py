@@ -11,11 +11,20 @@ if TYPE_CHECKING:
 FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
 PROJECT = "fraud_platform"
 FEATURE_SERVICE = "fraud_model_v1"  # the features of the fraud-detector model
+# Long-running readers (the scoring API, the stream worker, Feast's server) keep the registry
+# this long: a `feast apply` reaches them within a minute, and a call does not re-read it.
+SERVING_REGISTRY_CACHE_S = 60
 
 
-def feast_settings(registry: str, online_store: str = "sqlite", sqlite_path: str = "") -> dict:
+def feast_settings(
+    registry: str,
+    online_store: str = "sqlite",
+    sqlite_path: str = "",
+    registry_cache_s: int | None = None,
+) -> dict:
     """The feature_store.yaml content: `online_store` is `sqlite` (file at `sqlite_path`) or a
-    `redis://host:port` URL; `registry` is a file path or a SQL URL (postgresql://...)."""
+    `redis://host:port` URL; `registry` is a file path or a SQL URL (postgresql://...), cached
+    `registry_cache_s` (default: a file registry is read on every call, a SQL one kept 60 s)."""
     if online_store == "sqlite":
         online = {"type": "sqlite", "path": sqlite_path}
     elif online_store.startswith("redis://"):
@@ -30,11 +39,14 @@ def feast_settings(registry: str, online_store: str = "sqlite", sqlite_path: str
         raise ValueError(
             f"FEAST_ONLINE_STORE={online_store!r}: use 'sqlite' or 'redis://host:port'"
         )
-    registry_config = (
-        {"registry_type": "sql", "path": registry, "cache_ttl_seconds": 60}
-        if "://" in registry
-        else {"path": registry, "cache_ttl_seconds": 0}
-    )
+    sql = "://" in registry
+    if registry_cache_s is None:
+        registry_cache_s = SERVING_REGISTRY_CACHE_S if sql else 0
+    registry_config = {
+        **({"registry_type": "sql"} if sql else {}),
+        "path": registry,
+        "cache_ttl_seconds": registry_cache_s,
+    }
     return {
         "project": PROJECT,
         "provider": "local",
@@ -45,12 +57,13 @@ def feast_settings(registry: str, online_store: str = "sqlite", sqlite_path: str
     }
 
 
-def settings_from_environment(home: Path) -> dict:
+def settings_from_environment(home: Path, registry_cache_s: int | None = None) -> dict:
     """FEAST_REGISTRY and FEAST_ONLINE_STORE, else the embedded files under `home`/feast."""
     return {
         "registry": os.environ.get("FEAST_REGISTRY") or str(home / "feast" / "registry.db"),
         "online_store": os.environ.get("FEAST_ONLINE_STORE") or "sqlite",
         "sqlite_path": str(home / "feast" / "online_store.db"),
+        "registry_cache_s": registry_cache_s,
     }
 
 
@@ -60,3 +73,9 @@ def open_feature_store(**settings) -> "FeatureStore":
 
     config = RepoConfig(**feast_settings(**settings), repo_path=FEATURE_REPO)
     return FeatureStore(config=config)
+
+
+def open_serving_store(home: Path) -> "FeatureStore":
+    """The feature store of this environment (`settings_from_environment`) for a long-running
+    reader or pusher: its registry is cached `SERVING_REGISTRY_CACHE_S`."""
+    return open_feature_store(**settings_from_environment(home, SERVING_REGISTRY_CACHE_S))

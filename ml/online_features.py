@@ -5,13 +5,19 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore, FeatureView
 
+# Entity rows: dicts holding every join key, or a DataFrame with a column per join key.
+Rows = Union[Sequence[Mapping[str, str | None]], "pd.DataFrame"]
+
 _CACHE_LIMIT = 200_000  # decoded values and serialized keys kept per reader
+_SQLITE_PARAMETERS = 10_000  # entity keys per query, below SQLite's limit on parameters
 _MISSING = object()
 
 
@@ -90,6 +96,7 @@ class OnlineFeatures:
     def __init__(self, store: "FeatureStore", views: list[ViewSpec]):
         self.views = views
         self.join_keys = sorted({k for v in views for k in v.join_keys})
+        self.key_sets = sorted({v.join_keys for v in views})
         self.columns = [c for v in views for c in v.columns]
         self.flags = [v.flag for v in views]
         online = store.config.online_store
@@ -111,56 +118,102 @@ class OnlineFeatures:
         views = [store.get_feature_view(name) for name in names]
         return cls(store, [_view_spec(v, [f.name for f in v.features]) for v in views])
 
-    def lookup(
-        self, rows: Sequence[Mapping[str, str]], as_of: dt.datetime | None = None
-    ) -> dict[str, list]:
-        """Feature values for `rows` (dicts holding every join key, a null value meaning no such
-        entity, e.g. no device), valid at `as_of` (now)."""
-        for key in self.join_keys:
-            absent = [i for i, row in enumerate(rows) if key not in row]
-            if absent:
-                raise ValueError(f"entity row(s) {absent[:5]} lack join key {key!r}")
+    def lookup(self, rows: Rows, as_of: dt.datetime | None = None) -> dict[str, np.ndarray]:
+        """Feature values for `rows` (dicts holding every join key, or a DataFrame with a column
+        per join key; a null value meaning no such entity, e.g. no device), valid at `as_of`
+        (now). Each distinct entity is read and decoded once, whatever its number of rows."""
+        entities = _Entities(rows, self.key_sets)
         now = (as_of or dt.datetime.now(dt.UTC)).timestamp()
-        out: dict[str, list] = {}
-        for view, per_row in zip(self.views, self._reader.read(rows), strict=True):
+        out: dict[str, np.ndarray] = {}
+        for view, (stamps, values) in zip(
+            self.views, self._reader.read(entities.uniques), strict=True
+        ):
+            codes = entities.codes[view.join_keys]
+            stamps = np.array([np.nan if s is None else s for s in stamps], dtype=np.float64)
             # A value older than the TTL is as unknown as an absent one (Feast does not check).
-            missing = [
-                stamp is None or (view.ttl_s > 0 and now - stamp > view.ttl_s)
-                for stamp, _ in per_row
-            ]
-            chosen = [
-                view.defaults if stale else _filled(values, view.defaults)
-                for stale, (_, values) in zip(missing, per_row, strict=True)
-            ]
-            columns = list(zip(*chosen, strict=True)) or [()] * len(view.columns)
-            out.update(
-                (name, list(column)) for name, column in zip(view.columns, columns, strict=True)
-            )
+            stale = np.isnan(stamps) | (view.ttl_s > 0) & (now - stamps > view.ttl_s)
+            missing = np.append(stale, True)[codes]  # code -1 (a null key): the appended True
+            for j, (column, default) in enumerate(zip(view.columns, view.defaults, strict=True)):
+                per_entity = _typed([v[j] for v in values] + [None], default)
+                out[column] = np.where(missing, _typed([default], default), per_entity[codes])
             out[view.flag] = missing
         return out
 
-    def unknown(self, n: int) -> dict[str, list]:
+    def unknown(self, n: int) -> dict[str, np.ndarray]:
         """What `lookup` returns for `n` rows when no entity is known: every default, every flag
         set (a caller that cannot reach the store scores with these, and says so)."""
-        out: dict[str, list] = {}
+        out: dict[str, np.ndarray] = {}
         for view in self.views:
-            out.update((c, [d] * n) for c, d in zip(view.columns, view.defaults, strict=True))
-            out[view.flag] = [True] * n
+            out.update(
+                (c, np.repeat(_typed([d], d), n))
+                for c, d in zip(view.columns, view.defaults, strict=True)
+            )
+            out[view.flag] = np.ones(n, dtype=bool)
         return out
 
-    def event_times(self, rows: Sequence[Mapping[str, str]]) -> dict[str, list[float | None]]:
+    def event_times(self, rows: Rows) -> dict[str, list[float | None]]:
         """Per view, the event time (epoch seconds) of each row's online value; None if absent."""
-        return {
-            view.name: [stamp for stamp, _ in per_row]
-            for view, per_row in zip(self.views, self._reader.read(rows), strict=True)
-        }
+        entities = _Entities(rows, self.key_sets)
+        out = {}
+        for view, (stamps, _) in zip(self.views, self._reader.read(entities.uniques), strict=True):
+            per_entity = [*stamps, None]
+            out[view.name] = [per_entity[c] for c in entities.codes[view.join_keys]]
+        return out
 
 
-def _filled(values: list, defaults: tuple) -> list:
-    """`values` with each null replaced by its default."""
-    if None not in values:
-        return values
-    return [d if v is None else v for v, d in zip(values, defaults, strict=True)]
+def _typed(values: list, default) -> np.ndarray:
+    """Values of one feature as an array typed like its default (int64 or float64), nulls
+    replaced by the default; object when the feature declares no default."""
+    if default is None:
+        return np.array(values, dtype=object)
+    filled = [default if v is None else v for v in values]
+    return np.array(filled, dtype=np.int64 if isinstance(default, int) else np.float64)
+
+
+class _Entities:
+    """The entities of a batch of rows per set of join keys: the distinct ones (a value, or a
+    tuple of values for several join keys) and, per row, the index of its entity (-1 where a
+    join key is null: no such entity)."""
+
+    def __init__(self, rows: Rows, key_sets: list[tuple[str, ...]]):
+        import pandas as pd
+
+        names = sorted({k for keys in key_sets for k in keys})
+        factorized = {k: pd.factorize(_key_column(rows, k)) for k in names}
+        self.codes: dict[tuple[str, ...], np.ndarray] = {}
+        self.uniques: dict[tuple[str, ...], list] = {}
+        for keys in key_sets:
+            if len(keys) == 1:
+                codes, uniques = factorized[keys[0]]
+                self.codes[keys], self.uniques[keys] = codes, uniques.tolist()
+                continue
+            # Several keys: one number per combination of the keys' codes, factorized again.
+            combined = np.zeros(len(factorized[keys[0]][0]), dtype=np.int64)
+            null = np.zeros(len(combined), dtype=bool)
+            for key in keys:
+                codes, uniques = factorized[key]
+                combined = combined * len(uniques) + codes
+                null |= codes < 0
+            codes = np.full(len(combined), -1, dtype=np.int64)
+            codes[~null], distinct = pd.factorize(combined[~null])
+            per_key = []
+            for key in reversed(keys):
+                uniques = factorized[key][1]
+                per_key.append(uniques.take(distinct % len(uniques)).tolist())
+                distinct = distinct // len(uniques)
+            self.codes[keys], self.uniques[keys] = codes, list(zip(*reversed(per_key), strict=True))
+
+
+def _key_column(rows: Rows, key: str) -> np.ndarray:
+    """The values of join key `key` in `rows`, as objects (None: null)."""
+    if hasattr(rows, "columns"):  # a DataFrame
+        if key not in rows.columns:
+            raise ValueError(f"entity rows lack join key {key!r}")
+        return rows[key].to_numpy(dtype=object)
+    absent = [i for i, row in enumerate(rows) if key not in row]
+    if absent:
+        raise ValueError(f"entity row(s) {absent[:5]} lack join key {key!r}")
+    return np.array([row[key] for row in rows] + [None], dtype=object)[:-1]
 
 
 class _Decoder:
@@ -204,15 +257,6 @@ class _Decoder:
                 self._stamps.clear()
             self._stamps[raw] = seconds
             return seconds
-
-
-def _entity_values(rows: Sequence[Mapping[str, str]], join_keys: tuple[str, ...]) -> list:
-    """Per row, its entity: the value of a single join key, else the tuple of the values. A null
-    value (a payment without a device) becomes "", which no stored entity has: missing."""
-    if len(join_keys) == 1:
-        [key] = join_keys
-        return [row[key] or "" for row in rows]
-    return [tuple(row[k] or "" for k in join_keys) for row in rows]
 
 
 class _Keys:
@@ -272,7 +316,7 @@ class _RedisReader:
         self._keys = {k: _Keys(k, version, project) for k in self._join_keys}
         self._decoder = _Decoder()
         fields: dict[tuple[str, ...], list[bytes]] = {k: [] for k in self._join_keys}
-        self._slices = []  # per view: (join keys, first field, feature count)
+        self._slices = []  # per view: (join keys, its first field, feature count)
         for view in views:
             name = _versioned_fv_name(store.get_feature_view(view.name), config)
             group = fields[view.join_keys]
@@ -295,23 +339,27 @@ class _RedisReader:
         finally:
             self._pool.release(connection)
 
-    def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
-        parts, per_key = [], {}
+    def read(self, uniques: dict[tuple[str, ...], list]) -> list[tuple[list, list]]:
+        parts, first = [], {}
         for join_keys in self._join_keys:
             head, tail = self._commands[join_keys]
-            entities = _entity_values(rows, join_keys)
-            index = {e: len(parts) + i for i, e in enumerate(dict.fromkeys(entities))}
-            parts += [head + _bulk(key) + tail for key in self._keys[join_keys].of(list(index))]
-            per_key[join_keys] = [index[e] for e in entities]
-        replies = self._hmget(b"".join(parts), len(parts))
-        values, stamp = self._decoder.values_of, self._decoder.stamp
-        return [
-            [
-                (stamp(reply[first + count]), values(reply[first : first + count]))
-                for reply in (replies[i] for i in per_key[join_keys])
+            first[join_keys] = len(parts)
+            parts += [
+                head + _bulk(key) + tail for key in self._keys[join_keys].of(uniques[join_keys])
             ]
-            for join_keys, first, count in self._slices
-        ]
+        replies = self._hmget(b"".join(parts), len(parts)) if parts else []
+        values, stamp = self._decoder.values_of, self._decoder.stamp
+        out = []
+        for join_keys, field, count in self._slices:
+            start = first[join_keys]
+            mine = replies[start : start + len(uniques[join_keys])]
+            out.append(
+                (
+                    [stamp(r[field + count]) for r in mine],
+                    [values(r[field : field + count]) for r in mine],
+                )
+            )
+        return out
 
 
 class _SqliteReader:
@@ -334,27 +382,31 @@ class _SqliteReader:
         self._keys = {v.join_keys: _Keys(v.join_keys, version) for v in views}
         self._decoder = _Decoder()
 
-    def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
+    def read(self, uniques: dict[tuple[str, ...], list]) -> list[tuple[list, list]]:
         values_of = self._decoder.values_of
         out = []
         for view, table in zip(self._views, self._tables, strict=True):
-            keys = self._keys[view.join_keys].of(_entity_values(rows, view.join_keys))
-            unique = list(dict.fromkeys(keys))
-            found: dict[bytes, tuple[float, dict[str, bytes]]] = {}
-            for key, name, raw, stamp in self._connection.execute(
-                f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" '
-                f"WHERE entity_key IN ({','.join('?' * len(unique))})",
-                unique,
-            ):
-                found.setdefault(key, (_epoch(stamp), {}))[1][name] = raw
-            per_row = []
-            for key in keys:
-                if key not in found:
-                    per_row.append((None, [None] * len(view.features)))
-                    continue
-                stamp, raws = found[key]
-                per_row.append((stamp, values_of([raws.get(f) for f in view.features])))
-            out.append(per_row)
+            keys = self._keys[view.join_keys].of(uniques[view.join_keys])
+            found: dict[bytes, tuple] = {}  # key: (event time, {feature: value})
+            for start in range(0, len(keys), _SQLITE_PARAMETERS):
+                part = keys[start : start + _SQLITE_PARAMETERS]
+                for key, name, raw, stamp in self._connection.execute(
+                    f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" '
+                    f"WHERE entity_key IN ({','.join('?' * len(part))})",
+                    part,
+                ):
+                    hit = found.get(key)
+                    if hit is None:
+                        hit = found[key] = (stamp, {})
+                    hit[1][name] = raw
+            absent = (None, {})
+            hits = [found.get(key, absent) for key in keys]
+            out.append(
+                (
+                    [None if stamp is None else _epoch(stamp) for stamp, _ in hits],
+                    [values_of([raws.get(f) for f in view.features]) for _, raws in hits],
+                )
+            )
         return out
 
 
@@ -374,29 +426,29 @@ class _FeastReader:
         self._tables = [store.get_feature_view(v.name) for v in views]
         self._provider = store._get_provider()
 
-    def read(self, rows: Sequence[Mapping[str, str]]) -> list[list[tuple]]:
+    def read(self, uniques: dict[tuple[str, ...], list]) -> list[tuple[list, list]]:
         from feast.type_map import feast_value_type_to_python_type
 
         out = []
         for view, table in zip(self._views, self._tables, strict=True):
-            keys = [_entity_key(view.join_keys, e) for e in _entity_values(rows, view.join_keys)]
             answers = self._provider.online_read(
                 config=self._store.config,
                 table=table,
-                entity_keys=keys,
+                entity_keys=[_entity_key(view.join_keys, e) for e in uniques[view.join_keys]],
                 requested_features=list(view.features),
             )
-            per_row = []
-            for stamp, values in answers:
+            stamps, values = [], []
+            for stamp, found in answers:
                 decoded = [
-                    feast_value_type_to_python_type(values[f]) if values and f in values else None
+                    feast_value_type_to_python_type(found[f]) if found and f in found else None
                     for f in view.features
                 ]
+                values.append(decoded)
                 if stamp is None or all(v is None for v in decoded):
                     # Absent: Feast's Redis store answers epoch 0 with empty values.
-                    per_row.append((None, decoded))
+                    stamps.append(None)
                     continue
                 stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
-                per_row.append((stamp.timestamp(), decoded))
-            out.append(per_row)
+                stamps.append(stamp.timestamp())
+            out.append((stamps, values))
         return out

@@ -51,6 +51,11 @@ class _RowScorer:
     def predict(self, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return pd.DataFrame({"fraud_probability": self._model.score(model_input)})
 
+    def get_raw_model(self):
+        """The TrainedModel (preprocessing and network): `score(frame)` without the signature
+        checks, for callers that build their rows to the signature themselves."""
+        return self._model
+
 
 def _load_pyfunc(data_path: str, model_config=None) -> _RowScorer:
     """MLflow's entry point for `mlflow.pyfunc.load_model` (this module is the loader)."""

@@ -53,11 +53,13 @@ class Preprocessor:
     @classmethod
     def fit(cls, train: pd.DataFrame, numeric: list[str] | None = None) -> "Preprocessor":
         numeric = numeric or numeric_columns(train.columns)
-        train = with_ratios(train)
-        missing = [c for c in [*numeric, *TRANSACTION_CATEGORICAL] if c not in train.columns]
+        missing = [
+            c for c in [*numeric, *TRANSACTION_CATEGORICAL] if c not in train.columns
+            and not (c in RATIOS and set(RATIOS[c]) <= set(train.columns))
+        ]  # fmt: skip
         if missing:
             raise ValueError(f"training rows lack column(s) {missing}")
-        values = _signed_log(train[numeric])
+        values = _signed_log(_numeric_matrix(train, numeric))
         medians = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0)
         filled = np.where(np.isnan(values), medians, values)
         stds = filled.std(axis=0)
@@ -84,17 +86,27 @@ class Preprocessor:
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(numeric float32 [n, len(numeric)], categorical int64 [n, len(categorical)]). Missing
         numeric columns or values count as missing; unseen categories go to the unknown bucket."""
-        numeric = with_ratios(frame).reindex(columns=self.numeric)
-        values = _signed_log(numeric)
-        values = np.where(np.isnan(values), np.asarray(self.medians), values)
-        scaled = (values - np.asarray(self.means)) / np.asarray(self.stds)
-        codes = np.empty((len(frame), len(self.categorical)), dtype=np.int64)
+        scaled = _signed_log(_numeric_matrix(frame, self.numeric))
+        unknown = np.isnan(scaled)
+        scaled -= np.asarray(self.means)
+        scaled /= np.asarray(self.stds)
+        # A missing value is the train median, scaled like any other value.
+        median = (np.asarray(self.medians) - np.asarray(self.means)) / np.asarray(self.stds)
+        np.copyto(scaled, np.broadcast_to(median, scaled.shape), where=unknown)
+        codes = np.full((len(frame), len(self.categorical)), UNKNOWN, dtype=np.int64)
         for i, column in enumerate(self.categorical):
-            index = {v: k + 1 for k, v in enumerate(self.vocabularies[column])}
-            raw = frame[column].tolist() if column in frame else [None] * len(frame)
-            codes[:, i] = [UNKNOWN if v is None or v != v else index.get(str(v), UNKNOWN)
-                           for v in raw]  # fmt: skip
+            if column in frame:
+                raw = frame[column]
+                raw = raw if raw.dtype == object else raw.astype(str).where(raw.notna())
+                # -1 (absent from the vocabulary, or null) + 1: the unknown bucket
+                codes[:, i] = self._vocabulary_index(column).get_indexer(raw) + 1
         return scaled.astype(np.float32), codes
+
+    def _vocabulary_index(self, column: str) -> pd.Index:
+        cached = self.__dict__.setdefault("_indexes", {})
+        if column not in cached:
+            cached[column] = pd.Index(self.vocabularies[column], dtype=object)
+        return cached[column]
 
     def to_dict(self) -> dict:
         return {
@@ -111,8 +123,27 @@ class Preprocessor:
         return cls(**data)
 
 
-def _signed_log(frame: pd.DataFrame) -> np.ndarray:
+def _numeric_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """float64 [n, len(columns)] of `frame`'s columns and ratios; NaN where a column is absent
+    or a ratio's denominator is zero or missing."""
+    values = np.full((len(frame), len(columns)), np.nan, order="F")  # filled column by column
+    for j, name in enumerate(columns):
+        if name in RATIOS:
+            top, bottom = RATIOS[name]
+            if top in frame and bottom in frame:
+                below = _floats(frame[bottom])
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    values[:, j] = np.where(below > 0, _floats(frame[top]) / below, np.nan)
+        elif name in frame:
+            values[:, j] = _floats(frame[name])
+    return values
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _signed_log(values: np.ndarray) -> np.ndarray:
     """sign(x) * log1p(|x|): amounts and counts span orders of magnitude. Infinite -> missing."""
-    values = frame.astype("float64").to_numpy(copy=True)
-    values[~np.isfinite(values)] = np.nan
-    return np.sign(values) * np.log1p(np.abs(values))
+    values = np.where(np.isfinite(values), values, np.nan)
+    return np.copysign(np.log1p(np.abs(values)), values)

@@ -12,11 +12,12 @@ import os
 import sys
 from pathlib import Path
 
+from ml.feature_store import SERVING_REGISTRY_CACHE_S
+
 # `feast serve` defaults restart the worker every 1,000 requests (calls then wait ~1-2 s for a
 # fresh worker), log every request, and rebuild every feature view in a background thread each
 # 60 s (a 15-50 ms stall). Instead the registry is re-read on a request once its cache expires.
 SERVE_OPTIONS = ["--max-requests", "0", "--no-access-log", "--registry_ttl_sec", "0"]
-REGISTRY_CACHE_S = 60  # a `feast apply` reaches the server within a minute
 
 
 def write_config(folder: Path) -> Path:
@@ -28,7 +29,7 @@ def write_config(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "feature_store.yaml"
     settings = build_resources()["feast"].settings()
-    settings["registry"]["cache_ttl_seconds"] = REGISTRY_CACHE_S
+    settings["registry"]["cache_ttl_seconds"] = SERVING_REGISTRY_CACHE_S
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path
 

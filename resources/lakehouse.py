@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -40,6 +41,14 @@ class LakehouseResource(dg.ConfigurableResource):
     def read(self, layer: str, table: str, start: dt.date, end: dt.date, **kwargs) -> pa.Table:
         return delta.read_days(self.uri(layer, table), start, end, self._options(), **kwargs)
 
+    def scan(
+        self, layer: str, table: str, start: dt.date, end: dt.date, chunk_rows: int, **kwargs
+    ) -> Iterator[pa.Table]:
+        """`read` in tables of `chunk_rows` rows, a few files at a time."""
+        return delta.scan_days(
+            self.uri(layer, table), start, end, chunk_rows, self._options(), **kwargs
+        )
+
     def remove_replaced_files(self, layer: str, table: str) -> int:
         return delta.remove_replaced_files(self.uri(layer, table), self._options())
 
@@ -51,10 +60,19 @@ class LakehouseResource(dg.ConfigurableResource):
         start: dt.date,
         end: dt.date,
         extra_predicate: str | None = None,
+        evolve_schema: bool = False,
     ) -> delta.DeltaWrite:
         return delta.overwrite_days(
-            self.uri(layer, table), data, start, end, self._options(), extra_predicate
+            self.uri(layer, table),
+            data,
+            start,
+            end,
+            self._options(),
+            extra_predicate,
+            evolve_schema,
         )
 
-    def append(self, layer: str, table: str, data: pa.Table) -> delta.DeltaWrite:
-        return delta.append_rows(self.uri(layer, table), data, self._options())
+    def append(
+        self, layer: str, table: str, data: pa.Table, evolve_schema: bool = False
+    ) -> delta.DeltaWrite:
+        return delta.append_rows(self.uri(layer, table), data, self._options(), evolve_schema)

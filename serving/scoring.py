@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ml.online_features import OnlineFeatures
 from ml.registry import input_columns
@@ -25,10 +26,10 @@ class Thresholds:
         if not 0 <= self.review <= self.decline <= 1:
             raise ValueError(f"need 0 <= review <= decline <= 1, got {self.review}, {self.decline}")
 
-    def decide(self, scores: np.ndarray) -> list[str]:
+    def decide(self, scores: np.ndarray) -> np.ndarray:
         return np.where(
             scores >= self.decline, "decline", np.where(scores >= self.review, "review", "approve")
-        ).tolist()
+        )
 
 
 # Reason codes: the facts a reviewer checks first, each true of the row and its features.
@@ -42,15 +43,19 @@ REASONS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
 }
 
 
-def reason_codes(frame: pd.DataFrame) -> list[list[str]]:
+def reason_codes(frame: pd.DataFrame) -> pa.ListArray:
     """Per row, the reason codes that hold (none for a row without the features they read)."""
-    fired = {}
+    fired, codes = [], []
     for code, rule in REASONS.items():
         try:
-            fired[code] = rule(frame).fillna(False).to_numpy(bool)
+            fired.append(rule(frame).fillna(False).to_numpy(bool))
         except KeyError:  # the model's service lacks a feature this rule reads
             continue
-    return [[code for code, hits in fired.items() if hits[i]] for i in range(len(frame))]
+        codes.append(code)
+    hits = np.column_stack(fired) if fired else np.zeros((len(frame), 0), dtype=bool)
+    offsets = np.concatenate([[0], np.cumsum(hits.sum(axis=1))]).astype(np.int32)
+    names = np.array(codes, dtype=object)[np.nonzero(hits)[1]]  # row by row, in REASONS order
+    return pa.ListArray.from_arrays(offsets, pa.array(names, pa.string()))
 
 
 class CircuitBreaker:
@@ -100,8 +105,8 @@ class Scored:
 
     frame: pd.DataFrame  # the scoring rows with every feature the model read
     scores: np.ndarray
-    decisions: list[str]
-    reasons: list[list[str]]
+    decisions: np.ndarray  # of str
+    reasons: pa.ListArray  # of str
     degraded: bool  # the feature store was not read: defaults and request features only
     model_version: str
 
@@ -121,14 +126,20 @@ class Scorer:
         self.thresholds = thresholds or Thresholds()
         self.breaker = breaker or CircuitBreaker()
         self.inputs = input_columns(model)
+        self._probabilities = _probabilities(model)
 
-    def score(self, rows: Sequence[dict], as_of=None) -> Scored:
-        """Score scoring rows (`Transaction.scoring_row()`, or silver rows), as of `as_of` (now)."""
+    def score(self, rows: Sequence[dict] | pd.DataFrame, as_of=None) -> Scored:
+        """Score scoring rows (`Transaction.scoring_row()`s, or a frame of silver rows), as of
+        `as_of` (now)."""
+        rows = rows.reset_index(drop=True) if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
         looked_up = self.breaker.call(lambda: self.features.lookup(rows, as_of))
         degraded = looked_up is None
         features = self.features.unknown(len(rows)) if degraded else looked_up
-        frame = pd.DataFrame(list(rows)).assign(**features)
-        scores = self.model.predict(frame[self.inputs])["fraud_probability"].to_numpy()
+        features = pd.DataFrame(features)
+        frame = pd.concat(
+            [rows.drop(columns=rows.columns.intersection(features.columns)), features], axis=1
+        )
+        scores = self._probabilities(frame[self.inputs])
         return Scored(
             frame=frame,
             scores=scores,
@@ -137,3 +148,14 @@ class Scorer:
             degraded=degraded,
             model_version=self.model_version,
         )
+
+
+def _probabilities(model) -> Callable[[pd.DataFrame], np.ndarray]:
+    """The model's scores of a frame of its inputs. The frame is built to the model's signature
+    here (typed lookups, validated transactions), so the packaged model's own scoring is called
+    directly: MLflow's per-call signature checks cost more than the network on small batches.
+    Models packaged before `get_raw_model` existed go through `predict`."""
+    try:
+        return model.get_raw_model().score
+    except NotImplementedError:
+        return lambda frame: model.predict(frame)["fraud_probability"].to_numpy()

@@ -1,15 +1,18 @@
-"""The online scoring API (BentoML): `POST /score` takes one transaction; concurrent requests are
-scored together by an internal batching service (one feature lookup and one forward pass per
-batch). Guarded by an API key, a body cap, a concurrency limit (429) and a timeout (504).
+"""The online scoring API (BentoML): `POST /score` takes one transaction; in each worker,
+concurrent requests are scored together (`serving.batcher`: one feature lookup and one forward
+pass per batch); `POST /score_batch` takes a list (`batchable=True`). Guarded by an API key, a
+body cap, a concurrency limit (429) and a timeout (504).
 
 Settings (environment): FRAUD_API_KEY (required), FRAUD_REVIEW_THRESHOLD (0.5),
-FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_MAX_CONCURRENCY (64), FRAUD_TIMEOUT_S (2),
-FRAUD_LOG_FLUSH_S (2: how often scores are committed to monitoring/prediction_log),
-FRAUD_BATCHING (`off` scores each request alone, for comparison), and the feature
-store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument
-`model_tag` pins the BentoML model (default `fraud-detector:latest`)."""
+FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_WORKERS (one per core), FRAUD_MAX_CONCURRENCY (64, shared
+by the workers), FRAUD_TIMEOUT_S (2), FRAUD_LOG_FLUSH_S (2: how often scores are committed to
+monitoring/prediction_log), FRAUD_BATCHING (`off` scores each request alone, for comparison),
+and the feature store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build
+argument `model_tag` pins the BentoML model (default `fraud-detector:latest`)."""
 
+import asyncio
 import datetime as dt
+import functools
 import os
 import time
 
@@ -26,6 +29,7 @@ from serving.prediction_log import prediction_rows
 from serving.transaction import Transaction
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_BATCH = 64
 
 
 class BuildArgs(BaseModel):
@@ -57,73 +61,8 @@ def _thresholds():
 
 
 @bentoml.service(
-    name="fraud_batch_scorer",
-    workers=1,
-    traffic={"timeout": 10},
-    # BentoML's internal client renews its connection every 100 calls by default and drops the
-    # calls in flight when it does (bentoml/BentoML#5540): keep one connection.
-    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
-)
-class BatchScorer:
-    """Internal: scores the batches the dispatcher forms from concurrent requests."""
-
-    model = bentoml.models.BentoModel(ARGS.model_tag)
-
-    def __init__(self):
-        from ml.feature_store import FEATURE_SERVICE, open_feature_store, settings_from_environment
-        from ml.online_features import OnlineFeatures
-        from resources.settings import fraud_home, lakehouse_root, prepare_process_environment
-        from serving.champion import load_stored
-        from serving.prediction_log import PredictionLogWriter
-        from serving.scoring import Scorer
-
-        prepare_process_environment()
-        pyfunc, version = load_stored(self.model.path)
-        store = open_feature_store(**settings_from_environment(fraud_home()))
-        self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
-        self.scorer = Scorer(pyfunc, version, self.features, _thresholds())
-        self.log = PredictionLogWriter(
-            f"{lakehouse_root()}/monitoring/prediction_log",
-            flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 2.0)),
-        )
-
-    @bentoml.on_shutdown
-    def _flush_log(self):
-        self.log.close()
-
-    @bentoml.api(
-        batchable=os.environ.get("FRAUD_BATCHING", "on") != "off",
-        max_batch_size=64,
-        max_latency_ms=1000,
-    )
-    def score_batch(self, transactions: list[Transaction]) -> list[ScoreResponse]:
-        scored = self.scorer.score([t.scoring_row() for t in transactions])
-        self.log.add(prediction_rows(scored, self.scorer.inputs, "online", dt.datetime.now(dt.UTC)))
-        return [
-            ScoreResponse(
-                transaction_id=t.transaction_id,
-                score=float(score),
-                decision=decision,
-                reasons=reasons,
-                degraded=scored.degraded,
-                model_version=scored.model_version,
-            )
-            for t, score, decision, reasons in zip(
-                transactions, scored.scores, scored.decisions, scored.reasons, strict=True
-            )
-        ]
-
-    @bentoml.api
-    def feature_store_reachable(self) -> bool:
-        """One lookup of an entity no store holds, through the scorer's circuit breaker: not
-        ready while it fails, is slow, or the breaker is open."""
-        probe = dict.fromkeys(self.features.join_keys, "__readiness_probe__")
-        return self.scorer.breaker.call(lambda: self.features.lookup([probe])) is not None
-
-
-@bentoml.service(
     name="fraud_scoring",
-    workers=1,
+    workers=int(os.environ.get("FRAUD_WORKERS", 0)) or os.cpu_count() or 1,
     traffic={
         "timeout": float(os.environ.get("FRAUD_TIMEOUT_S", 2)),
         "max_concurrency": int(os.environ.get("FRAUD_MAX_CONCURRENCY", 64)),
@@ -132,18 +71,75 @@ class BatchScorer:
 class FraudScoring:
     """Card-fraud scoring: one transaction in, a score, a decision and reason codes out."""
 
-    batch = bentoml.depends(BatchScorer)
+    model = bentoml.models.BentoModel(ARGS.model_tag)
+
+    def __init__(self):
+        from ml.feature_store import FEATURE_SERVICE, open_serving_store
+        from ml.online_features import OnlineFeatures
+        from resources.settings import fraud_home, lakehouse_root, prepare_process_environment
+        from serving.batcher import AdaptiveBatcher
+        from serving.champion import load_stored
+        from serving.prediction_log import PredictionLogWriter
+        from serving.scoring import Scorer
+
+        prepare_process_environment()
+        pyfunc, version = load_stored(self.model.path)
+        store = open_serving_store(fraud_home())
+        self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
+        self.scorer = Scorer(pyfunc, version, self.features, _thresholds())
+        self.log = PredictionLogWriter(
+            f"{lakehouse_root()}/monitoring/prediction_log",
+            flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 2.0)),
+        )
+        batching = os.environ.get("FRAUD_BATCHING", "on") != "off"
+        self.batcher = AdaptiveBatcher(self._score, max_batch=MAX_BATCH if batching else 1)
+
+    @bentoml.on_shutdown
+    def _flush_log(self):
+        self.log.close()
 
     @bentoml.api(route="/score")
     async def score(self, transaction: Transaction) -> ScoreResponse:
         """Score one transaction with the champion model and its online features."""
         started = time.perf_counter()
-        [result] = await self.batch.to_async.score_batch([transaction])
+        result = await self.batcher.submit(transaction)
         result.latency_ms = round((time.perf_counter() - started) * 1000, 3)
         return result
 
+    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH, max_latency_ms=1000)
+    def score_batch(self, transactions: list[Transaction]) -> list[ScoreResponse]:
+        """Score a list of transactions in one call."""
+        return self._score(transactions)
+
+    def _score(self, transactions: list[Transaction]) -> list[ScoreResponse]:
+        if not transactions:
+            return []
+        scored = self.scorer.score([t.scoring_row() for t in transactions])
+        self.log.add(prediction_rows(scored, self.scorer.inputs, "online", dt.datetime.now(dt.UTC)))
+        return [
+            ScoreResponse(
+                transaction_id=t.transaction_id,
+                score=score,
+                decision=decision,
+                reasons=reasons,
+                degraded=scored.degraded,
+                model_version=scored.model_version,
+            )
+            for t, score, decision, reasons in zip(
+                transactions,
+                scored.scores.tolist(),
+                scored.decisions.tolist(),
+                scored.reasons.to_pylist(),
+                strict=True,
+            )
+        ]
+
     async def __is_ready__(self) -> bool:
-        return await self.batch.to_async.feature_store_reachable()
+        """Ready once a lookup of an entity no store holds goes through the scorer's circuit
+        breaker: not while it fails, is slow, or the breaker is open."""
+        probe = dict.fromkeys(self.features.join_keys, "__readiness_probe__")
+        lookup = functools.partial(self.scorer.breaker.call, lambda: self.features.lookup([probe]))
+        return await asyncio.to_thread(lookup) is not None
 
 
 FraudScoring.add_asgi_middleware(APIKeyMiddleware, key_variable="FRAUD_API_KEY")

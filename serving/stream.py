@@ -1,14 +1,16 @@
 """The stream worker: transactions from a Redis Stream (consumer group) -> velocity features
 pushed to Feast -> scores -> the prediction log -> acknowledged.
 
-    python -m serving.stream [--batch 500] [--block-ms 1000] [--max-idle-s 60] [--until-idle]
+    python -m serving.stream [--batch 500] [--block-ms 1000] [--max-idle-s 60] [--flush-s 1]
+                             [--until-idle]
 
 STREAM_URL (default redis://127.0.0.1:6379/0), STREAM_NAME (fraud:transactions), STREAM_GROUP
 (scorers). A message holds one field `transaction`: the JSON of `serving.transaction.Transaction`.
-A message is acknowledged only once its score is committed to the prediction log; the log is
-merged by (transaction id, path), so a message delivered twice (a worker killed after its write,
-before its ack) is logged once. A message that cannot be parsed goes to `<STREAM_NAME>:dead` with
-the error, and the worker goes on."""
+Scoring does not wait for the log: rows are committed in the background every `--flush-s`, and a
+message is acknowledged only once its row is committed. A message delivered again (its worker
+was killed between the commit and the acknowledgement) is logged only if its transaction is not
+in the log yet. A message that cannot be parsed goes to `<STREAM_NAME>:dead` with the error, and
+the worker goes on."""
 
 import argparse
 import datetime as dt
@@ -66,63 +68,62 @@ def parse(fields: dict) -> "Transaction":
         raise ValueError(str(invalid)) from None
 
 
-def merge_once(uri: str, rows: pa.Table) -> None:
-    """Add the log rows whose (transaction id, path) the log does not hold yet, in one commit."""
-    from deltalake import DeltaTable
+def not_yet_logged(uri: str, rows: pa.Table) -> pa.Table:
+    """The stream log rows whose transaction the log does not hold yet (on the stream path)."""
+    import pyarrow.compute as pc
 
-    from lakehouse.delta import append_rows, table_exists
+    from lakehouse.delta import read_days, table_exists
 
-    if not table_exists(uri):
-        append_rows(uri, rows)
-        return
-    (
-        DeltaTable(uri)
-        .merge(
-            rows,
-            predicate="t.transaction_id = s.transaction_id AND t.path = s.path AND t.day = s.day",
-            source_alias="s",
-            target_alias="t",
-        )
-        .when_not_matched_insert_all()
-        .execute()
-    )
+    if not rows.num_rows or not table_exists(uri):
+        return rows
+    days = pc.min_max(rows["day"])
+    logged = read_days(
+        uri, days["min"].as_py(), days["max"].as_py(), columns=["transaction_id"],
+        filter_expression=(pc.field("path") == "stream")
+        & pc.field("transaction_id").isin(rows["transaction_id"]),
+    )  # fmt: skip
+    return rows.filter(pc.invert(pc.is_in(rows["transaction_id"], logged["transaction_id"])))
 
 
 class StreamWorker:
-    """Reads, scores, logs and acknowledges batches of stream messages."""
+    """Reads, scores and logs batches of stream messages; a message is acknowledged once its
+    log row is committed (the log writer commits in the background, every `flush_s`)."""
 
-    def __init__(self, settings: StreamSettings, scorer, push, log_uri: str, redis_client):
+    def __init__(self, settings: StreamSettings, scorer, velocity_push, log_writer, redis_client):
         from ml.velocity import VelocityCounter
 
-        self.settings, self.scorer, self.push, self.log_uri = settings, scorer, push, log_uri
-        self.redis = redis_client
+        self.settings, self.scorer, self.log = settings, scorer, log_writer
+        self.velocity_push, self.redis = velocity_push, redis_client
         # Velocity per card and customer, event by event (the same definition as the batch
         # history). Kept in memory: a restarted worker counts from its restart on.
-        self.velocity = {"card": VelocityCounter(), "customer": VelocityCounter()}
+        self.counters = {"card": VelocityCounter(), "customer": VelocityCounter()}
         self.stopping = False
+        self._recovering = True  # first, what this consumer was given and never acknowledged
         try:
             self.redis.xgroup_create(settings.name, settings.group, id="0", mkstream=True)
         except Exception as exists:  # BUSYGROUP: the group is there already
             if "BUSYGROUP" not in str(exists):
                 raise
 
-    def _read(self, count: int, block_ms: int, max_idle_ms: int) -> list:
+    def _read(self, count: int, block_ms: int, max_idle_ms: int) -> tuple[list, bool]:
+        """(messages, whether they were delivered before: their rows may be logged already)."""
         s = self.settings
-        # First what this consumer was given and never acknowledged (it crashed), then what
-        # another consumer left idle too long, then new messages.
-        pending = self.redis.xreadgroup(s.group, s.consumer, {s.name: "0"}, count=count)
-        messages = pending[0][1] if pending else []
-        if not messages:
-            claimed = self.redis.xautoclaim(s.name, s.group, s.consumer, max_idle_ms, count=count)
-            messages = claimed[1]
-        if not messages:
-            fresh = self.redis.xreadgroup(s.group, s.consumer, {s.name: ">"}, count=count,
-                                          block=block_ms)  # fmt: skip
-            messages = fresh[0][1] if fresh else []
-        return [(mid, fields) for mid, fields in messages if fields is not None]
+        if self._recovering:  # this consumer's unacknowledged messages (it was killed)
+            pending = self.redis.xreadgroup(s.group, s.consumer, {s.name: "0"}, count=count)
+            messages = pending[0][1] if pending else []
+            if messages:
+                return _present(messages), True
+            self._recovering = False
+        # What another consumer left unacknowledged too long (it died), then new messages.
+        claimed = self.redis.xautoclaim(s.name, s.group, s.consumer, max_idle_ms, count=count)
+        if claimed[1]:
+            return _present(claimed[1]), True
+        fresh = self.redis.xreadgroup(s.group, s.consumer, {s.name: ">"}, count=count,
+                                      block=block_ms)  # fmt: skip
+        return _present(fresh[0][1] if fresh else []), False
 
-    def process(self, messages: list) -> int:
-        """Score and log a batch; returns how many messages were scored."""
+    def process(self, messages: list, redelivered: bool = False) -> int:
+        """Score a batch and hand its log rows to the writer; returns how many were scored."""
         from serving.prediction_log import prediction_rows
 
         good, dead = [], []
@@ -131,63 +132,81 @@ class StreamWorker:
                 good.append((message_id, parse(fields)))
             except ValueError as error:
                 dead.append((message_id, fields, str(error)))
-        for message_id, fields, error in dead:
-            self.redis.xadd(self.settings.dead_letter, {
-                "message_id": message_id, "error": error[:2000],
-                "fields": json.dumps({_text(k): _text(v) for k, v in fields.items()}),
-            })  # fmt: skip
-        if good:
-            rows = [t.scoring_row() for _, t in good]
-            scored = self.scorer.score(rows)  # velocity as it stood before these transactions
-            self._push_velocity(rows)
-            now = dt.datetime.now(dt.UTC)
-            merge_once(self.log_uri, prediction_rows(scored, self.scorer.inputs, "stream", now))
-        done = [m for m, _ in good] + [m for m, _, _ in dead]
-        if done:
-            self.redis.xack(self.settings.name, self.settings.group, *done)
+        s = self.settings
+        if dead:  # dead-lettered and acknowledged together
+            pipe = self.redis.pipeline(transaction=True)
+            for message_id, fields, error in dead:
+                pipe.xadd(s.dead_letter, {
+                    "message_id": message_id, "error": error[:2000],
+                    "fields": json.dumps({_text(k): _text(v) for k, v in fields.items()}),
+                })  # fmt: skip
+            pipe.xack(s.name, s.group, *(m for m, _, _ in dead))
+            pipe.execute()
+        if not good:
+            return 0
+        rows = [t.scoring_row() for _, t in good]
+        scored = self.scorer.score(rows)  # velocity as it stood before these transactions
+        self._push_velocity(rows)
+        logged = prediction_rows(scored, self.scorer.inputs, "stream", dt.datetime.now(dt.UTC))
+        if redelivered:  # a worker killed between its commit and its acknowledgement
+            logged = not_yet_logged(self.log.uri, logged)
+        ids = [m for m, _ in good]
+        self.log.add(logged, on_written=lambda: self.redis.xack(s.name, s.group, *ids))
         return len(good)
 
     def _push_velocity(self, rows: list[dict]) -> None:
-        import pandas as pd
-
-        for entity, counter in self.velocity.items():
+        ordered = sorted(rows, key=lambda r: r["event_timestamp"])
+        for entity, counter in self.counters.items():
             key = f"{entity}_id"
-            pushed = [
-                {key: r[key], "event_timestamp": r["event_timestamp"],
-                 **counter.add(r[key], r["event_timestamp"], r["amount_usd"])}
-                for r in sorted(rows, key=lambda r: r["event_timestamp"])
-            ]  # fmt: skip
-            self.push(f"{entity}_velocity_push", pd.DataFrame(pushed))
+            newest = {}  # the online store keeps one value per entity: the newest
+            for r in ordered:
+                at = r["event_timestamp"]
+                counts = counter.add(r[key], at, r["amount_usd"])
+                newest[r[key]] = {key: r[key], "event_timestamp": at, **counts}
+            self.velocity_push.push(f"{entity}_velocity_push", list(newest.values()))
+
+    def close(self) -> None:
+        """Push the velocity sent, commit the scores and acknowledge their messages."""
+        self.velocity_push.close()
+        self.log.close()
 
     def run(
         self, batch: int, block_ms: int, max_idle_s: float, until_idle: bool = False
     ) -> dict[str, int]:
-        """Consume until stopped (or, `until_idle`, until a read finds nothing); the counts."""
+        """Consume until stopped (or, `until_idle`, until a read finds nothing), then commit
+        and acknowledge what was scored; the counts."""
         counts = {"scored": 0, "dead_lettered": 0}
         while not self.stopping:
-            messages = self._read(batch, block_ms, int(max_idle_s * 1000))
+            messages, redelivered = self._read(batch, block_ms, int(max_idle_s * 1000))
             if not messages:
                 if until_idle:
                     break
                 continue
-            scored = self.process(messages)
+            scored = self.process(messages, redelivered)
             counts["scored"] += scored
             counts["dead_lettered"] += len(messages) - scored
-            log.info("scored %d, dead-lettered %d", scored, len(messages) - scored)
+            log.debug("scored %d, dead-lettered %d", scored, len(messages) - scored)
+        self.close()
+        log.info("scored %d, dead-lettered %d", counts["scored"], counts["dead_lettered"])
         return counts
+
+
+def _present(messages: list) -> list:
+    """Messages still in the stream (a claimed one may have been trimmed away: no fields)."""
+    return [(mid, fields) for mid, fields in messages if fields is not None]
 
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def build_worker() -> StreamWorker:
-    """A worker on this environment's stream, champion (registry), feature store and lakehouse."""
+def build_worker(flush_s: float = 1.0) -> StreamWorker:
+    """A worker on this environment's stream, champion (registry), feature store and lakehouse;
+    its log rows are committed every `flush_s` seconds."""
     import mlflow
     import redis
-    from feast.data_source import PushMode
 
-    from ml.feature_store import FEATURE_SERVICE, open_feature_store, settings_from_environment
+    from ml.feature_store import FEATURE_SERVICE, open_serving_store
     from ml.online_features import OnlineFeatures
     from ml.registry import load_by_alias
     from resources.settings import (
@@ -196,12 +215,14 @@ def build_worker() -> StreamWorker:
         mlflow_tracking_uri,
         prepare_process_environment,
     )
+    from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer
+    from serving.velocity_push import BackgroundPush
 
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     model, version = load_by_alias("champion")
-    store = open_feature_store(**settings_from_environment(fraud_home()))
+    store = open_serving_store(fraud_home())
     features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
     # A batch of hundreds of rows: the API's 250 ms lookup budget is not this path's.
     scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=5_000))
@@ -209,10 +230,25 @@ def build_worker() -> StreamWorker:
     return StreamWorker(
         settings,
         scorer,
-        lambda source, frame: store.push(source, frame, to=PushMode.ONLINE),
-        f"{lakehouse_root()}/monitoring/prediction_log",
+        BackgroundPush(feast_push, VELOCITY_KEYS),
+        PredictionLogWriter(f"{lakehouse_root()}/monitoring/prediction_log", flush_s=flush_s),
         redis.Redis.from_url(settings.url),
     )
+
+
+VELOCITY_KEYS = {"card_velocity_push": "card_id", "customer_velocity_push": "customer_id"}
+
+
+def feast_push():
+    """Push to this environment's feature store (what the velocity child process runs)."""
+    from feast.data_source import PushMode
+
+    from ml.feature_store import open_serving_store
+    from resources.settings import fraud_home, prepare_process_environment
+
+    prepare_process_environment()
+    store = open_serving_store(fraud_home())
+    return lambda source, frame: store.push(source, frame, to=PushMode.ONLINE)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,10 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--block-ms", type=int, default=1000)
     parser.add_argument("--max-idle-s", type=float, default=60.0)
+    parser.add_argument("--flush-s", type=float, default=1.0, help="seconds between log commits")
     parser.add_argument("--until-idle", action="store_true", help="stop once the stream is drained")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    worker = build_worker()
+    worker = build_worker(args.flush_s)
 
     def stop(*_):
         worker.stopping = True

@@ -59,3 +59,10 @@ def usd(amount: float, currency: str) -> float:
     double's shortest decimal form), so that online and batch scores see the same number."""
     value = Decimal(repr(amount * USD_PER_UNIT[currency]))
     return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+# The columns of a scoring row (silver has them all, under the same names).
+SCORING_COLUMNS = [
+    *("transaction_id", "event_timestamp", "customer_id", "card_id", "merchant_id", "device_id"),
+    *("merchant_category", "merchant_country", "channel", "amount_usd"),
+]

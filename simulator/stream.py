@@ -44,20 +44,23 @@ def publish(
     customers: int = 2000,
     seed: int = 7,
     malformed_rate: float = 0.0,
+    group: int = 100,
 ) -> int:
-    """XADD `count` transactions at about `rate` per second (0: as fast as possible)."""
+    """XADD `count` transactions at about `rate` per second (0: as fast as possible), `group`
+    per round trip, each stamped with the time its group is sent."""
     rng = np.random.default_rng([seed, 3])
     source = transactions(customers, seed, dt.date.today())
     started, pipe = time.monotonic(), client.pipeline(transaction=False)
-    for index in range(count):
-        fields = next(source)
-        fields["event_timestamp"] = dt.datetime.now(dt.UTC).isoformat()
-        body = malformed(fields, rng) if rng.random() < malformed_rate else json.dumps(fields)
-        pipe.xadd(stream, {"transaction": body})
-        if index % 100 == 99 or index == count - 1:
-            pipe.execute()
-            if rate:
-                ahead = (index + 1) / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    time.sleep(ahead)
+    for first in range(0, count, group):
+        size = min(group, count - first)
+        if rate:
+            ahead = first / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+        sent_at = dt.datetime.now(dt.UTC).isoformat()
+        for _ in range(size):
+            fields = {**next(source), "event_timestamp": sent_at}
+            body = malformed(fields, rng) if rng.random() < malformed_rate else json.dumps(fields)
+            pipe.xadd(stream, {"transaction": body})
+        pipe.execute()
     return count

@@ -2,7 +2,6 @@
 prediction-log rows replaced, not doubled, when a partition is re-scored."""
 
 import datetime as dt
-import json
 
 import dagster as dg
 import numpy as np
@@ -85,6 +84,7 @@ def test_a_partition_is_scored_in_chunks_like_online_and_a_rerun_replaces_it(fra
     assert len(log) == 250 and set(log["path"]) == {"batch"}
     stranger = log[log["transaction_id"] == "T2"].iloc[0]
     assert "unknown_customer" in stranger["reasons"]
-    assert set(json.loads(stranger["features"])) == set(
-        model.metadata.get_input_schema().input_names()
-    )
+    inputs = model.metadata.get_input_schema().input_names()
+    assert set(stranger["features"]) == set(inputs)  # a struct: one field per model input
+    assert stranger["features"]["customer_daily__missing"] is True
+    assert stranger["features"]["amount_usd"] == rows[2]["amount_usd"]

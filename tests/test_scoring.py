@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from ml.packaging import log_model
 from ml.train import TrainParams, train
 from serving.scoring import CircuitBreaker, Scorer, Thresholds
-from serving.transaction import Transaction, usd
+from serving.transaction import SCORING_COLUMNS, Transaction, usd
 from tests.test_model import _rows
 
 BODY = {
@@ -34,6 +34,7 @@ BODY = {
 
 def test_a_transaction_is_validated_and_becomes_a_scoring_row():
     row = Transaction(**BODY).scoring_row()
+    assert list(row) == SCORING_COLUMNS  # what batch scoring reads of silver
     assert row["merchant_category"] == "grocery" and row["merchant_country"] == "US"
     assert row["amount_usd"] == usd(12.34, "EUR") == 13.41
     assert row["event_timestamp"] == dt.datetime(2026, 11, 23, 10, tzinfo=dt.UTC)
@@ -83,7 +84,7 @@ def test_usd_amounts_equal_silvers_spark_rounding(spark, amounts):
 
 def test_thresholds_decide_and_refuse_an_impossible_order():
     decisions = Thresholds(review=0.5, decline=0.9).decide(np.array([0.1, 0.5, 0.89, 0.9, 1.0]))
-    assert decisions == ["approve", "review", "review", "decline", "decline"]
+    assert decisions.tolist() == ["approve", "review", "review", "decline", "decline"]
     with pytest.raises(ValueError, match="review <= decline"):
         Thresholds(review=0.9, decline=0.5)
 
@@ -161,10 +162,11 @@ def test_scores_decisions_and_reasons_come_from_the_features_and_the_model(champ
     assert not scored.degraded and scored.model_version == "7"
     expected = champion_model.predict(scored.frame[scorer.inputs])["fraud_probability"]
     assert np.allclose(scored.scores, expected)
-    assert scored.decisions == Thresholds(0.3, 0.8).decide(scored.scores)
+    assert (scored.decisions == Thresholds(0.3, 0.8).decide(scored.scores)).all()
     above = [r["amount_usd"] > 30 for r in rows]  # 3x the customer's average of 10
-    assert [("amount_above_usual" in r) for r in scored.reasons] == above
-    assert all("new_device" in r and "unknown_customer" not in r for r in scored.reasons)
+    reasons = scored.reasons.to_pylist()
+    assert [("amount_above_usual" in r) for r in reasons] == above
+    assert all("new_device" in r and "unknown_customer" not in r for r in reasons)
 
 
 def test_a_failing_feature_store_degrades_the_answer_not_the_request(champion_model):
@@ -172,7 +174,7 @@ def test_a_failing_feature_store_degrades_the_answer_not_the_request(champion_mo
     scorer = Scorer(champion_model, "7", features, breaker=CircuitBreaker(failures=2))
     first = scorer.score(_scoring_rows(5))
     assert first.degraded and np.isfinite(first.scores).all()
-    assert all("unknown_customer" in r for r in first.reasons)  # defaults, flagged
+    assert all("unknown_customer" in r for r in first.reasons.to_pylist())  # defaults, flagged
     scorer.score(_scoring_rows(5))
     scorer.score(_scoring_rows(5))
     assert features.calls == 2  # the breaker opened: the store is left alone
@@ -214,16 +216,19 @@ def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_
 
     from lakehouse import delta
     from lakehouse.delta import ALL_DAYS, read_days
-    from serving.prediction_log import SCHEMA, PredictionLogWriter
+    from serving.prediction_log import COLUMNS, PredictionLogWriter
+
+    schema = COLUMNS.append(pa.field("features", pa.struct([("amount_usd", pa.float64())])))
 
     def rows(*ids):
         stamp = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
         return pa.Table.from_pylist(
             [{"transaction_id": i, "event_timestamp": stamp, "day": stamp.date(),
               "scored_at": stamp, "path": "online", "model_version": "1", "score": 0.5,
-              "decision": "review", "reasons": [], "degraded": False, "features": "{}"}
+              "decision": "review", "reasons": [], "degraded": False,
+              "features": {"amount_usd": 1.0}}
              for i in ids],
-            schema=SCHEMA,
+            schema=schema,
         )  # fmt: skip
 
     uri = str(tmp_path / "prediction_log")
@@ -236,10 +241,14 @@ def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_
         return real_append(*args, **kwargs)
 
     monkeypatch.setattr(delta, "append_rows", flaky_append)
+    committed = []
     writer = PredictionLogWriter(uri, flush_s=0.1)
-    writer.add(rows("a", "b"))
-    time.sleep(0.35)  # one failed flush, then a successful one
-    writer.add(rows("c"))
+    writer.add(rows("a", "b"), on_written=lambda: committed.append("a, b"))
+    time.sleep(0.05)
+    assert committed == []  # not before its commit
+    time.sleep(0.3)  # one failed flush, then a successful one
+    assert committed == ["a, b"]
+    writer.add(rows("c"), on_written=lambda: committed.append("c"))
     writer.close()
     written = read_days(uri, *ALL_DAYS).column("transaction_id").to_pylist()
-    assert sorted(written) == ["a", "b", "c"]
+    assert sorted(written) == ["a", "b", "c"] and committed == ["a, b", "c"]

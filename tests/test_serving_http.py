@@ -96,7 +96,8 @@ def service(tmp_path_factory):
         "BENTOML_HOME": str(home / "bentoml"),
         "FEAST_ONLINE_STORE": f"redis://127.0.0.1:{REDIS_PORT}",
         "FRAUD_API_KEY": KEY,
-        "FRAUD_MAX_CONCURRENCY": "4",
+        "FRAUD_WORKERS": "2",  # as on the 2-core machines the service is rated on
+        "FRAUD_MAX_CONCURRENCY": "8",  # in all: 4 a worker
         "FRAUD_LOG_FLUSH_S": "0.3",
     }
     with pytest.MonkeyPatch.context() as mp:
@@ -135,6 +136,15 @@ def test_a_transaction_is_scored_with_its_features_and_the_champions_version(ser
     assert status == 200 and "unknown_customer" in answer["reasons"] and not answer["degraded"]
 
 
+def test_a_list_of_transactions_is_scored_in_one_call(service):
+    second = {**TXN, "transaction_id": "T2", "customer_id": "nobody"}
+    status, answers = _call("/score_batch", {"transactions": [TXN, second]})
+    assert status == 200, answers
+    assert [a["transaction_id"] for a in answers] == ["T1", "T2"]
+    assert "unknown_customer" in answers[1]["reasons"] and answers[0]["model_version"] == service[0]
+    assert _call("/score_batch", {"transactions": []}) == (200, [])
+
+
 def _parity_transactions(n: int) -> list[dict]:
     """Simulated transactions, a third of them of the customers, merchant and device the
     feature store knows, all on yesterday's partition."""
@@ -161,9 +171,11 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     from ml.feature_store import FEATURE_SERVICE
     from ml.online_features import OnlineFeatures
     from resources import build_resources
+    from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer
     from serving.stream import StreamSettings, StreamWorker
     from serving.transaction import Transaction
+    from serving.velocity_push import InlinePush
 
     version, home, env = service
     for name, value in env.items():
@@ -172,7 +184,7 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     monkeypatch.setenv("STREAM_URL", f"redis://127.0.0.1:{REDIS_PORT}/1")
     txns = _parity_transactions(1000)
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:  # under the 429 limit
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:  # under a worker's 429 limit
         answers = list(pool.map(lambda t: _call("/score", {"transaction": t}), txns))
     assert {status for status, _ in answers} == {200}
     online = {a["transaction_id"]: a["score"] for _, a in answers}
@@ -198,11 +210,13 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     scorer = Scorer(model, version, OnlineFeatures.for_service(store, FEATURE_SERVICE),
                     breaker=CircuitBreaker(timeout_ms=5_000))  # fmt: skip
     worker = StreamWorker(
-        settings, scorer, lambda source, frame: store.push(source, frame, to=PushMode.ONLINE),
-        str(home / "lakehouse/monitoring/prediction_log"), client,
+        settings, scorer,
+        InlinePush(lambda source, frame: store.push(source, frame, to=PushMode.ONLINE)),
+        PredictionLogWriter(str(home / "lakehouse/monitoring/prediction_log")), client,
     )  # fmt: skip
     # one read: velocity pushed by the stream cannot reach its own later scores
-    assert worker.process(worker._read(len(txns), 100, 60_000)) == len(txns)
+    assert worker.process(*worker._read(len(txns), 100, 60_000)) == len(txns)
+    worker.log.close()
     log = read_days(str(home / "lakehouse/monitoring/prediction_log"), *ALL_DAYS).to_pandas()
     stream = log[log["path"] == "stream"]
     assert not stream["degraded"].any() and not any(a["degraded"] for _, a in answers)

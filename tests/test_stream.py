@@ -48,8 +48,10 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
 
     from ml.feature_store import FEATURE_SERVICE
     from ml.online_features import OnlineFeatures
+    from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer
     from serving.stream import StreamSettings, StreamWorker
+    from serving.velocity_push import InlinePush
     from simulator.stream import publish
 
     client, version, store = streaming
@@ -58,12 +60,16 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
     features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
     scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=5_000))  # as main
     worker = StreamWorker(
-        settings, scorer, lambda source, frame: store.push(source, frame, to=PushMode.ONLINE),
-        str(fraud_home / "lakehouse/monitoring/prediction_log"), client,
+        settings, scorer,
+        InlinePush(lambda source, frame: store.push(source, frame, to=PushMode.ONLINE)),
+        PredictionLogWriter(str(fraud_home / "lakehouse/monitoring/prediction_log"), flush_s=60),
+        client,
     )  # fmt: skip
     publish(client, settings.name, 300, rate=0, customers=50, malformed_rate=0.05)
-    while worker.process(worker._read(120, 100, 60_000)):
-        pass
+    while (read := worker._read(120, 100, 60_000))[0]:
+        worker.process(*read)
+    assert client.xpending(settings.name, settings.group)["pending"] > 0  # not committed yet
+    assert worker.log.flush()
     logged, dead = _logged(fraud_home), client.xrange(settings.dead_letter)
     assert len(logged) == len(set(logged)) and len(logged) + len(dead) == 300
     assert 0 < len(dead) < 40 and all(b"error" in fields for _, fields in dead)
@@ -75,8 +81,10 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
 
     # the same messages delivered again (a lost ack) are not logged twice
     entries = client.xrange(settings.name)
-    worker.process([(mid, fields) for mid, fields in entries])
+    worker.process([(mid, fields) for mid, fields in entries], redelivered=True)
+    assert worker.log.flush()
     assert sorted(_logged(fraud_home)) == sorted(logged)
+    worker.log.close()
 
 
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(streaming, fraud_home):
@@ -85,16 +93,16 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(stre
 
     client, _, _ = streaming
     settings = StreamSettings.from_environment()
-    total = 3000
+    total = 10_000  # seconds of work, so that the kill lands mid-stream
     publish(client, settings.name, total, rate=0)
     command = [sys.executable, "-m", "serving.stream", "--batch", "100", "--block-ms", "200",
-               "--max-idle-s", "1"]  # fmt: skip
+               "--max-idle-s", "1", "--flush-s", "0.1"]  # fmt: skip
     worker = subprocess.Popen(command, env=dict(os.environ), start_new_session=True)
     deadline = time.monotonic() + 180
     while len(_logged(fraud_home)) < 300:  # well under way
         assert worker.poll() is None, "the worker stopped on its own"
         assert time.monotonic() < deadline, "the worker scored nothing in 3 minutes"
-        time.sleep(0.2)
+        time.sleep(0.05)
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
     assert len(_logged(fraud_home)) < total, "the stream was done before the kill"
