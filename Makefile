@@ -82,6 +82,7 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.online_lookup
 	$(BIN)/python -m bench.tuning  # on the training set of `make demo`
 	$(BIN)/python -m bench.serving_load  # the demo's champion and features
+	$(BIN)/python -m bench.batch_scoring
 	$(BIN)/python -m bench.stream
 
 ## lock: re-resolve requirements*.in into the lock files, in throwaway venvs

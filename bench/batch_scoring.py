@@ -97,16 +97,20 @@ def main() -> int:
     command = [dagster, "asset", "materialize", "-m", "definitions", "--partition", day.isoformat(),
                "--select", "scoring/batch_scores,monitoring/prediction_log",
                "--config-json", json.dumps(config)]  # fmt: skip
-    code, wall, peak = run_measured(command, env={**os.environ, "LAKEHOUSE_URI": lakehouse})
+    dagster_home = tempfile.mkdtemp(prefix="fraud-batch-bench-dagster-")  # not the demo's runs
+    env = {**os.environ, "LAKEHOUSE_URI": lakehouse, "DAGSTER_HOME": dagster_home}
+    code, wall, peak = run_measured(command, env=env)
     if code:
         print(f"materialization failed ({code})")
         return code
+    os.environ["DAGSTER_HOME"] = dagster_home
     event = dg.DagsterInstance.get().get_latest_materialization_event(BATCH_SCORES)
     meta = event.asset_materialization.metadata
+    figures = {name: meta[name].value for name in ("rows_per_s", "scoring_s", "duration_s")}
     print(f"Delta -> Delta: {meta['dagster/row_count'].value:,} rows, chunks of "
-          f"{args.chunk_rows:,}: {meta['rows_per_s'].value:,} rows/s in the asset "
-          f"({meta['duration_s'].value} s); command {wall:.1f} s wall; "
-          f"peak {peak / GIB:.2f} GiB")  # fmt: skip
+          f"{args.chunk_rows:,}: {figures['rows_per_s']:,} rows/s from the first read to the "
+          f"last commit ({figures['scoring_s']} s; the asset {figures['duration_s']} s with its "
+          f"start-up); command {wall:.1f} s wall; peak {peak / GIB:.2f} GiB")  # fmt: skip
     print(f"machine: {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}")
     return 0
 

@@ -12,12 +12,13 @@ from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.ray import RayResource
-from resources.settings import fraud_env, fraud_home, mlflow_tracking_uri
+from resources.settings import fraud_env, fraud_home, lakehouse_root, mlflow_tracking_uri
 from resources.spark import SparkResource
 
 
 def build_resources() -> dict[str, object]:
-    """Local: Delta under $FRAUD_HOME/lakehouse and Spark local[2]. Prod: LAKEHOUSE_URI
+    """Local: Delta under LAKEHOUSE_URI if set, else $FRAUD_HOME/lakehouse, and Spark local[2].
+    Prod: LAKEHOUSE_URI
     (credentials from the usual AWS_*/GOOGLE_*/AZURE_* variables, read by delta-rs) and a
     Spark Connect cluster at SPARK_REMOTE."""
     home = fraud_home()
@@ -27,7 +28,7 @@ def build_resources() -> dict[str, object]:
         )
         spark = SparkResource(remote=dg.EnvVar("SPARK_REMOTE"))
     else:
-        lakehouse = LakehouseResource(root=str(home / "lakehouse"), landing=str(home / "landing"))
+        lakehouse = LakehouseResource(root=lakehouse_root(), landing=str(home / "landing"))
         spark = SparkResource()
     feast = FeastResource(**settings_from_environment(home))
     mlflow = MlflowResource(
