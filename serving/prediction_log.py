@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -33,21 +34,37 @@ COLUMNS = pa.schema(
 
 def prediction_rows(scored, inputs: list[str], path: str, scored_at: dt.datetime) -> pa.Table:
     """The log rows of a `serving.scoring.Scored` batch scored on `path`."""
+    return prediction_rows_of([(scored, scored_at)], inputs, path)
+
+
+def prediction_rows_of(batches: list, inputs: list[str], path: str) -> pa.Table:
+    """The log rows of several (`Scored`, scored at) batches of one path and model, built at
+    once: building costs per column, so a hundred one-row batches cost about one."""
     if path not in PATHS:
         raise ValueError(f"path {path!r} is not one of {PATHS}")
-    frame, n = scored.frame, len(scored.frame)
+    scoreds = [scored for scored, _ in batches]
+    frames = [scored.frame for scored in scoreds]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    # per row, the index of its batch: what is constant within a batch is taken from it
+    batch_of = pa.array(np.repeat(np.arange(len(frames)), [len(f) for f in frames]))
     stamps = pc.cast(pa.array(frame["event_timestamp"]), COLUMNS.field("event_timestamp").type)
+    per_batch = {
+        "scored_at": pa.array([at for _, at in batches], COLUMNS.field("scored_at").type),
+        "model_version": pa.array([s.model_version for s in scoreds], pa.string()),
+        "degraded": pa.array([s.degraded for s in scoreds], pa.bool_()),
+    }
+    per_batch = {name: values.take(batch_of) for name, values in per_batch.items()}
     columns = {
         "transaction_id": pa.array(frame["transaction_id"], pa.string()),
         "event_timestamp": stamps,
         "day": pc.cast(stamps, pa.date32()),
-        "scored_at": pa.repeat(pa.scalar(scored_at, COLUMNS.field("scored_at").type), n),
-        "path": pa.repeat(pa.scalar(path), n),
-        "model_version": pa.repeat(pa.scalar(scored.model_version), n),
-        "score": pa.array(scored.scores, pa.float64()),
-        "decision": pa.array(scored.decisions, pa.string()),
-        "reasons": scored.reasons,
-        "degraded": pa.repeat(pa.scalar(scored.degraded), n),
+        "scored_at": per_batch["scored_at"],
+        "path": pa.repeat(pa.scalar(path), len(frame)),
+        "model_version": per_batch["model_version"],
+        "score": pa.array(np.concatenate([s.scores for s in scoreds]), pa.float64()),
+        "decision": pa.array(np.concatenate([s.decisions for s in scoreds]), pa.string()),
+        "reasons": pa.concat_arrays([s.reasons for s in scoreds]),
+        "degraded": per_batch["degraded"],
     }
     return pa.table({**columns, "features": features_struct(frame, inputs)})
 
@@ -73,8 +90,10 @@ class PredictionLogWriter:
     """Appends log rows to the Delta table in the background, one commit per `flush_s` seconds
     (or once `max_rows` rows wait), so that scoring never waits on a commit. The callback given
     with rows runs once they are committed (the stream worker acknowledges its messages there).
-    A failed commit is retried with the next flush; past `max_pending_rows` waiting, `add`
-    blocks until the store takes them. `close()` writes what is left."""
+    Scored batches given to `add_scored` are turned into rows at the commit, all at once (the
+    API's one-row batches would cost milliseconds each). A failed commit is retried with the
+    next flush; past `max_pending_rows` waiting, adding blocks until the store takes them.
+    `close()` writes what is left."""
 
     def __init__(
         self,
@@ -85,7 +104,8 @@ class PredictionLogWriter:
     ):
         self.uri, self.flush_s, self.max_rows = uri, flush_s, max_rows
         self.max_pending_rows = max_pending_rows
-        self._pending: list[tuple[pa.Table, Callable[[], None] | None]] = []
+        # (log rows, or a (Scored, inputs, path, scored at) batch; its row count; callback)
+        self._pending: list[tuple[pa.Table | tuple, int, Callable[[], None] | None]] = []
         self._rows = 0
         self._wake = threading.Condition()
         self._committing = threading.Lock()  # one commit at a time: `flush` or the thread
@@ -94,11 +114,27 @@ class PredictionLogWriter:
         self._thread.start()
 
     def add(self, rows: pa.Table, on_written: Callable[[], None] | None = None) -> None:
+        self._add(rows, rows.num_rows, on_written)
+
+    def add_scored(
+        self,
+        scored,
+        inputs: list[str],
+        path: str,
+        scored_at: dt.datetime,
+        on_written: Callable[[], None] | None = None,
+    ) -> None:
+        """A `serving.scoring.Scored` batch, logged as `prediction_rows` would."""
+        if path not in PATHS:
+            raise ValueError(f"path {path!r} is not one of {PATHS}")
+        self._add((scored, tuple(inputs), path, scored_at), len(scored.frame), on_written)
+
+    def _add(self, item, rows: int, on_written) -> None:
         with self._wake:
             while self._rows >= self.max_pending_rows and not self._closed:
                 self._wake.wait()
-            self._pending.append((rows, on_written))
-            self._rows += rows.num_rows
+            self._pending.append((item, rows, on_written))
+            self._rows += rows
             if self._rows >= self.max_rows:
                 self._wake.notify_all()
 
@@ -115,15 +151,15 @@ class PredictionLogWriter:
         if not pending:
             return True
         try:
-            append_rows(self.uri, pa.concat_tables([t for t, _ in pending]), evolve_schema=True)
+            append_rows(self.uri, _rows_of(pending), evolve_schema=True)
         except Exception:  # scoring goes on; the rows are retried with the next flush
             log.exception("prediction log: %d batches not written, retrying", len(pending))
             return False
         with self._wake:
             del self._pending[: len(pending)]
-            self._rows -= sum(t.num_rows for t, _ in pending)
+            self._rows -= sum(rows for _, rows, _ in pending)
             self._wake.notify_all()
-        for _, on_written in pending:
+        for _, _, on_written in pending:
             try:
                 if on_written is not None:
                     on_written()
@@ -147,3 +183,17 @@ class PredictionLogWriter:
             self._closed = True
             self._wake.notify_all()
         self._thread.join(timeout=30)
+
+
+def _rows_of(pending: list) -> pa.Table:
+    """One table of the writer's pending items: tables as they are, scored batches built
+    together per path and model inputs."""
+    tables, batches = [], {}
+    for item, _, _ in pending:
+        if isinstance(item, pa.Table):
+            tables.append(item)
+        else:
+            scored, inputs, path, scored_at = item
+            batches.setdefault((path, inputs), []).append((scored, scored_at))
+    tables += [prediction_rows_of(b, list(inputs), path) for (path, inputs), b in batches.items()]
+    return pa.concat_tables(tables, promote_options="permissive")

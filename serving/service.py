@@ -25,7 +25,6 @@ from serving.http_guards import (
     JsonBodyMiddleware,
     UnprocessableMiddleware,
 )
-from serving.prediction_log import prediction_rows
 from serving.transaction import Transaction
 
 MAX_BODY_BYTES = 16 * 1024
@@ -115,7 +114,7 @@ class FraudScoring:
         if not transactions:
             return []
         scored = self.scorer.score([t.scoring_row() for t in transactions])
-        self.log.add(prediction_rows(scored, self.scorer.inputs, "online", dt.datetime.now(dt.UTC)))
+        self.log.add_scored(scored, self.scorer.inputs, "online", dt.datetime.now(dt.UTC))
         return [
             ScoreResponse(
                 transaction_id=t.transaction_id,

@@ -252,3 +252,34 @@ def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_
     writer.close()
     written = read_days(uri, *ALL_DAYS).column("transaction_id").to_pylist()
     assert sorted(written) == ["a", "b", "c"] and committed == ["a, b", "c"]
+
+
+def _logged_rows(n: int, prefix: str) -> list[dict]:
+    stamp = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
+    return [
+        {**row, "transaction_id": f"{prefix}{i}", "event_timestamp": stamp}
+        for i, row in enumerate(_scoring_rows(n))
+    ]
+
+
+def test_scored_batches_logged_together_give_the_rows_each_would_alone(champion_model, tmp_path):
+    from lakehouse.delta import ALL_DAYS, read_days
+    from serving.prediction_log import PredictionLogWriter, prediction_rows
+
+    healthy = Scorer(champion_model, "7", _Features())
+    degraded = Scorer(champion_model, "8", _Features(fail=True))
+    at = [dt.datetime(2026, 11, 23, 13, minute, tzinfo=dt.UTC) for minute in (1, 2, 3)]
+    batches = [
+        (healthy.score(_logged_rows(3, "a")), at[0]),
+        (degraded.score(_logged_rows(1, "b")), at[1]),
+        (healthy.score(_logged_rows(2, "c")), at[2]),
+    ]
+    writer = PredictionLogWriter(str(tmp_path / "log"), flush_s=60)
+    for scored, scored_at in batches:
+        writer.add_scored(scored, healthy.inputs, "online", scored_at)
+    writer.close()  # one commit: the three batches built at once
+    logged = read_days(str(tmp_path / "log"), *ALL_DAYS).sort_by("transaction_id").to_pylist()
+    alone = [prediction_rows(s, healthy.inputs, "online", when) for s, when in batches]
+    assert logged == [row for table in alone for row in table.to_pylist()]
+    assert [r["degraded"] for r in logged] == [False] * 3 + [True] + [False] * 2
+    assert [r["model_version"] for r in logged] == ["7"] * 3 + ["8"] + ["7"] * 2
