@@ -56,6 +56,7 @@ def main() -> int:
     print(f"online store: {args.online_store}; batches of up to {args.batch}")
 
     worker = build_worker()
+    worker.velocity_push.wait_ready()  # its child's start-up is not part of the figures
     publish(client, worker.settings.name, args.events, rate=0)
     started = time.perf_counter()
     counts = worker.run(args.batch, block_ms=200, max_idle_s=60, until_idle=True)
@@ -65,6 +66,7 @@ def main() -> int:
 
     flush_redis_db(STREAM_DB)
     worker = build_worker()
+    worker.velocity_push.wait_ready()
     name, group = worker.settings.name, worker.settings.group
     total = int(args.rate * args.seconds)
     consumer = threading.Thread(target=worker.run, args=(args.batch, 20, 60))

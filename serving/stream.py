@@ -14,6 +14,7 @@ the worker goes on."""
 
 import argparse
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from serving.transaction import Transaction
 
 log = logging.getLogger("serving.stream")
+GC_THRESHOLDS = (70_000, 50, 100)  # Python's defaults: 700, 10, 10
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -176,6 +178,12 @@ class StreamWorker:
         """Consume until stopped (or, `until_idle`, until a read finds nothing), then commit
         and acknowledge what was scored; the counts."""
         counts = {"scored": 0, "dead_lettered": 0}
+        self.velocity_push.wait_ready()  # scoring ahead of the pushes would only queue them
+        # The velocity windows hold ~an hour of events as Python objects: full collections of
+        # a heap that size stalled the loop ~0.5 s each (p99 500 ms). What exists now is
+        # frozen out of collection, and collections come ~100x rarer.
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
         while not self.stopping:
             messages, redelivered = self._read(batch, block_ms, int(max_idle_s * 1000))
             if not messages:

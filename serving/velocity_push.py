@@ -26,6 +26,9 @@ class InlinePush:
     def push(self, source: str, rows: list[dict]) -> None:
         self._push(source, pd.DataFrame(rows))
 
+    def wait_ready(self, timeout_s: float = 0) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -39,9 +42,10 @@ class BackgroundPush:
     def __init__(self, open_push: Callable[[], Push], entity_keys: dict[str, str]):
         context = multiprocessing.get_context("spawn")  # no fork of a process holding threads
         self._queue = context.Queue(maxsize=1000)
+        self._ready = context.Event()
         self._process = context.Process(
             target=_push_forever,
-            args=(self._queue, open_push, entity_keys, os.getpid()),
+            args=(self._queue, self._ready, open_push, entity_keys, os.getpid()),
             name="velocity-push",
             daemon=True,
         )
@@ -49,6 +53,11 @@ class BackgroundPush:
 
     def push(self, source: str, rows: list[dict]) -> None:
         self._queue.put((source, rows))
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        """Until the child has opened the feature store (its imports take seconds)."""
+        if not self._ready.wait(timeout_s):
+            raise TimeoutError(f"velocity push: the child was not ready in {timeout_s:g} s")
 
     def close(self, timeout_s: float = 60) -> None:
         """Push what was sent, then stop the child."""
@@ -61,11 +70,14 @@ class BackgroundPush:
         self._queue.cancel_join_thread()
 
 
-def _push_forever(updates, open_push: Callable[[], Push], entity_keys: dict, parent: int) -> None:
+def _push_forever(
+    updates, ready, open_push: Callable[[], Push], entity_keys: dict, parent: int
+) -> None:
     # Stopped by its worker (after the last rows), not by the signals sent to the worker's group.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     push = open_push()
+    ready.set()
     while True:
         try:
             first = updates.get(timeout=1.0)
