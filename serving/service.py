@@ -4,13 +4,15 @@ pass per batch); `POST /score_batch` takes a list (`batchable=True`). Guarded by
 body cap, a concurrency limit (429) and a timeout (504).
 
 Settings (environment): FRAUD_API_KEY (required), FRAUD_REVIEW_THRESHOLD (0.5),
-FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_WORKERS (one per core), FRAUD_MAX_CONCURRENCY (64, shared
+FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_LOOKUP_TIMEOUT_MS (250: slower lookups count as failures
+of the feature store), FRAUD_WORKERS (one per core), FRAUD_MAX_CONCURRENCY (64, shared
 by the workers), FRAUD_TIMEOUT_S (2), FRAUD_LOG_FLUSH_S (2: how often scores are committed to
 monitoring/prediction_log), FRAUD_BATCHING (`off` scores each request alone, for comparison),
 and the feature store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build
 argument `model_tag` pins the BentoML model (default `fraud-detector:latest`)."""
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
 import os
@@ -79,19 +81,29 @@ class FraudScoring:
         from serving.batcher import AdaptiveBatcher
         from serving.champion import load_stored
         from serving.prediction_log import PredictionLogWriter
-        from serving.scoring import Scorer
+        from serving.scoring import CircuitBreaker, Scorer
 
         prepare_process_environment()
         pyfunc, version = load_stored(self.model.path)
         store = open_serving_store(fraud_home())
         self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
-        self.scorer = Scorer(pyfunc, version, self.features, _thresholds())
+        breaker = CircuitBreaker(timeout_ms=float(os.environ.get("FRAUD_LOOKUP_TIMEOUT_MS", 250)))
+        self.scorer = Scorer(pyfunc, version, self.features, _thresholds(), breaker)
         self.log = PredictionLogWriter(
             f"{lakehouse_root()}/monitoring/prediction_log",
             flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 2.0)),
         )
+        self._warm_up()
         batching = os.environ.get("FRAUD_BATCHING", "on") != "off"
         self.batcher = AdaptiveBatcher(self._score, max_batch=MAX_BATCH if batching else 1)
+
+    def _warm_up(self) -> None:
+        """One lookup before the first request: a worker's first one imports and connects, which
+        took longer than the breaker's 250 ms and degraded its first answers."""
+        probe = dict.fromkeys(self.features.join_keys, "__warm_up__")
+        # the store is down: /readyz says so, and requests are scored degraded
+        with contextlib.suppress(Exception):
+            self.features.lookup([probe])
 
     @bentoml.on_shutdown
     def _flush_log(self):

@@ -98,6 +98,7 @@ def service(tmp_path_factory):
         "FRAUD_API_KEY": KEY,
         "FRAUD_WORKERS": "2",  # as on the 2-core machines the service is rated on
         "FRAUD_MAX_CONCURRENCY": "8",  # in all: 4 a worker
+        "FRAUD_LOOKUP_TIMEOUT_MS": "1000",  # a busy CI machine is not a slow store (< 2 s: 504)
         "FRAUD_LOG_FLUSH_S": "0.3",
     }
     with pytest.MonkeyPatch.context() as mp:
