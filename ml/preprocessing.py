@@ -2,10 +2,14 @@
 ship inside the model (numeric statistics from the train split only, categorical vocabularies
 with an unknown bucket)."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+# A frame of rows: a DataFrame, or a mapping of column name to a NumPy array (one per column).
+Frame = pd.DataFrame | Mapping[str, np.ndarray]
 
 UNKNOWN = 0  # index of the unknown bucket of every categorical column
 
@@ -83,9 +87,11 @@ class Preprocessor:
         """Embedding rows per categorical column, the unknown bucket included."""
         return [len(self.vocabularies[c]) + 1 for c in self.categorical]
 
-    def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def transform(self, frame: Frame) -> tuple[np.ndarray, np.ndarray]:
         """(numeric float32 [n, len(numeric)], categorical int64 [n, len(categorical)]). Missing
-        numeric columns or values count as missing; unseen categories go to the unknown bucket."""
+        numeric columns or values count as missing; unseen categories go to the unknown bucket.
+        `frame`: a DataFrame, or a mapping of column name to array (the online path's small
+        batches, where pandas' per-column overhead costs more than the work)."""
         scaled = _signed_log(_numeric_matrix(frame, self.numeric))
         unknown = np.isnan(scaled)
         scaled -= np.asarray(self.means)
@@ -93,11 +99,12 @@ class Preprocessor:
         # A missing value is the train median, scaled like any other value.
         median = (np.asarray(self.medians) - np.asarray(self.means)) / np.asarray(self.stds)
         np.copyto(scaled, np.broadcast_to(median, scaled.shape), where=unknown)
-        codes = np.full((len(frame), len(self.categorical)), UNKNOWN, dtype=np.int64)
+        codes = np.full((row_count(frame), len(self.categorical)), UNKNOWN, dtype=np.int64)
         for i, column in enumerate(self.categorical):
             if column in frame:
                 raw = frame[column]
-                raw = raw if raw.dtype == object else raw.astype(str).where(raw.notna())
+                if raw.dtype != object:
+                    raw = pd.Series(raw).astype(str).where(pd.notna(raw))
                 # -1 (absent from the vocabulary, or null) + 1: the unknown bucket
                 codes[:, i] = self._vocabulary_index(column).get_indexer(raw) + 1
         return scaled.astype(np.float32), codes
@@ -123,10 +130,17 @@ class Preprocessor:
         return cls(**data)
 
 
-def _numeric_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+def row_count(frame: Frame) -> int:
+    """Rows of a DataFrame, or of a mapping of column arrays (the length of any column)."""
+    if isinstance(frame, pd.DataFrame):
+        return len(frame)
+    return len(next(iter(frame.values()))) if frame else 0
+
+
+def _numeric_matrix(frame: Frame, columns: list[str]) -> np.ndarray:
     """float64 [n, len(columns)] of `frame`'s columns and ratios; NaN where a column is absent
     or a ratio's denominator is zero or missing."""
-    values = np.full((len(frame), len(columns)), np.nan, order="F")  # filled column by column
+    values = np.full((row_count(frame), len(columns)), np.nan, order="F")  # column by column
     for j, name in enumerate(columns):
         if name in RATIOS:
             top, bottom = RATIOS[name]
@@ -139,8 +153,10 @@ def _numeric_matrix(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return values
 
 
-def _floats(column: pd.Series) -> np.ndarray:
-    return column.to_numpy(dtype=np.float64, na_value=np.nan)
+def _floats(column) -> np.ndarray:
+    if isinstance(column, np.ndarray) and column.dtype != object:
+        return column.astype(np.float64, copy=False)
+    return pd.Series(column, copy=False).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _signed_log(values: np.ndarray) -> np.ndarray:

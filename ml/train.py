@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ml.preprocessing import Preprocessor
+from ml.preprocessing import Frame, Preprocessor
 
 MIN_ROWS = 200
 MIN_POSITIVES = 5
@@ -36,8 +36,9 @@ class TrainedModel:
     network: object  # ml.model.FraudNet
     history: list[dict] = field(default_factory=list)
 
-    def score(self, frame: pd.DataFrame, batch_size: int = 8192) -> np.ndarray:
-        """Fraud probability per row, on the network's device."""
+    def score(self, frame: Frame, batch_size: int = 8192) -> np.ndarray:
+        """Fraud probability per row (of a DataFrame or a mapping of column arrays), on the
+        network's device."""
         import torch
 
         numeric, categorical = self.preprocessor.transform(frame)
@@ -45,7 +46,7 @@ class TrainedModel:
         self.network.eval()
         out = []
         with torch.no_grad():
-            for start in range(0, len(frame), batch_size):
+            for start in range(0, len(numeric), batch_size):
                 logits = self.network(
                     torch.from_numpy(numeric[start : start + batch_size]).to(device),
                     torch.from_numpy(categorical[start : start + batch_size]).to(device),

@@ -11,6 +11,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ml.preprocessing import row_count
+
 log = logging.getLogger(__name__)
 
 PATHS = ("online", "batch", "stream")
@@ -44,9 +46,9 @@ def prediction_rows_of(batches: list, inputs: list[str], path: str) -> pa.Table:
         raise ValueError(f"path {path!r} is not one of {PATHS}")
     scoreds = [scored for scored, _ in batches]
     frames = [scored.frame for scored in scoreds]
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    frame = _concat(frames, ["transaction_id", "event_timestamp", *inputs])
     # per row, the index of its batch: what is constant within a batch is taken from it
-    batch_of = pa.array(np.repeat(np.arange(len(frames)), [len(f) for f in frames]))
+    batch_of = pa.array(np.repeat(np.arange(len(frames)), [row_count(f) for f in frames]))
     stamps = pc.cast(pa.array(frame["event_timestamp"]), COLUMNS.field("event_timestamp").type)
     per_batch = {
         "scored_at": pa.array([at for _, at in batches], COLUMNS.field("scored_at").type),
@@ -59,7 +61,7 @@ def prediction_rows_of(batches: list, inputs: list[str], path: str) -> pa.Table:
         "event_timestamp": stamps,
         "day": pc.cast(stamps, pa.date32()),
         "scored_at": per_batch["scored_at"],
-        "path": pa.repeat(pa.scalar(path), len(frame)),
+        "path": pa.repeat(pa.scalar(path), row_count(frame)),
         "model_version": per_batch["model_version"],
         "score": pa.array(np.concatenate([s.scores for s in scoreds]), pa.float64()),
         "decision": pa.array(np.concatenate([s.decisions for s in scoreds]), pa.string()),
@@ -67,6 +69,15 @@ def prediction_rows_of(batches: list, inputs: list[str], path: str) -> pa.Table:
         "degraded": per_batch["degraded"],
     }
     return pa.table({**columns, "features": features_struct(frame, inputs)})
+
+
+def _concat(frames: list, columns: list[str]):
+    """Scored frames (DataFrames, or mappings of column arrays) as one, with `columns`."""
+    if len(frames) == 1:
+        return frames[0]
+    if all(isinstance(f, pd.DataFrame) for f in frames):
+        return pd.concat(frames, ignore_index=True)
+    return {c: np.concatenate([np.asarray(f[c]) for f in frames]) for c in columns}
 
 
 def features_struct(frame, inputs: list[str]) -> pa.StructArray:
@@ -82,7 +93,7 @@ def features_struct(frame, inputs: list[str]) -> pa.StructArray:
         else:
             arrays.append(pa.array(column.astype("float64"), pa.float64()))
     if not arrays:
-        return pa.array([{}] * len(frame), pa.struct([]))
+        return pa.array([{}] * row_count(frame), pa.struct([]))
     return pa.StructArray.from_arrays(arrays, names=inputs)
 
 
@@ -127,7 +138,7 @@ class PredictionLogWriter:
         """A `serving.scoring.Scored` batch, logged as `prediction_rows` would."""
         if path not in PATHS:
             raise ValueError(f"path {path!r} is not one of {PATHS}")
-        self._add((scored, tuple(inputs), path, scored_at), len(scored.frame), on_written)
+        self._add((scored, tuple(inputs), path, scored_at), row_count(scored.frame), on_written)
 
     def _add(self, item, rows: int, on_written) -> None:
         with self._wake:

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ml.online_features import OnlineFeatures
+from ml.preprocessing import Frame, row_count
 from ml.registry import input_columns
 
 
@@ -32,9 +33,10 @@ class Thresholds:
         )
 
 
-# Reason codes: the facts a reviewer checks first, each true of the row and its features.
-REASONS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
-    "new_device": lambda f: f["customer_device__missing"] & f["device_id"].notna(),
+# Reason codes: the facts a reviewer checks first, each true of the row and its features
+# (rules read a DataFrame or a mapping of column arrays alike).
+REASONS: dict[str, Callable[[Frame], np.ndarray]] = {
+    "new_device": lambda f: f["customer_device__missing"] & pd.notna(f["device_id"]),
     "new_country": lambda f: f["customer_country__missing"],
     "amount_above_usual": lambda f: f["amount_usd"] > 3 * f["customer_daily__amount_avg_30d"],
     "card_velocity": lambda f: f["card_velocity__txn_count_10m"] >= 3,
@@ -43,16 +45,16 @@ REASONS: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
 }
 
 
-def reason_codes(frame: pd.DataFrame) -> pa.ListArray:
+def reason_codes(frame: Frame) -> pa.ListArray:
     """Per row, the reason codes that hold (none for a row without the features they read)."""
     fired, codes = [], []
     for code, rule in REASONS.items():
         try:
-            fired.append(rule(frame).fillna(False).to_numpy(bool))
+            fired.append(np.asarray(rule(frame), dtype=bool))
         except KeyError:  # the model's service lacks a feature this rule reads
             continue
         codes.append(code)
-    hits = np.column_stack(fired) if fired else np.zeros((len(frame), 0), dtype=bool)
+    hits = np.column_stack(fired) if fired else np.zeros((row_count(frame), 0), dtype=bool)
     offsets = np.concatenate([[0], np.cumsum(hits.sum(axis=1))]).astype(np.int32)
     names = np.array(codes, dtype=object)[np.nonzero(hits)[1]]  # row by row, in REASONS order
     return pa.ListArray.from_arrays(offsets, pa.array(names, pa.string()))
@@ -103,7 +105,9 @@ class CircuitBreaker:
 class Scored:
     """Scores of a batch of transactions and what they were computed from."""
 
-    frame: pd.DataFrame  # the scoring rows with every feature the model read
+    # the scoring rows with every feature the model read: a DataFrame for a DataFrame of rows,
+    # column arrays for a list of rows
+    frame: Frame
     scores: np.ndarray
     decisions: np.ndarray  # of str
     reasons: pa.ListArray  # of str
@@ -130,16 +134,23 @@ class Scorer:
 
     def score(self, rows: Sequence[dict] | pd.DataFrame, as_of=None) -> Scored:
         """Score scoring rows (`Transaction.scoring_row()`s, or a frame of silver rows), as of
-        `as_of` (now)."""
-        rows = rows.reset_index(drop=True) if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+        `as_of` (now). A list of rows stays in NumPy columns: on the API's batches of a few rows,
+        building DataFrames cost more than the lookup and the model together."""
+        table = rows.reset_index(drop=True) if isinstance(rows, pd.DataFrame) else _columns(rows)
         looked_up = self.breaker.call(lambda: self.features.lookup(rows, as_of))
         degraded = looked_up is None
-        features = self.features.unknown(len(rows)) if degraded else looked_up
-        features = pd.DataFrame(features)
-        frame = pd.concat(
-            [rows.drop(columns=rows.columns.intersection(features.columns)), features], axis=1
-        )
-        scores = self._probabilities(frame[self.inputs])
+        features = self.features.unknown(row_count(table)) if degraded else looked_up
+        if isinstance(table, pd.DataFrame):
+            features = pd.DataFrame(features)
+            frame = pd.concat(
+                [table.drop(columns=table.columns.intersection(features.columns)), features],
+                axis=1,
+            )
+            inputs = frame[self.inputs]
+        else:
+            frame = {**table, **features}
+            inputs = {name: frame[name] for name in self.inputs}
+        scores = self._probabilities(inputs)
         return Scored(
             frame=frame,
             scores=scores,
@@ -150,6 +161,21 @@ class Scorer:
         )
 
 
+def _columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:
+    """Rows as one array per key: numbers as float64 (None: NaN), flags as bool, else objects."""
+    columns = {}
+    for key in rows[0] if rows else ():
+        values = [row[key] for row in rows]
+        kinds = {type(v) for v in values if v is not None}
+        if kinds and kinds <= {float, int}:
+            columns[key] = np.array(values, dtype=np.float64)
+        elif kinds == {bool} and None not in values:
+            columns[key] = np.array(values, dtype=bool)
+        else:
+            columns[key] = np.array([*values, None], dtype=object)[:-1]  # never a 2-D array
+    return columns
+
+
 def _probabilities(model) -> Callable[[pd.DataFrame], np.ndarray]:
     """The model's scores of a frame of its inputs. The frame is built to the model's signature
     here (typed lookups, validated transactions), so the packaged model's own scoring is called
@@ -158,4 +184,4 @@ def _probabilities(model) -> Callable[[pd.DataFrame], np.ndarray]:
     try:
         return model.get_raw_model().score
     except NotImplementedError:
-        return lambda frame: model.predict(frame)["fraud_probability"].to_numpy()
+        return lambda frame: model.predict(pd.DataFrame(frame))["fraud_probability"].to_numpy()

@@ -6,6 +6,7 @@ import time
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,17 +124,17 @@ class _Features:
         if self.fail:
             raise ConnectionError("redis down")
         return self.unknown(len(rows)) | {
-            "customer_daily__missing": [False] * len(rows),
-            "customer_daily__txn_count_30d": [20.0] * len(rows),
-            "customer_daily__amount_avg_30d": [10.0] * len(rows),
+            "customer_daily__missing": np.zeros(len(rows), dtype=bool),
+            "customer_daily__txn_count_30d": np.full(len(rows), 20.0),
+            "customer_daily__amount_avg_30d": np.full(len(rows), 10.0),
         }
 
-    def unknown(self, n):
+    def unknown(self, n):  # typed arrays, as the real one returns
         return {
-            "customer_daily__txn_count_30d": [0.0] * n,  # a float, as in _rows
-            "customer_daily__amount_avg_30d": [0.0] * n,
-            "customer_daily__missing": [True] * n,
-            "customer_device__missing": [True] * n,
+            "customer_daily__txn_count_30d": np.zeros(n),  # a float, as in _rows
+            "customer_daily__amount_avg_30d": np.zeros(n),
+            "customer_daily__missing": np.ones(n, dtype=bool),
+            "customer_device__missing": np.ones(n, dtype=bool),
         }
 
 
@@ -160,7 +161,8 @@ def test_scores_decisions_and_reasons_come_from_the_features_and_the_model(champ
     rows = _scoring_rows(50)
     scored = scorer.score(rows)
     assert not scored.degraded and scored.model_version == "7"
-    expected = champion_model.predict(scored.frame[scorer.inputs])["fraud_probability"]
+    inputs = pd.DataFrame(scored.frame)[scorer.inputs]
+    expected = champion_model.predict(inputs)["fraud_probability"]
     assert np.allclose(scored.scores, expected)
     assert (scored.decisions == Thresholds(0.3, 0.8).decide(scored.scores)).all()
     above = [r["amount_usd"] > 30 for r in rows]  # 3x the customer's average of 10
