@@ -6,7 +6,7 @@ body cap, a concurrency limit (429) and a timeout (504).
 Settings (environment): FRAUD_API_KEY (required), FRAUD_REVIEW_THRESHOLD (0.5),
 FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_LOOKUP_TIMEOUT_MS (250: slower lookups count as failures
 of the feature store), FRAUD_WORKERS (one per core), FRAUD_MAX_CONCURRENCY (64, shared
-by the workers), FRAUD_TIMEOUT_S (2), FRAUD_LOG_FLUSH_S (2: how often scores are committed to
+by the workers), FRAUD_TIMEOUT_S (2), FRAUD_LOG_FLUSH_S (10: how often scores are committed to
 monitoring/prediction_log), FRAUD_BATCHING (`off` scores each request alone, for comparison),
 and the feature store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build
 argument `model_tag` pins the BentoML model (default `fraud-detector:latest`)."""
@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import gc
 import os
 import time
 
@@ -75,6 +76,8 @@ class FraudScoring:
     model = bentoml.models.BentoModel(ARGS.model_tag)
 
     def __init__(self):
+        import torch
+
         from ml.feature_store import FEATURE_SERVICE, open_serving_store
         from ml.online_features import OnlineFeatures
         from resources.settings import fraud_home, lakehouse_root, prepare_process_environment
@@ -84,6 +87,9 @@ class FraudScoring:
         from serving.scoring import CircuitBreaker, Scorer
 
         prepare_process_environment()
+        # One worker per core: torch's own threads would only fight the other workers for it
+        # (a worker was seen at 120% CPU, spinning).
+        torch.set_num_threads(1)
         pyfunc, version = load_stored(self.model.path)
         store = open_serving_store(fraud_home())
         self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
@@ -91,11 +97,14 @@ class FraudScoring:
         self.scorer = Scorer(pyfunc, version, self.features, _thresholds(), breaker)
         self.log = PredictionLogWriter(
             f"{lakehouse_root()}/monitoring/prediction_log",
-            flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 2.0)),
+            flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 10.0)),
         )
         self._warm_up()
         batching = os.environ.get("FRAUD_BATCHING", "on") != "off"
         self.batcher = AdaptiveBatcher(self._score, max_batch=MAX_BATCH if batching else 1)
+        # torch, Feast and pandas leave ~a million objects behind: a full collection of them
+        # paused a worker for tens of ms. They live as long as the worker: out of collection.
+        gc.freeze()
 
     def _warm_up(self) -> None:
         """One lookup before the first request: a worker's first one imports and connects, which
