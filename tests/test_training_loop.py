@@ -20,7 +20,10 @@ START, DAYS = dt.date(2026, 2, 1), 35
 END = START + dt.timedelta(days=DAYS - 1)
 TRAINING_CONFIG = {
     "features__training_set": {"config": {"maturity_days": 7}},
-    "training__tuned_model": {"config": {"num_samples": 2, "max_epochs": 6}},
+    # One trial: with two, ASHA's early stop depends on which trial reaches a rung first, and
+    # under a loaded CI machine the survivor was sometimes the weak one (PR-AUC 0.20 against the
+    # baseline's 0.38, gate failed). The search itself is tested in test_tuning.py.
+    "training__tuned_model": {"config": {"num_samples": 1, "max_epochs": 6}},
 }
 
 
