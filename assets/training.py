@@ -92,7 +92,8 @@ def tuned_model(
     version = lakehouse.version("features", "training_set")
     rows = lakehouse.read("features", "training_set", *ALL_DAYS).to_pandas()
     # Delta files come back in no set order: sorted, the same data and seed give the same model.
-    rows = rows.sort_values(["event_timestamp", "transaction_id"], ignore_index=True)
+    order = [key for key in ("event_timestamp", "transaction_id") if key in rows.columns]
+    rows = rows.sort_values(order, ignore_index=True, kind="stable")
     splits = {name: rows[rows["split"] == name] for name in ("train", "validation", "test")}
     for name, split in splits.items():  # refuse before any Ray trial starts or MLflow run opens
         try:
