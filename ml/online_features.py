@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore, FeatureView
 
-# Entity rows: dicts holding every join key, or a DataFrame with a column per join key.
-Rows = Union[Sequence[Mapping[str, str | None]], "pd.DataFrame"]
+# Entity rows: dicts holding every join key, or a DataFrame or a mapping of column arrays with a
+# column per join key.
+Rows = Union[Sequence[Mapping[str, str | None]], Mapping[str, np.ndarray], "pd.DataFrame"]
 
 _CACHE_LIMIT = 200_000  # decoded values and serialized keys kept per reader
 _SQLITE_PARAMETERS = 10_000  # entity keys per query, below SQLite's limit on parameters
@@ -119,9 +120,10 @@ class OnlineFeatures:
         return cls(store, [_view_spec(v, [f.name for f in v.features]) for v in views])
 
     def lookup(self, rows: Rows, as_of: dt.datetime | None = None) -> dict[str, np.ndarray]:
-        """Feature values for `rows` (dicts holding every join key, or a DataFrame with a column
-        per join key; a null value meaning no such entity, e.g. no device), valid at `as_of`
-        (now). Each distinct entity is read and decoded once, whatever its number of rows."""
+        """Feature values for `rows` (dicts holding every join key, or a DataFrame or column
+        arrays with a column per join key; a null value meaning no such entity, e.g. no device),
+        valid at `as_of` (now). Each distinct entity is read and decoded once, whatever its
+        number of rows."""
         entities = _Entities(rows, self.key_sets)
         now = (as_of or dt.datetime.now(dt.UTC)).timestamp()
         out: dict[str, np.ndarray] = {}
@@ -206,10 +208,10 @@ class _Entities:
 
 def _key_column(rows: Rows, key: str) -> np.ndarray:
     """The values of join key `key` in `rows`, as objects (None: null)."""
-    if hasattr(rows, "columns"):  # a DataFrame
-        if key not in rows.columns:
+    if hasattr(rows, "columns") or isinstance(rows, Mapping):  # a DataFrame, or column arrays
+        if key not in rows:
             raise ValueError(f"entity rows lack join key {key!r}")
-        return rows[key].to_numpy(dtype=object)
+        return np.asarray(rows[key], dtype=object)
     absent = [i for i, row in enumerate(rows) if key not in row]
     if absent:
         raise ValueError(f"entity row(s) {absent[:5]} lack join key {key!r}")

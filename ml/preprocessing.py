@@ -26,12 +26,21 @@ RATIOS = {
 
 def with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` plus each ratio whose inputs it holds (a zero or missing denominator: NaN)."""
-    ratios = {
-        name: frame[top].astype("float64") / frame[bottom].astype("float64").where(lambda v: v > 0)
-        for name, (top, bottom) in RATIOS.items()
-        if top in frame and bottom in frame
-    }
+    ratios = {name: _ratio(frame, name) for name in RATIOS if _has_ratio(frame, name)}
     return frame.assign(**ratios) if ratios else frame
+
+
+def _has_ratio(frame: Frame, name: str) -> bool:
+    top, bottom = RATIOS[name]
+    return top in frame and bottom in frame
+
+
+def _ratio(frame: Frame, name: str) -> np.ndarray:
+    """Ratio `name` of each row: NaN where its denominator is zero or missing."""
+    top, bottom = RATIOS[name]
+    below = _floats(frame[bottom])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(below > 0, _floats(frame[top]) / below, np.nan)
 
 
 def numeric_columns(frame_columns) -> list[str]:
@@ -59,7 +68,7 @@ class Preprocessor:
         numeric = numeric or numeric_columns(train.columns)
         missing = [
             c for c in [*numeric, *TRANSACTION_CATEGORICAL] if c not in train.columns
-            and not (c in RATIOS and set(RATIOS[c]) <= set(train.columns))
+            and not (c in RATIOS and _has_ratio(train, c))
         ]  # fmt: skip
         if missing:
             raise ValueError(f"training rows lack column(s) {missing}")
@@ -143,11 +152,8 @@ def _numeric_matrix(frame: Frame, columns: list[str]) -> np.ndarray:
     values = np.full((row_count(frame), len(columns)), np.nan, order="F")  # column by column
     for j, name in enumerate(columns):
         if name in RATIOS:
-            top, bottom = RATIOS[name]
-            if top in frame and bottom in frame:
-                below = _floats(frame[bottom])
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    values[:, j] = np.where(below > 0, _floats(frame[top]) / below, np.nan)
+            if _has_ratio(frame, name):
+                values[:, j] = _ratio(frame, name)
         elif name in frame:
             values[:, j] = _floats(frame[name])
     return values

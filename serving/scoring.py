@@ -137,7 +137,7 @@ class Scorer:
         `as_of` (now). A list of rows stays in NumPy columns: on the API's batches of a few rows,
         building DataFrames cost more than the lookup and the model together."""
         table = rows.reset_index(drop=True) if isinstance(rows, pd.DataFrame) else _columns(rows)
-        looked_up = self.breaker.call(lambda: self.features.lookup(rows, as_of))
+        looked_up = self.breaker.call(lambda: self.features.lookup(table, as_of))
         degraded = looked_up is None
         features = self.features.unknown(row_count(table)) if degraded else looked_up
         if isinstance(table, pd.DataFrame):

@@ -109,10 +109,13 @@ class FraudScoring:
     def _warm_up(self) -> None:
         """One lookup before the first request: a worker's first one imports and connects, which
         took longer than the breaker's 250 ms and degraded its first answers."""
-        probe = dict.fromkeys(self.features.join_keys, "__warm_up__")
         # the store is down: /readyz says so, and requests are scored degraded
         with contextlib.suppress(Exception):
-            self.features.lookup([probe])
+            self._probe_lookup()
+
+    def _probe_lookup(self) -> dict:
+        """A lookup of an entity no store holds: it reaches the store, and finds nothing."""
+        return self.features.lookup([dict.fromkeys(self.features.join_keys, "__probe__")])
 
     @bentoml.on_shutdown
     def _flush_log(self):
@@ -157,8 +160,7 @@ class FraudScoring:
     async def __is_ready__(self) -> bool:
         """Ready once a lookup of an entity no store holds goes through the scorer's circuit
         breaker: not while it fails, is slow, or the breaker is open."""
-        probe = dict.fromkeys(self.features.join_keys, "__readiness_probe__")
-        lookup = functools.partial(self.scorer.breaker.call, lambda: self.features.lookup([probe]))
+        lookup = functools.partial(self.scorer.breaker.call, self._probe_lookup)
         return await asyncio.to_thread(lookup) is not None
 
 

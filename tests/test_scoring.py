@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ml.packaging import log_model
+from ml.preprocessing import row_count
 from ml.train import TrainParams, train
 from serving.scoring import CircuitBreaker, Scorer, Thresholds
 from serving.transaction import SCORING_COLUMNS, Transaction, usd
@@ -123,10 +124,11 @@ class _Features:
         self.calls += 1
         if self.fail:
             raise ConnectionError("redis down")
-        return self.unknown(len(rows)) | {
-            "customer_daily__missing": np.zeros(len(rows), dtype=bool),
-            "customer_daily__txn_count_30d": np.full(len(rows), 20.0),
-            "customer_daily__amount_avg_30d": np.full(len(rows), 10.0),
+        n = len(rows) if isinstance(rows, list) else row_count(rows)  # dicts, or columns
+        return self.unknown(n) | {
+            "customer_daily__missing": np.zeros(n, dtype=bool),
+            "customer_daily__txn_count_30d": np.full(n, 20.0),
+            "customer_daily__amount_avg_30d": np.full(n, 10.0),
         }
 
     def unknown(self, n):  # typed arrays, as the real one returns
