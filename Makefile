@@ -8,7 +8,7 @@ DBT_VENV := $(VENV)/dbt
 export FRAUD_HOME ?= $(CURDIR)/.fraud_home
 export DAGSTER_HOME ?= $(FRAUD_HOME)/dagster
 
-DAYS ?= 60
+DAYS ?= 90
 CUSTOMERS ?= 2000
 SEED ?= 7
 SCENARIO ?= baseline

@@ -16,8 +16,9 @@ DEMO_STATE = ("landing", "lakehouse", "warehouse.duckdb", "feast")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__)
-    # 60 days: the first 15 have passed the 45-day chargeback window, so labels have matured.
-    parser.add_argument("--days", type=int, default=60)
+    # 90 days: the first 45 have passed the 45-day chargeback window, so labels have matured
+    # (with 60, the 15 matured days held ~20 frauds in the test split: too few to gate on).
+    parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--scenario", choices=SCENARIOS, default="baseline")

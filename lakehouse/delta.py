@@ -187,6 +187,31 @@ def append_rows(
     return DeltaWrite(uri=uri, version=version, rows=data.num_rows)
 
 
+class Appender:
+    """Appends to one Delta table and keeps its state between commits, so a commit reads only
+    the log entries added since the last (opening the table again replays its log: 0.2-0.35 s
+    a commit on a prediction log of 6,600 files)."""
+
+    def __init__(self, uri: str):
+        self.uri, self._table = uri, None
+
+    def append(self, data: pa.Table, evolve_schema: bool = False) -> None:
+        """As `append_rows`."""
+        from deltalake import DeltaTable, write_deltalake
+
+        if self._table is None:
+            append_rows(self.uri, data, evolve_schema=evolve_schema)
+            self._table = DeltaTable(self.uri)
+            return
+        write_deltalake(
+            self._table,
+            data,
+            mode="append",
+            partition_by=[PARTITION_COLUMN],
+            schema_mode="merge" if evolve_schema else None,
+        )
+
+
 def remove_replaced_files(uri: str, storage_options: dict[str, str] | None = None) -> int:
     """Delete data files no longer in the current version (no time travel before it).
 

@@ -15,13 +15,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import gc
 import os
 import time
 
 import bentoml
 from pydantic import BaseModel, Field
 
+from serving import heap
 from serving.http_guards import (
     APIKeyMiddleware,
     BodySizeLimitMiddleware,
@@ -102,9 +102,7 @@ class FraudScoring:
         self._warm_up()
         batching = os.environ.get("FRAUD_BATCHING", "on") != "off"
         self.batcher = AdaptiveBatcher(self._score, max_batch=MAX_BATCH if batching else 1)
-        # torch, Feast and pandas leave ~a million objects behind: a full collection of them
-        # paused a worker for tens of ms. They live as long as the worker: out of collection.
-        gc.freeze()
+        heap.settle()
 
     def _warm_up(self) -> None:
         """One lookup before the first request: a worker's first one imports and connects, which

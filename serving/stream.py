@@ -14,7 +14,6 @@ the worker goes on."""
 
 import argparse
 import datetime as dt
-import gc
 import json
 import logging
 import os
@@ -26,11 +25,12 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from serving import heap
+
 if TYPE_CHECKING:
     from serving.transaction import Transaction
 
 log = logging.getLogger("serving.stream")
-GC_THRESHOLDS = (70_000, 50, 100)  # Python's defaults: 700, 10, 10
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -179,11 +179,7 @@ class StreamWorker:
         and acknowledge what was scored; the counts."""
         counts = {"scored": 0, "dead_lettered": 0}
         self.velocity_push.wait_ready()  # scoring ahead of the pushes would only queue them
-        # The velocity windows hold ~an hour of events as Python objects: full collections of
-        # a heap that size stalled the loop ~0.5 s each (p99 500 ms). What exists now is
-        # frozen out of collection, and collections come ~100x rarer.
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        heap.settle()  # the velocity windows hold ~an hour of events as Python objects
         while not self.stopping:
             messages, redelivered = self._read(batch, block_ms, int(max_idle_s * 1000))
             if not messages:
