@@ -86,15 +86,17 @@ def batch_scoring(
     from ml.feature_store import FEATURE_SERVICE
     from ml.online_features import OnlineFeatures
     from ml.registry import load_by_alias
+    from serving import heap
     from serving.prediction_log import prediction_rows
-    from serving.scoring import CircuitBreaker, Scorer
+    from serving.scoring import DECISIONS, CircuitBreaker, Scorer
     from serving.transaction import SCORING_COLUMNS
 
     started = time.perf_counter()
     start, end = partition_days(context)
     mlflow.activate()
     model, version = load_by_alias("champion")
-    features = OnlineFeatures.for_service(feast.store(), FEATURE_SERVICE)
+    # The run scores against the store as it is: an entity of many rows is read once.
+    features = OnlineFeatures.for_service(feast.store(), FEATURE_SERVICE, remember=True)
     # Batch has no one waiting: a store failure fails the run rather than degrading it.
     scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=60_000))
     scored_at = dt.datetime.now(dt.UTC)
@@ -107,18 +109,19 @@ def batch_scoring(
     chunks = lakehouse.scan(
         "silver", "transactions", start, end, config.chunk_rows, columns=SCORING_COLUMNS
     )
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="delta-write") as writer:
+    writing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="delta-write")
+    with heap.settled(), writing as writer:
         written = None
         for index, chunk in enumerate(chunks):
-            scored = scorer.score(chunk.to_pandas())
+            scored = scorer.score(chunk)
             if scored.degraded:
                 raise dg.Failure("the feature store did not answer: nothing more was scored")
-            log = prediction_rows(scored, scorer.inputs, "batch", scored_at)
-            values, counts = np.unique(scored.decisions, return_counts=True)
-            for decision, count in zip(values.tolist(), counts.tolist(), strict=True):
+            for decision in DECISIONS:
+                count = int(np.count_nonzero(scored.decisions == decision))
                 decisions[decision] = decisions.get(decision, 0) + count
             if written is not None:
                 written.result()  # the previous chunk's commits come first (and fail the run)
+            log = prediction_rows(scored, scorer.inputs, "batch", scored_at)
             written = writer.submit(_write, lakehouse, log, start, end, replace=index == 0)
             rows += chunk.num_rows
             context.log.info(f"chunk {index + 1}: {chunk.num_rows:,} rows scored")

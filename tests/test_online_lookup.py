@@ -6,6 +6,8 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assets.features import feast_registry, online_store, online_store_fresh
 from ml.online_features import OnlineFeatures
@@ -107,6 +109,24 @@ def test_pushed_velocity_values_are_read_back_until_their_ttl_passes(fresh):
     assert lookup.lookup([ROW])["card_velocity__txn_count_10m"].tolist() == [5]
 
 
+def test_a_remembering_lookup_reads_each_entity_once_and_answers_as_the_store_did(fresh):
+    plain = OnlineFeatures.for_service(fresh, "fraud_model_v1")
+    batch = OnlineFeatures.for_service(fresh, "fraud_model_v1", remember=True)
+    _push(fresh, "card", "K1", NOW - dt.timedelta(minutes=5), count=3)
+    first = [ROW, STRANGER, ROW]
+    assert _lists(batch.lookup(first)) == _lists(plain.lookup(first))
+    read = []
+    store_reader = batch._reader._reader
+    real_read = store_reader.read
+    store_reader.read = lambda uniques: read.append(uniques) or real_read(uniques)
+    _push(fresh, "card", "K1", NOW - dt.timedelta(minutes=1), count=5)  # after the run began
+    second = [STRANGER, {**ROW, "customer_id": "C2"}, ROW]
+    got = _lists(batch.lookup(second))
+    assert [u[("customer_id",)] for u in read] == [["C2"]]  # C1 and nobody came from memory
+    assert got["card_velocity__txn_count_10m"] == [0, 3, 3]  # K1 as the run first read it
+    assert plain.lookup([ROW])["card_velocity__txn_count_10m"].tolist() == [5]
+
+
 def test_a_row_without_a_join_key_is_refused_with_the_key_named(fresh):
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     with pytest.raises(ValueError, match="card_id"):
@@ -160,3 +180,16 @@ def test_production_settings_redis_online_and_a_postgres_registry(fraud_home, mo
     assert {v.name for v in store.list_feature_views()} >= {"customer_daily", "merchant_daily"}
     got = OnlineFeatures.for_service(store, "fraud_model_v1").lookup([ROW])
     assert got["customer_daily__txn_count_30d"].tolist() == [2 * 10 + 2]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=3))
+def test_entity_keys_are_serialized_as_feast_serializes_them(values):
+    from feast.infra.key_encoding_utils import serialize_entity_key
+
+    from ml.online_features import _entity_key, _string_key_serializer
+
+    join_keys = tuple(sorted(f"key_{i}" for i in range(len(values))))
+    entity = values[0] if len(values) == 1 else tuple(values)
+    expected = serialize_entity_key(_entity_key(join_keys, entity), 3)
+    assert _string_key_serializer(join_keys)(entity) == expected

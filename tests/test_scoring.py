@@ -287,3 +287,39 @@ def test_scored_batches_logged_together_give_the_rows_each_would_alone(champion_
     assert logged == [row for table in alone for row in table.to_pylist()]
     assert [r["degraded"] for r in logged] == [False] * 3 + [True] + [False] * 2
     assert [r["model_version"] for r in logged] == ["7"] * 3 + ["8"] + ["7"] * 2
+
+
+_ids = st.one_of(st.none(), st.sampled_from(["C1", "C2", "é", ""]), st.text(max_size=8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "customer_id": _ids,
+                "device_id": _ids,
+                "amount_usd": st.one_of(st.none(), st.floats(allow_nan=False, width=64)),
+                "count": st.integers(-(2**40), 2**40),
+            }
+        ),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_an_arrow_table_becomes_the_columns_its_rows_would(rows):
+    import pyarrow as pa
+
+    from serving.scoring import _arrow_columns, _columns
+
+    schema = pa.schema(
+        [("customer_id", pa.string()), ("device_id", pa.string()),
+         ("amount_usd", pa.float64()), ("count", pa.int64())]
+    )  # fmt: skip
+    got = _arrow_columns(pa.Table.from_pylist(rows, schema))
+    want = _columns(rows)
+    for name in ("customer_id", "device_id"):
+        assert got[name].dtype == object and got[name].tolist() == want[name].tolist()
+    assert got["count"].dtype == np.float64
+    assert np.array_equal(got["count"], np.array([r["count"] for r in rows], dtype=np.float64))
+    assert np.array_equal(got["amount_usd"], want["amount_usd"].astype(np.float64), equal_nan=True)
