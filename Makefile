@@ -84,6 +84,7 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.serving_load  # the demo's champion and features
 	$(BIN)/python -m bench.batch_scoring
 	$(BIN)/python -m bench.stream
+	$(BIN)/python -m bench.drift
 
 ## lock: re-resolve requirements*.in into the lock files, in throwaway venvs
 lock:
