@@ -79,3 +79,19 @@ def test_replaced_files_are_removed_without_a_new_version(tmp_path):
     on_disk = sorted(p.name for p in (tmp_path / "t").rglob("*.parquet"))
     assert len(on_disk) == 1  # a reader that lists files sees only live rows
     assert read_days(uri, D1, D1).column("x").to_pylist() == [2]
+
+
+def test_an_appender_keeps_adding_alongside_other_writers_and_evolves_the_schema(tmp_path):
+    from lakehouse.delta import Appender, append_rows
+
+    uri = str(tmp_path / "t")
+    appender = Appender(uri)
+    appender.append(_rows(D1, [1]))  # creates the table
+    append_rows(uri, _rows(D2, [2]))  # another writer commits in between
+    wider = _rows(D2, [3]).append_column("y", pa.array(["new"]))
+    appender.append(wider, evolve_schema=True)
+    appender.append(_rows(D3, [4]), evolve_schema=True)
+    rows = read_days(uri, D1, D3).sort_by("x")
+    assert rows.column("x").to_pylist() == [1, 2, 3, 4]
+    assert rows.column("y").to_pylist() == [None, None, "new", None]
+    assert table_version(uri) == 3
