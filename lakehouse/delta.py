@@ -203,13 +203,17 @@ class Appender:
             append_rows(self.uri, data, evolve_schema=evolve_schema)
             self._table = DeltaTable(self.uri)
             return
-        write_deltalake(
-            self._table,
-            data,
-            mode="append",
-            partition_by=[PARTITION_COLUMN],
-            schema_mode="merge" if evolve_schema else None,
-        )
+        try:
+            write_deltalake(
+                self._table,
+                data,
+                mode="append",
+                partition_by=[PARTITION_COLUMN],
+                schema_mode="merge" if evolve_schema else None,
+            )
+        except Exception:
+            self._table = None  # e.g. the table was removed: the next append opens it afresh
+            raise
 
 
 def remove_replaced_files(uri: str, storage_options: dict[str, str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Delta IO: a partition-range overwrite replaces exactly its days, once, even under contention."""
 
 import datetime as dt
+import shutil
 import threading
 
 import pyarrow as pa
@@ -95,3 +96,8 @@ def test_an_appender_keeps_adding_alongside_other_writers_and_evolves_the_schema
     assert rows.column("x").to_pylist() == [1, 2, 3, 4]
     assert rows.column("y").to_pylist() == [None, None, "new", None]
     assert table_version(uri) == 3
+    shutil.rmtree(uri)  # the table removed under the appender (a reset): one append fails,
+    with pytest.raises(Exception, match=r"schema|version"):
+        appender.append(_rows(D1, [5]))
+    appender.append(_rows(D1, [6]))  # the next one creates the table again
+    assert read_days(uri, D1, D3).column("x").to_pylist() == [6]
