@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -76,13 +75,11 @@ def prediction_rows_of(batches: list, inputs: list[str], path: str) -> pa.Table:
     return pa.table({**columns, "features": features_struct(frame, inputs)})
 
 
-def _concat(frames: list, columns: list[str]):
-    """Scored frames (DataFrames, or mappings of column arrays) as one, with `columns`."""
+def _concat(frames: list[dict], columns: list[str]) -> dict:
+    """Scored frames (column arrays) as one, with `columns`."""
     if len(frames) == 1:
         return frames[0]
-    if all(isinstance(f, pd.DataFrame) for f in frames):
-        return pd.concat(frames, ignore_index=True)
-    return {c: np.concatenate([np.asarray(f[c]) for f in frames]) for c in columns}
+    return {c: np.concatenate([f[c] for f in frames]) for c in columns}
 
 
 def features_struct(frame, inputs: list[str]) -> pa.StructArray:
@@ -93,7 +90,7 @@ def features_struct(frame, inputs: list[str]) -> pa.StructArray:
         column = frame[name]
         if column.dtype == bool:
             arrays.append(pa.array(column, pa.bool_()))
-        elif column.dtype == object or isinstance(column.dtype, pd.StringDtype):
+        elif column.dtype == object:
             arrays.append(pa.array(column, pa.string()))
         else:
             arrays.append(pa.array(column.astype("float64"), pa.float64()))

@@ -108,9 +108,7 @@ class CircuitBreaker:
 class Scored:
     """Scores of a batch of transactions and what they were computed from."""
 
-    # the scoring rows with every feature the model read: a DataFrame for a DataFrame of rows,
-    # column arrays for a list of rows
-    frame: Frame
+    frame: dict[str, np.ndarray]  # the scoring rows' columns and every feature the model read
     scores: np.ndarray
     decisions: np.ndarray  # of str
     reasons: pa.ListArray  # of str
@@ -135,29 +133,17 @@ class Scorer:
         self.inputs = input_columns(model)
         self._probabilities = _probabilities(model)
 
-    def score(self, rows: Sequence[dict] | pd.DataFrame | pa.Table, as_of=None) -> Scored:
-        """Score scoring rows (`Transaction.scoring_row()`s, or a frame or Arrow table of silver
-        rows), as of `as_of` (now). A list of rows or an Arrow table becomes NumPy columns: on
-        the API's batches of a few rows, building DataFrames cost more than the lookup and the
-        model together, and on a batch run's chunks about a third of the scoring."""
-        if isinstance(rows, pd.DataFrame):
-            table = rows.reset_index(drop=True)
-        else:
-            table = _arrow_columns(rows) if isinstance(rows, pa.Table) else _columns(rows)
+    def score(self, rows: Sequence[dict] | pa.Table, as_of=None) -> Scored:
+        """Score scoring rows (`Transaction.scoring_row()`s, or an Arrow table of silver rows),
+        as of `as_of` (now). Both become NumPy columns: on the API's batches of a few rows,
+        building DataFrames cost more than the lookup and the model together, and on a batch
+        run's chunks about a third of the scoring."""
+        table = _arrow_columns(rows) if isinstance(rows, pa.Table) else _columns(rows)
         looked_up = self.breaker.call(lambda: self.features.lookup(table, as_of))
         degraded = looked_up is None
         features = self.features.unknown(row_count(table)) if degraded else looked_up
-        if isinstance(table, pd.DataFrame):
-            features = pd.DataFrame(features)
-            frame = pd.concat(
-                [table.drop(columns=table.columns.intersection(features.columns)), features],
-                axis=1,
-            )
-            inputs = frame[self.inputs]
-        else:
-            frame = {**table, **features}
-            inputs = {name: frame[name] for name in self.inputs}
-        scores = self._probabilities(inputs)
+        frame = {**table, **features}
+        scores = self._probabilities({name: frame[name] for name in self.inputs})
         return Scored(
             frame=frame,
             scores=scores,
@@ -215,7 +201,7 @@ def _strings(column: pa.ChunkedArray) -> np.ndarray:
     return values[indices.to_numpy()]
 
 
-def _probabilities(model) -> Callable[[pd.DataFrame], np.ndarray]:
+def _probabilities(model) -> Callable[[Frame], np.ndarray]:
     """The model's scores of a frame of its inputs. The frame is built to the model's signature
     here (typed lookups, validated transactions), so the packaged model's own scoring is called
     directly: MLflow's per-call signature checks cost more than the network on small batches.
