@@ -16,6 +16,7 @@ from assets import (  # noqa: E402
     asset_checks,
     feature_assets,
     lakehouse_assets,
+    monitoring_assets,
     scoring_assets,
     training_assets,
 )
@@ -24,7 +25,13 @@ from resources import build_resources  # noqa: E402
 from sensors import sensor_jobs, sensors  # noqa: E402
 
 defs = dg.Definitions(
-    assets=[*lakehouse_assets, *feature_assets, *training_assets, *scoring_assets],
+    assets=[
+        *lakehouse_assets,
+        *feature_assets,
+        *training_assets,
+        *scoring_assets,
+        *monitoring_assets,
+    ],
     asset_checks=asset_checks,
     jobs=[*jobs, *sensor_jobs],
     schedules=schedules,

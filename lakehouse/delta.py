@@ -64,9 +64,11 @@ def read_days(
     storage_options: dict[str, str] | None = None,
     columns: list[str] | None = None,
     filter_expression: pc.Expression | None = None,
+    version: int | None = None,
 ) -> pa.Table:
-    """Rows whose `day` lies in [start, end]; raises TableNotFoundError naming the table."""
-    dataset, condition = _days_of(uri, start, end, storage_options, filter_expression)
+    """Rows whose `day` lies in [start, end], of the table's `version` (default: the latest);
+    raises TableNotFoundError naming the table."""
+    dataset, condition = _days_of(uri, start, end, storage_options, filter_expression, version)
     return dataset.to_table(columns=columns, filter=condition)
 
 
@@ -95,13 +97,15 @@ def scan_days(
         yield pa.Table.from_batches(pending)
 
 
-def _days_of(uri, start, end, storage_options=None, filter_expression=None):
-    """The table's pyarrow dataset and the condition of days [start, end] (and the filter)."""
+def _days_of(uri, start, end, storage_options=None, filter_expression=None, version=None):
+    """The table's pyarrow dataset (at `version`) and the condition of days [start, end] (and
+    the filter)."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
     try:
-        dataset = DeltaTable(uri, storage_options=storage_options).to_pyarrow_dataset()
+        table = DeltaTable(uri, version=version, storage_options=storage_options)
+        dataset = table.to_pyarrow_dataset()
     except TableNotFoundError as missing:
         raise TableNotFoundError(
             f"no Delta table at {uri}: materialize its upstream asset first"

@@ -78,21 +78,49 @@ def _apportion(shares: np.ndarray, rows: int) -> np.ndarray:
     return counts
 
 
+class EmptyWindow(ValueError):
+    """A window without a row: there is no distribution to compare."""
+
+
+def _missing_on_one_side(reference, current, columns: list[str]) -> list[ColumnDrift]:
+    """Columns without a single value in one window: Evidently cannot compare them, and a column
+    that went (or came back) entirely missing has drifted as far as a column can."""
+    found = []
+    for name in columns:
+        empty = [side for side, frame in (("reference", reference), ("current", current))
+                 if frame[name].isna().all()]  # fmt: skip
+        if len(empty) == 1:
+            found.append(ColumnDrift(name, f"all missing in {empty[0]}", np.nan, np.nan, True))
+    return found
+
+
 def detect_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     numeric: list[str],
     categorical: list[str],
     drift_share: float = 0.5,
+    data_summary: bool = False,
 ) -> DriftResult:
-    """Evidently's DataDriftPreset of `current` against `reference` on the named columns."""
+    """Evidently's DataDriftPreset of `current` against `reference` on the named columns (and,
+    with `data_summary`, its DataSummaryPreset: counts, missing values, ranges per column).
+    Raises EmptyWindow when either window has no row."""
     from evidently import DataDefinition, Dataset, Report
-    from evidently.presets import DataDriftPreset
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
 
+    for side, frame in (("reference", reference), ("current", current)):
+        if frame.empty:
+            raise EmptyWindow(f"the {side} window has no row")
+    unusable = _missing_on_one_side(reference, current, [*numeric, *categorical])
+    skipped = {d.column for d in unusable}
+    numeric = [c for c in numeric if c not in skipped]
+    categorical = [c for c in categorical if c not in skipped]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     columns = [*numeric, *categorical]
-    preset = DataDriftPreset(columns=columns, drift_share=drift_share)
-    snapshot = Report([preset], include_tests=True).run(
+    presets = [DataDriftPreset(columns=columns, drift_share=drift_share)]
+    if data_summary:
+        presets.append(DataSummaryPreset(columns=columns))
+    snapshot = Report(presets, include_tests=True).run(
         Dataset.from_pandas(current[columns], data_definition=definition),
         Dataset.from_pandas(reference[columns], data_definition=definition),
     )
@@ -115,5 +143,6 @@ def detect_drift(
                     drifted=verdicts[config["column"]],
                 )
             )
+    drifts += unusable
     share = sum(d.drifted for d in drifts) / len(drifts) if drifts else 0.0
     return DriftResult(columns=drifts, drift_share=share, snapshot=snapshot)

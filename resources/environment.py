@@ -11,6 +11,7 @@ from resources.dbt import dbt_cli, load_dbt_project
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
+from resources.monitoring import MonitoringResource
 from resources.ray import RayResource
 from resources.settings import fraud_env, fraud_home, lakehouse_root, mlflow_tracking_uri
 from resources.spark import SparkResource
@@ -42,4 +43,5 @@ def build_resources() -> dict[str, object]:
         "spark": spark,
         "dbt": dbt_cli(load_dbt_project()),
         "feast": feast,
+        "monitoring": MonitoringResource(reports_dir=str(home / "reports")),
     }

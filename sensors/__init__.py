@@ -1,7 +1,22 @@
-"""Sensors: landing files, and the champion's bento; the drift sensor joins in issue 7."""
+"""Sensors: landing files, drift -> retrain, the champion's bento, and the automation conditions
+of the monitoring reports."""
+
+import dagster as dg
 
 from sensors.champion import bento_job, champion_sensor
+from sensors.drift import drift_retrain_sensor
 from sensors.landing import landing_sensor
 
-sensors = [landing_sensor, champion_sensor]
+# Evaluates the monitoring assets' daily conditions (Dagster's default automation sensor, which
+# would cover every asset, stays off: the other layers run by schedule and sensor).
+monitoring_automation = dg.AutomationConditionSensorDefinition(
+    "monitoring_automation",
+    target=dg.AssetSelection.groups("monitoring")
+    - dg.AssetSelection.assets(["monitoring", "prediction_log"]),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=300,
+    description="Materializes yesterday's drift report and performance at 03:00 UTC.",
+)
+
+sensors = [landing_sensor, champion_sensor, drift_retrain_sensor, monitoring_automation]
 sensor_jobs = [bento_job]

@@ -1,0 +1,301 @@
+"""Monitoring: each day's drift of the champion's inputs and scores against the window it was
+trained on, and its performance on a day once that day's labels have matured."""
+
+import datetime as dt
+import time
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from assets.partitions import daily_partitions
+from assets.registry import CHAMPION, scores_of
+from assets.scoring import PREDICTION_LOG
+from lakehouse.delta import ALL_DAYS
+from resources.lakehouse import LakehouseResource
+from resources.mlflow import MlflowResource
+from resources.monitoring import MonitoringResource
+
+DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
+MODEL_PERFORMANCE = dg.AssetKey(["monitoring", "model_performance"])
+TRAINING_SET = dg.AssetKey(["features", "training_set"])
+LABELS = dg.AssetKey(["gold", "transaction_labels"])
+DRIFT_CHECK = "drift_share_below_threshold"
+PERFORMANCE_CHECK = "pr_auc_above_floor"
+# Yesterday's window at 03:00 UTC: after the daily job (02:00) has closed the day.
+DAILY_REPORT = (
+    dg.AutomationCondition.in_latest_time_window()
+    & dg.AutomationCondition.cron_tick_passed("0 3 * * *", "UTC")
+    & ~dg.AutomationCondition.in_progress()
+).with_label("daily at 03:00 UTC, yesterday's partition")
+
+
+def _champion(mlflow: MlflowResource):
+    """(pyfunc model, registry version) of the champion; a clear failure when there is none."""
+    import mlflow as mlflow_client
+
+    from ml.registry import MODEL_NAME, version_by_alias
+
+    mlflow.activate()
+    found = version_by_alias("champion")
+    if found is None:
+        raise dg.Failure(f"no version of {MODEL_NAME} holds alias champion: train one first")
+    return mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}/{found.version}"), found
+
+
+def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Table:
+    """The prediction log's rows of `day` scored by model `version`, the model's inputs as
+    columns (none when nothing was logged)."""
+    from deltalake.exceptions import TableNotFoundError
+
+    by_version = pc.field("model_version") == version
+    try:
+        rows = lakehouse.read(
+            "monitoring", "prediction_log", day, day, filter_expression=by_version
+        )
+    except TableNotFoundError:
+        return pa.table({})
+    inputs = rows.column("features").combine_chunks().flatten() if rows.num_rows else []
+    fields = rows.schema.field("features").type if rows.num_rows else []
+    columns = {field.name: values for field, values in zip(fields, inputs, strict=True)}
+    return pa.table(
+        {**columns, "score": rows.column("score"), "transaction_id": rows["transaction_id"]}
+    )
+
+
+def _reference(lakehouse: LakehouseResource, model, training_set_version: str | None):
+    """The champion's training rows (the table's version it was trained on when that version
+    is still readable) with its scores: (table, what it is)."""
+    from deltalake.exceptions import DeltaError
+
+    from ml.registry import input_columns
+
+    train = pc.field("split") == "train"
+    version = int(training_set_version) if training_set_version else None
+    try:
+        rows = lakehouse.read(
+            "features", "training_set", *ALL_DAYS, filter_expression=train, version=version
+        )
+        source = f"features/training_set v{version} (train split)"
+    except (DeltaError, OSError) as gone:  # vacuumed or rebuilt: the latest rows stand in
+        rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=train)
+        source = f"features/training_set latest (v{version} unreadable: {gone})"
+    frame = rows.select(input_columns(model)).to_pandas()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return table.append_column("score", pa.array(scores_of(model, frame), pa.float64())), source
+
+
+def _is_category(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_boolean(data_type)
+        or pa.types.is_dictionary(data_type)
+    )
+
+
+def _drift_table(columns) -> dg.MetadataValue:
+    """Drifted columns first, then by score."""
+    ordered = sorted(columns, key=lambda c: (not c.drifted, -np.nan_to_num(c.score, nan=np.inf)))
+    rows = "\n".join(
+        f"| {c.column} | {c.method} | {c.score:.3f} | {c.threshold:.2f} | "
+        f"{'**drifted**' if c.drifted else 'ok'} |"
+        for c in ordered
+    )
+    return dg.MetadataValue.md(
+        "| column | test | score | threshold | verdict |\n|---|---|---|---|---|\n" + rows
+    )
+
+
+@dg.asset(
+    key=DRIFT_REPORT,
+    group_name="monitoring",
+    deps=[PREDICTION_LOG, CHAMPION, TRAINING_SET],
+    partitions_def=daily_partitions,
+    automation_condition=DAILY_REPORT,
+    kinds={"evidently"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            DRIFT_CHECK,
+            asset=DRIFT_REPORT,
+            description="The share of the champion's inputs that drifted stays under the "
+            "monitoring threshold (WARN or ERROR by the monitoring resource)",
+        )
+    ],
+)
+def drift_report(
+    context: dg.AssetExecutionContext,
+    lakehouse: LakehouseResource,
+    mlflow: MlflowResource,
+    monitoring: MonitoringResource,
+):
+    """Evidently report of the day's logged inputs and scores against the champion's training
+    window: drift per column, prediction drift, data summary."""
+    from ml.drift import EmptyWindow, detect_drift, sketch
+
+    started = time.perf_counter()
+    day = dt.date.fromisoformat(context.partition_key)
+    model, champion = _champion(mlflow)
+    current = _logged(lakehouse, day, champion.version)
+    reference, source = _reference(
+        lakehouse, model, champion.tags.get("training_set_delta_version")
+    )
+    numeric = [f.name for f in reference.schema if not _is_category(f.type)]
+    categorical = [f.name for f in reference.schema if _is_category(f.type)]
+    threshold = monitoring.drift_share_threshold
+    base = {
+        "champion_version": champion.version,
+        "reference": source,
+        "reference_rows": reference.num_rows,
+        "current_rows": current.num_rows,
+        "drift_share_threshold": threshold,
+    }
+    try:
+        result = detect_drift(
+            sketch(reference, numeric, categorical),
+            current.select(reference.column_names).to_pandas() if current.num_rows else current,
+            numeric,
+            categorical,
+            drift_share=threshold,
+            data_summary=True,
+        )
+    except EmptyWindow as empty:
+        why = f"{empty} for {day}: no score of champion v{champion.version} was logged that day"
+        context.log.warning(why)
+        yield dg.MaterializeResult(metadata={**base, "dagster/row_count": 0, "status": why})
+        yield dg.AssetCheckResult(
+            check_name=DRIFT_CHECK, passed=False, severity=monitoring.severity(), description=why
+        )
+        return
+    html, json = result.save(monitoring.reports("drift"), day.isoformat())
+    features = [c for c in result.columns if c.column != "score"]
+    drifted = [c.column for c in features if c.drifted]
+    share = len(drifted) / len(features) if features else 0.0
+    [prediction] = [c for c in result.columns if c.column == "score"]
+    yield dg.MaterializeResult(
+        metadata={
+            **base,
+            "dagster/row_count": current.num_rows,
+            "drift_share": round(share, 4),
+            "drifted_columns": drifted,
+            "prediction_drift": round(prediction.score, 4),
+            "prediction_drifted": prediction.drifted,
+            "report": dg.MetadataValue.url(html.resolve().as_uri()),
+            "report_json": dg.MetadataValue.path(str(json)),
+            "columns": _drift_table(result.columns),
+            "duration_s": round(time.perf_counter() - started, 1),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name=DRIFT_CHECK,
+        passed=share < threshold,
+        severity=monitoring.severity(),
+        description=f"{len(drifted)} of {len(features)} inputs drifted ({share:.0%}; "
+        f"threshold {threshold:.0%})",
+        metadata={"drift_share": share, "threshold": threshold, "drifted_columns": drifted},
+    )
+
+
+class PerformanceConfig(dg.Config):
+    """When a day's labels are final, and which scores count as flagged."""
+
+    maturity_days: int = 45  # as the training set's: a chargeback may take 45 days
+    flag_threshold: float = 0.5  # serving's review threshold: analysts see it
+
+
+@dg.asset(
+    key=MODEL_PERFORMANCE,
+    group_name="monitoring",
+    deps=[PREDICTION_LOG, CHAMPION, LABELS],
+    partitions_def=daily_partitions,
+    automation_condition=DAILY_REPORT,
+    output_required=False,
+    kinds={"evidently"},
+)
+def model_performance(
+    context: dg.AssetExecutionContext,
+    config: PerformanceConfig,
+    lakehouse: LakehouseResource,
+    mlflow: MlflowResource,
+    monitoring: MonitoringResource,
+):
+    """Evidently classification report of the champion's logged scores of the day against
+    its matured labels: PR-AUC, recall at 1% FPR, precision and recall when flagged."""
+    from lakehouse.training import mature_labels
+    from ml.performance import measure_performance
+
+    day = dt.date.fromisoformat(context.partition_key)
+    _, champion = _champion(mlflow)
+    labels = lakehouse.read("gold", "transaction_labels", *ALL_DAYS, columns=["day"])
+    newest = pc.max(labels.column("day")).as_py() if labels.num_rows else None
+    mature_on = day + dt.timedelta(days=config.maturity_days + 1)
+    if newest is None or newest + dt.timedelta(days=1) < mature_on:
+        context.log.info(f"labels of {day} are final once the data reaches {mature_on}")
+        return
+    cutoff = dt.datetime.combine(newest + dt.timedelta(days=1), dt.time(), dt.UTC)
+    matured = mature_labels(
+        lakehouse.read("gold", "transaction_labels", day, day), cutoff, config.maturity_days
+    )
+    scored = _logged(lakehouse, day, champion.version)
+    if scored.num_rows == 0:
+        context.log.info(f"no score of champion v{champion.version} was logged on {day}")
+        return
+    joined = (
+        scored.select(["transaction_id", "score"])
+        .group_by("transaction_id")
+        .aggregate([("score", "max")])  # scored on several paths: the highest score counts
+        .join(matured.select(["transaction_id", "label"]), "transaction_id")
+    )
+    labels_of, scores_of_day = joined.column("label"), joined.column("score_max")
+    if pc.count_distinct(labels_of).as_py() < 2:
+        context.log.info(f"{day}: {joined.num_rows} labelled scores, one class only")
+        return
+    found = measure_performance(labels_of, scores_of_day, config.flag_threshold)
+    html, json = found.save(monitoring.reports("performance"), day.isoformat())
+    metrics = found.metrics
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": joined.num_rows,
+            "champion_version": champion.version,
+            "frauds": metrics["positives"],
+            **{
+                k: round(metrics[k], 4)
+                for k in ("pr_auc", "recall_at_1pct_fpr", "precision", "recall", "brier")
+            },
+            "flag_threshold": config.flag_threshold,
+            "label_cutoff": cutoff.isoformat(),
+            "report": dg.MetadataValue.url(html.resolve().as_uri()),
+            "report_json": dg.MetadataValue.path(str(json)),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=MODEL_PERFORMANCE,
+    name=PERFORMANCE_CHECK,
+    partitions_def=daily_partitions,
+    description="The champion's PR-AUC on the day's matured labels stays above the monitoring "
+    "floor (WARN or ERROR by the monitoring resource)",
+)
+def performance_above_floor(
+    context: dg.AssetCheckExecutionContext, monitoring: MonitoringResource
+) -> dg.AssetCheckResult:
+    """Judges the partition's latest materialization; too few frauds are not judged."""
+    [record] = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(MODEL_PERFORMANCE, asset_partitions=[context.partition_key]), limit=1
+    ).records
+    metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    pr_auc, frauds, floor = metadata["pr_auc"], metadata["frauds"], monitoring.pr_auc_floor
+    if frauds < monitoring.min_frauds:
+        return dg.AssetCheckResult(
+            passed=True,
+            description=f"{frauds} labelled frauds (< {monitoring.min_frauds}): not judged",
+            metadata={"pr_auc": pr_auc, "frauds": frauds},
+        )
+    return dg.AssetCheckResult(
+        passed=pr_auc >= floor,
+        severity=monitoring.severity(),
+        description=f"PR-AUC {pr_auc:.3f} on {frauds} frauds (floor {floor})",
+        metadata={"pr_auc": pr_auc, "floor": floor, "frauds": frauds},
+    )

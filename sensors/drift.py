@@ -1,0 +1,172 @@
+"""Drift -> retrain: the train job when a drift report or the champion's measured performance
+crosses its threshold, once per triggering materialization and at most once per cooldown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from assets.monitoring import DRIFT_REPORT, MODEL_PERFORMANCE
+from jobs import training_job
+from resources.monitoring import MonitoringResource
+
+WATCHED = (DRIFT_REPORT, MODEL_PERFORMANCE)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One materialization of a watched asset, as the decision needs it."""
+
+    storage_id: int
+    asset: str
+    partition: str | None
+    metadata: dict
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    drift_share_threshold: float
+    pr_auc_floor: float
+    min_frauds: int
+    cooldown: dt.timedelta
+
+    @classmethod
+    def of(cls, monitoring: MonitoringResource) -> RetrainPolicy:
+        return cls(
+            monitoring.drift_share_threshold,
+            monitoring.pr_auc_floor,
+            monitoring.min_frauds,
+            monitoring.cooldown,
+        )
+
+
+@dataclass
+class RetrainCursor:
+    """The newest storage id seen per watched asset, and when drift last retrained: kept as the
+    sensor's cursor in the Dagster instance, so a restarted daemon goes on where it was."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+    last_trigger: dt.datetime | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> RetrainCursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        last = data.get("last_trigger")
+        return cls(dict(data.get("seen", {})), dt.datetime.fromisoformat(last) if last else None)
+
+    def dump(self) -> str:
+        last = self.last_trigger.isoformat() if self.last_trigger else None
+        return json.dumps({"seen": self.seen, "last_trigger": last}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    run_key: str
+    reason: str
+    finding: Finding
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            "fraud/trigger": self.finding.asset,
+            "fraud/trigger_partition": self.finding.partition or "none",
+            "fraud/trigger_reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Decision:
+    triggers: list[Trigger]
+    skipped: list[str]  # crossings that did not retrain, and why
+    cursor: RetrainCursor
+
+
+def crossing(finding: Finding, policy: RetrainPolicy) -> str | None:
+    """Why `finding` calls for retraining, or None. A report without the figure (an empty
+    window) or a window with too few frauds to judge is not a reason."""
+    meta, day = finding.metadata, finding.partition
+    if finding.asset == DRIFT_REPORT.to_user_string():
+        share = meta.get("drift_share")
+        if share is not None and share >= policy.drift_share_threshold:
+            return f"drift share {share:.0%} >= {policy.drift_share_threshold:.0%} on {day}"
+    elif finding.asset == MODEL_PERFORMANCE.to_user_string():
+        pr_auc, frauds = meta.get("pr_auc"), meta.get("frauds", 0)
+        if pr_auc is not None and frauds >= policy.min_frauds and pr_auc < policy.pr_auc_floor:
+            return f"PR-AUC {pr_auc:.3f} < {policy.pr_auc_floor} on {day} ({frauds} frauds)"
+    return None
+
+
+def decide(
+    findings: list[Finding], cursor: RetrainCursor, now: dt.datetime, policy: RetrainPolicy
+) -> Decision:
+    """Which findings retrain: each crossing one run (keyed by its materialization, so a
+    finding evaluated twice asks once), unless drift retrained less than a cooldown ago."""
+    seen = dict(cursor.seen)
+    last = cursor.last_trigger
+    triggers, skipped = [], []
+    for finding in sorted(findings, key=lambda f: f.storage_id):
+        if finding.storage_id <= seen.get(finding.asset, -1):
+            continue  # already decided on
+        seen[finding.asset] = finding.storage_id
+        reason = crossing(finding, policy)
+        if reason is None:
+            continue
+        if last is not None and now - last < policy.cooldown:
+            skipped.append(f"{reason}: in cooldown until {(last + policy.cooldown):%Y-%m-%d %H:%M}")
+            continue
+        run_key = f"{finding.asset}:{finding.partition}:{finding.storage_id}"
+        triggers.append(Trigger(run_key, reason, finding))
+        last = now
+    return Decision(triggers, skipped, RetrainCursor(seen, last))
+
+
+def _findings(instance: dg.DagsterInstance, cursor: RetrainCursor) -> list[Finding]:
+    found = []
+    for key in WATCHED:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(key, after_storage_id=cursor.seen.get(key.to_user_string())),
+            limit=500,
+            ascending=True,
+        ).records
+        for record in records:
+            materialization = record.asset_materialization
+            found.append(
+                Finding(
+                    storage_id=record.storage_id,
+                    asset=key.to_user_string(),
+                    partition=materialization.partition,
+                    metadata={k: v.value for k, v in materialization.metadata.items()},
+                )
+            )
+    return found
+
+
+@dg.sensor(
+    job=training_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Retrains when a drift report's drift share or the champion's PR-AUC crosses "
+    "the monitoring thresholds; once per report, at most once per cooldown.",
+)
+def drift_retrain_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
+    cursor = RetrainCursor.parse(context.cursor)
+    decision = decide(
+        _findings(context.instance, cursor),
+        cursor,
+        dt.datetime.now(dt.UTC),
+        RetrainPolicy.of(monitoring),
+    )
+    for note in decision.skipped:
+        context.log.info(f"not retraining: {note}")
+    requests = [dg.RunRequest(run_key=t.run_key, tags=t.tags) for t in decision.triggers]
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=decision.cursor.dump())
+    return dg.SensorResult(
+        skip_reason="; ".join(decision.skipped) or "no report crossed a threshold",
+        cursor=decision.cursor.dump(),
+    )
