@@ -11,8 +11,8 @@ export DAGSTER_HOME ?= $(FRAUD_HOME)/dagster
 DAYS ?= 90
 CUSTOMERS ?= 2000
 SEED ?= 7
-SCENARIO ?= baseline
-START ?=
+DRIFT_DAYS ?= 10
+SCENARIO ?= amount_inflation
 SERVE_PORT ?= 3001
 FEATURE_PORT ?= 6566
 
@@ -45,11 +45,11 @@ dagster-home:
 	@mkdir -p $(DAGSTER_HOME)
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
-## demo: simulate DAYS days of payments (ending yesterday, or from START), then landing -> gold ->
-## online store, and the training set
+## demo: the whole loop with the Dagster daemon: DAYS baseline days, then DRIFT_DAYS of SCENARIO
+## (ending yesterday), drift report -> sensor -> retrain -> gate -> new champion -> bento
 demo: venv $(MANIFEST) dagster-home
-	$(BIN)/python -m jobs.demo --days $(DAYS) --customers $(CUSTOMERS) --seed $(SEED) \
-		--scenario $(SCENARIO) $(if $(START),--start-date $(START))
+	$(BIN)/python -m jobs.demo --days $(DAYS) --drift-days $(DRIFT_DAYS) --customers $(CUSTOMERS) \
+		--seed $(SEED) --scenario $(SCENARIO)
 
 ## test: lint, format, definitions, then the whole test suite (pytest's "no tests" fails too)
 test: venv lint $(MANIFEST) dagster-home

@@ -49,7 +49,7 @@ def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Tabl
     columns (none when nothing was logged)."""
     from deltalake.exceptions import TableNotFoundError
 
-    by_version = pc.field("model_version") == version
+    by_version = pc.field("model_version") == str(version)
     try:
         rows = lakehouse.read(
             "monitoring", "prediction_log", day, day, filter_expression=by_version
@@ -65,21 +65,23 @@ def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Tabl
 
 
 def _reference(lakehouse: LakehouseResource, model, training_set_version: str | None):
-    """The champion's training rows (the table's version it was trained on when that version
-    is still readable) with its scores: (table, what it is)."""
+    """The newest window of the champion's training set, its validation and test splits (of
+    the table's version it was trained on, while that version is readable), with its scores:
+    (table, what it is). Not the train split: its first weeks hold customers whose 30-day
+    features are still filling up, which a day of serving never looks like."""
     from deltalake.exceptions import DeltaError
 
     from ml.registry import input_columns
 
-    train = pc.field("split") == "train"
+    newest = pc.field("split").isin(["validation", "test"])
     version = int(training_set_version) if training_set_version else None
     try:
         rows = lakehouse.read(
-            "features", "training_set", *ALL_DAYS, filter_expression=train, version=version
+            "features", "training_set", *ALL_DAYS, filter_expression=newest, version=version
         )
-        source = f"features/training_set v{version} (train split)"
+        source = f"features/training_set v{version}, validation and test splits"
     except (DeltaError, OSError) as gone:  # vacuumed or rebuilt: the latest rows stand in
-        rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=train)
+        rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=newest)
         source = f"features/training_set latest (v{version} unreadable: {gone})"
     frame = rows.select(input_columns(model)).to_pandas()
     table = pa.Table.from_pandas(frame, preserve_index=False)

@@ -51,6 +51,24 @@ training_job = dg.define_asset_job(
     description="Training set -> Ray Tune -> challenger -> gated champion.",
 )
 
+scoring_job = dg.define_asset_job(
+    "scoring_job",
+    selection=dg.AssetSelection.assets(
+        ["scoring", "batch_scores"]
+    ).required_multi_asset_neighbors(),
+    partitions_def=daily_partitions,
+    description="The days' silver transactions scored by the champion, and their log rows.",
+)
+monitoring_job = dg.define_asset_job(
+    "monitoring_job",
+    selection=dg.AssetSelection.assets(
+        ["monitoring", "drift_report"], ["monitoring", "model_performance"]
+    ),
+    partitions_def=daily_partitions,
+    description="A day's drift report and, once its labels have matured, the champion's "
+    "performance on it (one run per day: one report per day).",
+)
+
 # At 02:00 UTC, yesterday's partition: the upstream systems have closed the day by then.
 daily_schedule = dg.build_schedule_from_partitioned_job(
     daily_job, hour_of_day=2, name="daily_schedule"
@@ -68,6 +86,6 @@ weekly_training_schedule = dg.ScheduleDefinition(
 
 jobs = [
     bronze_job, silver_job, gold_job, lakehouse_job, features_job, daily_job, training_job,
-    approve_champion_job, stream_drain_job,
+    approve_champion_job, stream_drain_job, scoring_job, monitoring_job,
 ]  # fmt: skip
 schedules = [daily_schedule, weekly_training_schedule]

@@ -151,7 +151,8 @@ def _findings(instance: dg.DagsterInstance, cursor: RetrainCursor) -> list[Findi
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Retrains when a drift report's drift share or the champion's PR-AUC crosses "
-    "the monitoring thresholds; once per report, at most once per cooldown.",
+    "the monitoring thresholds; once per report, at most once per cooldown; the gate of such a "
+    "retrain takes the monitoring resource's tolerances.",
 )
 def drift_retrain_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
     cursor = RetrainCursor.parse(context.cursor)
@@ -163,7 +164,10 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext, monitoring: Monito
     )
     for note in decision.skipped:
         context.log.info(f"not retraining: {note}")
-    requests = [dg.RunRequest(run_key=t.run_key, tags=t.tags) for t in decision.triggers]
+    gate = {"ops": {"registry__champion": {"config": monitoring.retrain_gate()}}}
+    requests = [
+        dg.RunRequest(run_key=t.run_key, tags=t.tags, run_config=gate) for t in decision.triggers
+    ]
     if requests:
         return dg.SensorResult(run_requests=requests, cursor=decision.cursor.dump())
     return dg.SensorResult(

@@ -4,10 +4,12 @@ samples of one distribution; a sketch of the reference gives the full reference'
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.drift import _apportion, detect_drift, sketch
+from ml.drift import EmptyWindow, _apportion, detect_drift, sketch
+from simulator.network import PaymentNetwork
 
 NUMERIC, CATEGORICAL = ["amount", "count"], ["channel"]
 
@@ -48,6 +50,43 @@ def test_a_sketched_reference_gives_the_full_references_scores_and_verdicts(tmp_
         assert abs(a.score - b.score) < 0.01 * max(a.score, 0.01)
     html, json = sketched.save(tmp_path, "drift")
     assert html.stat().st_size > 0 and '"metrics"' in json.read_text()
+
+
+def _simulated(scenario: str, first: int, last: int) -> pd.DataFrame:
+    """Transactions of simulated days [first, last] (drift from day 7), as a monitor sees them."""
+    import datetime as dt
+
+    network = PaymentNetwork(800, seed=3, start=dt.date(2026, 3, 1), scenario=scenario, drift_day=7)
+    days = [d.transactions for d in network.days(last + 1)][first:]
+    hours = np.concatenate([(t.ts_ms // 3_600_000) % 24 for t in days])
+    return pd.DataFrame(
+        {
+            "amount_usd": np.concatenate([t.amount_usd for t in days]),
+            "hour": hours.astype("float64"),
+            "channel": np.where(np.concatenate([t.online for t in days]), "online", "pos"),
+        }
+    )
+
+
+def test_simulated_amount_inflation_drifts_and_the_baseline_does_not():
+    reference = _simulated("baseline", 0, 6)
+    columns = (["amount_usd", "hour"], ["channel"])
+    same = detect_drift(reference, _simulated("baseline", 7, 13), *columns)
+    assert same.drifted_columns == []
+    inflated = detect_drift(reference, _simulated("amount_inflation", 7, 13), *columns)
+    assert inflated.drifted_columns == ["amount_usd"]
+
+
+def test_edge_windows_give_a_verdict_or_a_clear_error():
+    reference = _window(3_000, seed=6)
+    current = _window(1_500, seed=7).assign(count=np.nan, channel="kiosk")  # a new category
+    result = detect_drift(reference.assign(constant=1.0), current.assign(constant=1.0),
+                          [*NUMERIC, "constant"], CATEGORICAL)  # fmt: skip
+    verdicts = {c.column: (c.method, c.drifted) for c in result.columns}
+    assert verdicts["count"] == ("all missing in current", True)
+    assert verdicts["channel"][1] and not verdicts["constant"][1]
+    with pytest.raises(EmptyWindow, match="the current window has no row"):
+        detect_drift(reference, current.iloc[:0], NUMERIC, CATEGORICAL)
 
 
 @settings(max_examples=200, deadline=None)

@@ -99,6 +99,8 @@ def test_the_sensor_requests_one_training_run_per_drifted_report(instance, tmp_p
     [request] = first.run_requests
     assert request.tags["fraud/trigger_partition"] == "2026-11-29"
     assert request.run_key.startswith(f"{DRIFT}:2026-11-29:")
+    gate = request.run_config["ops"]["registry__champion"]["config"]
+    assert gate == {"pr_auc_margin": -0.02, "recall_tolerance": 0.05}
     # The daemon stores the cursor in the instance: the next tick, or a restarted daemon's,
     # starts from it and asks for nothing more until a new report crosses.
     second = _tick(instance, first.cursor, monitoring)
@@ -115,5 +117,5 @@ def test_the_sensor_requests_one_training_run_per_drifted_report(instance, tmp_p
 def test_the_sensor_targets_the_training_job():
     from definitions import defs
 
-    sensor = defs.get_sensor_def("drift_retrain_sensor")
+    sensor = defs.resolve_sensor_def("drift_retrain_sensor")
     assert sensor.job_name == "training_job"

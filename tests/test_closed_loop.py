@@ -1,0 +1,113 @@
+"""The closed loop on small simulated data: a baseline period trains champion v1 and its bento;
+then amount inflation lands, is scored, its drift report crosses the threshold, the drift sensor
+asks for training, the gate promotes v2, and the champion sensor rebuilds the bento for it."""
+
+import datetime as dt
+import shutil
+
+import dagster as dg
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from lakehouse.landing import SOURCES
+from resources.mlflow import MODEL_NAME
+from resources.settings import prepare_process_environment
+from simulator.landing import generate
+from tests.conftest import range_tags
+from tests.test_training_loop import TRAINING_CONFIG
+
+pytestmark = [pytest.mark.spark, pytest.mark.dbt]
+START, BASELINE_DAYS, DRIFT_DAYS = dt.date(2026, 3, 1), 35, 3
+DRIFT_START = START + dt.timedelta(days=BASELINE_DAYS)
+DRIFT_END = DRIFT_START + dt.timedelta(days=DRIFT_DAYS - 1)
+# The loop's mechanics are under test here, not which of two small models is better (the gate
+# is tested in test_registry and test_training_loop): the retrain's gate lets any model through.
+OPEN_GATE = {"pr_auc_margin": -1.0, "recall_tolerance": 1.0, "min_takeover_share": 0.0}
+
+
+def _release(upstream, landing, first: dt.date, last: dt.date) -> None:
+    for source in SOURCES.values():
+        for path in (upstream / source.folder).glob(f"*{source.suffix}"):
+            if first <= source.day_of(path) <= last:
+                (landing / source.folder).mkdir(parents=True, exist_ok=True)
+                shutil.move(path, landing / source.folder / path.name)
+
+
+def _metadata(result, key: str) -> dict:
+    [event] = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.asset_key.to_user_string() == key
+    ]
+    return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
+
+
+def _sensor(name: str, instance, resources, cursor=None):
+    from definitions import defs
+
+    sensor = defs.resolve_sensor_def(name)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+    return sensor(context)
+
+
+def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource, monkeypatch):
+    from definitions import defs
+    from resources import build_resources
+
+    home = tmp_path / "fraud_home"
+    monkeypatch.setenv("FRAUD_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("BENTOML_HOME", raising=False)
+    prepare_process_environment()
+    upstream, landing = tmp_path / "upstream", home / "landing"
+    generate(upstream, days=BASELINE_DAYS + DRIFT_DAYS, customers=700, seed=11, start=START,
+             scenario="amount_inflation", drift_day=BASELINE_DAYS)  # fmt: skip
+    resources = {**build_resources(), "spark": spark_resource}
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run(job: str, tags=None, partition_key=None, run_config=None):
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, tags=tags, partition_key=partition_key, run_config=run_config,
+            resources=resources, raise_on_error=False,
+        )  # fmt: skip
+        assert result.success, f"{job} failed"
+        return result
+
+    _release(upstream, landing, START, DRIFT_START - dt.timedelta(days=1))
+    run("daily_job", range_tags(START, DRIFT_START - dt.timedelta(days=1)))
+    run("training_job", run_config={"ops": TRAINING_CONFIG})
+    mlflow.set_tracking_uri(resources["mlflow"].tracking_uri)
+    first = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion").version
+    bento_request = _sensor("champion_sensor", instance, resources)
+    first_bento = _metadata(run("bento_job", tags=bento_request.tags), "scoring/bento")
+
+    _release(upstream, landing, DRIFT_START, DRIFT_END)
+    run("daily_job", range_tags(DRIFT_START, DRIFT_END))
+    run("scoring_job", range_tags(DRIFT_START, DRIFT_END))
+    reports = [
+        _metadata(run("monitoring_job", partition_key=day.isoformat()), "monitoring/drift_report")
+        for day in (DRIFT_START, DRIFT_END)
+    ]
+    assert all(r["drift_share"] >= r["drift_share_threshold"] for r in reports), reports
+    assert "amount_usd" in reports[-1]["drifted_columns"]
+    assert (home / "reports" / "drift" / f"{DRIFT_END}.html").stat().st_size > 0
+
+    # The drift sensor asks once, with its reason; the second report falls in the cooldown.
+    tick = _sensor("drift_retrain_sensor", instance, resources)
+    [request] = tick.run_requests
+    assert request.tags["fraud/trigger"] == "monitoring/drift_report"
+    assert "drift share" in request.tags["fraud/trigger_reason"]
+    assert request.run_config["ops"]["registry__champion"]["config"]["pr_auc_margin"] < 0
+    retrain_config = {**TRAINING_CONFIG, "registry__champion": {"config": OPEN_GATE}}
+    run("training_job", tags=request.tags, run_config={"ops": retrain_config})
+    second = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion")
+    assert second.version != first
+    assert MlflowClient().get_model_version_by_alias(MODEL_NAME, "previous").version == first
+    assert not _sensor("drift_retrain_sensor", instance, resources, tick.cursor).run_requests
+
+    bento_request = _sensor("champion_sensor", instance, resources)
+    assert bento_request.run_key == f"champion-v{second.version}"
+    second_bento = _metadata(run("bento_job", tags=bento_request.tags), "scoring/bento")
+    assert second_bento["built"] and second_bento["bento_tag"] != first_bento["bento_tag"]
+    assert second_bento["model_tag"].endswith(f"v{second.version}")
