@@ -1,16 +1,10 @@
 """The single Dagster code location of fraud-platform."""
 
-import warnings
-
 import dagster as dg
 
 from resources.settings import prepare_process_environment
 
 prepare_process_environment()
-# Single-run backfills and partitioned asset checks are beta/preview in Dagster 1.13; we opt in
-# knowingly (tests cover both), so their warnings would only be noise on every load.
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 from assets import (  # noqa: E402
     asset_checks,

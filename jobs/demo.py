@@ -64,7 +64,7 @@ class Stages:
 
     def report(self) -> list[str]:
         self._close()
-        return [f"  {name:58} {seconds:6.0f} s" for name, seconds in self.timings]
+        return [f"  {seconds:5.0f} s  {name}" for name, seconds in self.timings]
 
 
 def say(line: str) -> None:
@@ -198,7 +198,6 @@ def _table_rows(lakehouse) -> list[str]:
 def run_demo(args, stages: Stages) -> list[str]:
     import dagster as dg
 
-    import definitions  # noqa: F401 - first: it sets the warning filters the assets need
     from assets.partitions import days_between
     from jobs.daemon import Daemon, wait_for_run
     from resources import build_resources
@@ -215,8 +214,8 @@ def run_demo(args, stages: Stages) -> list[str]:
     wait_s = args.wait_minutes * 60
 
     stages.next(
-        f"simulate {args.days} baseline days from {start}, then {args.drift_days} days of "
-        f"{args.scenario} (held upstream until the drift starts)"
+        f"simulate {args.days} baseline days from {start}, then {args.drift_days} of "
+        f"{args.scenario} (held upstream)"
     )
     simulated = simulator_cli(
         ["generate", "--days", str(args.days + args.drift_days),

@@ -14,7 +14,7 @@ class MonitoringResource(dg.ConfigurableResource):
     The drift sensor retrains on a crossed threshold whichever the severity."""
 
     reports_dir: str
-    drift_share_threshold: float = 0.4  # share of the model's inputs that drifted
+    drift_share_threshold: float = 0.45  # share of the model's inputs that drifted
     pr_auc_floor: float = 0.3
     min_frauds: int = 5  # fewer labelled frauds in a window: its PR-AUC is noise, not judged
     check_severity: str = "WARN"

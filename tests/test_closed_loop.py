@@ -43,6 +43,43 @@ def _metadata(result, key: str) -> dict:
     return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
+def _measures_a_day_whose_labels_matured(run, resources, instance) -> None:
+    """Champion v1's scores of a baseline day against its labels (final after 7 days here)."""
+    from assets.monitoring import model_performance, performance_above_floor
+
+    day = START + dt.timedelta(days=20)
+    as_of = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC).isoformat()
+    run("scoring_job", range_tags(day, day),
+        run_config={"ops": {"batch_scoring": {"config": {"as_of": as_of}}}})  # fmt: skip
+    measured = dg.materialize(
+        [model_performance, performance_above_floor],
+        partition_key=day.isoformat(),
+        resources=resources,
+        instance=instance,
+        run_config={"ops": {"monitoring__model_performance": {"config": {"maturity_days": 7}}}},
+    )
+    meta = _metadata(measured, "monitoring/model_performance")
+    assert meta["frauds"] > 0 and 0 < meta["pr_auc"] <= 1 and meta["dagster/row_count"] > 500
+    [check] = [
+        e.event_specific_data
+        for e in measured.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert check.check_name == "pr_auc_above_floor" and str(meta["frauds"]) in check.description
+
+
+def _reports_an_empty_window_as_a_failed_check(run) -> None:
+    """A day nothing was scored on: a report saying so and a failed check, not an error."""
+    empty = run("monitoring_job", partition_key=START.isoformat())
+    assert _metadata(empty, "monitoring/drift_report")["dagster/row_count"] == 0
+    [check] = [
+        e.event_specific_data
+        for e in empty.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert not check.passed and "no score of champion" in check.description
+
+
 def _sensor(name: str, instance, resources, cursor=None):
     from definitions import defs
 
@@ -81,14 +118,22 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
     first = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion").version
     bento_request = _sensor("champion_sensor", instance, resources)
     first_bento = _metadata(run("bento_job", tags=bento_request.tags), "scoring/bento")
+    _measures_a_day_whose_labels_matured(run, resources, instance)
+    _reports_an_empty_window_as_a_failed_check(run)
 
     _release(upstream, landing, DRIFT_START, DRIFT_END)
     run("daily_job", range_tags(DRIFT_START, DRIFT_END))
     run("scoring_job", range_tags(DRIFT_START, DRIFT_END))
-    reports = [
-        _metadata(run("monitoring_job", partition_key=day.isoformat()), "monitoring/drift_report")
-        for day in (DRIFT_START, DRIFT_END)
+    monitored = [
+        run("monitoring_job", partition_key=d.isoformat()) for d in (DRIFT_START, DRIFT_END)
     ]
+    reports = [_metadata(result, "monitoring/drift_report") for result in monitored]
+    # Labels of the drifted days are not final: their performance is not measured yet.
+    assert not any(
+        e.asset_key.to_user_string() == "monitoring/model_performance"
+        for result in monitored
+        for e in result.get_asset_materialization_events()
+    )
     assert all(r["drift_share"] >= r["drift_share_threshold"] for r in reports), reports
     assert "amount_usd" in reports[-1]["drifted_columns"]
     assert (home / "reports" / "drift" / f"{DRIFT_END}.html").stat().st_size > 0
