@@ -153,17 +153,20 @@ def drift_report(
         "current_rows": current.num_rows,
         "drift_share_threshold": threshold,
     }
-    try:
-        result = detect_drift(
-            sketch(reference, numeric, categorical),
-            current.select(reference.column_names).to_pandas() if current.num_rows else current,
-            numeric,
-            categorical,
-            drift_share=threshold,
-            data_summary=True,
-        )
-    except EmptyWindow as empty:
-        why = f"{empty} for {day}: no score of champion v{champion.version} was logged that day"
+    result, why = None, f"no score of champion v{champion.version} was logged on {day}"
+    if current.num_rows:
+        try:
+            result = detect_drift(
+                sketch(reference, numeric, categorical),
+                current.select(reference.column_names).to_pandas(),
+                numeric,
+                categorical,
+                drift_share=threshold,
+                data_summary=True,
+            )
+        except EmptyWindow as empty:
+            why = f"{empty}: the champion's training set holds no validation or test row"
+    if result is None:
         context.log.warning(why)
         yield dg.MaterializeResult(metadata={**base, "dagster/row_count": 0, "status": why})
         yield dg.AssetCheckResult(
