@@ -26,6 +26,8 @@ EXPECTED_ASSETS = {
     "scoring/bento",
     "scoring/batch_scores",
     "monitoring/prediction_log",
+    "monitoring/drift_report",
+    "monitoring/model_performance",
 }
 
 

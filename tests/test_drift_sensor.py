@@ -119,3 +119,23 @@ def test_the_sensor_targets_the_training_job():
 
     sensor = defs.resolve_sensor_def("drift_retrain_sensor")
     assert sensor.job_name == "training_job"
+
+
+def test_yesterdays_reports_are_requested_once_after_three_in_the_morning(instance):
+    from assets.monitoring import drift_report, model_performance
+    from resources import build_resources
+
+    reports = dg.Definitions(assets=[drift_report, model_performance], resources=build_resources())
+
+    def at(hour: int, minute: int, cursor=None):
+        when = dt.datetime(2026, 11, 30, hour, minute, tzinfo=dt.UTC)
+        return dg.evaluate_automation_conditions(
+            defs=reports, instance=instance, evaluation_time=when, cursor=cursor
+        )
+
+    before = at(2, 55)
+    assert before.total_requested == 0
+    after = at(3, 5, before.cursor)
+    assert after.get_requested_partitions(DRIFT_REPORT) == {"2026-11-29"}
+    assert after.get_requested_partitions(MODEL_PERFORMANCE) == {"2026-11-29"}
+    assert at(3, 35, after.cursor).total_requested == 0  # the tick was answered
