@@ -6,6 +6,7 @@ import dagster as dg
 
 from assets.partitions import daily_partitions
 from assets.registry import approve_champion_job
+from jobs.k8s import LAKEHOUSE_POD, TRAINING_POD
 from jobs.stream import stream_drain_job
 
 LAYER_JOBS = {
@@ -43,12 +44,14 @@ daily_job = dg.define_asset_job(
     selection=dg.AssetSelection.groups("bronze", "silver", "gold") | DAILY_FEATURES,
     partitions_def=daily_partitions,
     description="Landing to gold, then the online store: what a day of data needs.",
+    tags=LAKEHOUSE_POD,
 )
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.assets(["features", "training_set"])
     | dg.AssetSelection.groups("training", "registry"),
     description="Training set -> Ray Tune -> challenger -> gated champion.",
+    tags=TRAINING_POD,
 )
 
 scoring_job = dg.define_asset_job(

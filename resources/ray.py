@@ -18,7 +18,11 @@ class RayResource(dg.ConfigurableResource):
         import ray
 
         if self.address:
-            ray.init(address=self.address, log_to_driver=False)
+            import ml
+
+            # The trials run ml/ code on the cluster's workers: ship it with the job.
+            runtime_env = {"py_modules": [ml]}
+            ray.init(address=self.address, runtime_env=runtime_env, log_to_driver=False)
         else:
             ray.init(num_cpus=self.local_cpus, include_dashboard=False, log_to_driver=False)
         try:
