@@ -12,7 +12,7 @@ from lakehouse.contracts import contract_path, verify_contract
 from lakehouse.quarantine import stage_predicate
 from lakehouse.silver import CLEANERS, Cleaned
 from resources.lakehouse import LakehouseResource
-from resources.spark import SparkResource
+from resources.spark import SparkResource, arrow_to_spark
 
 TABLES = tuple(CLEANERS)  # transactions, fraud_reports
 QUARANTINE = dg.AssetKey(["silver", "quarantine"])
@@ -97,7 +97,7 @@ def silver_tables(
         rejected = []
         for table in TABLES:
             bronze = lakehouse.read("bronze", table, start, end)
-            cleaned = CLEANERS[table](session.createDataFrame(bronze))
+            cleaned = CLEANERS[table](arrow_to_spark(session, bronze))
             write = lakehouse.overwrite("silver", table, cleaned.valid, start, end)
             rejected.append(cleaned.rejected)
             contract = verify_contract(

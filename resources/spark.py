@@ -57,3 +57,13 @@ class SparkResource(dg.ConfigurableResource):
         if not self.remote:
             session.sparkContext.setLogLevel("ERROR")
         return session
+
+
+def arrow_to_spark(session: SparkSession, table):
+    """An Arrow table as a DataFrame; an empty one keeps its schema (Spark Connect cannot infer a
+    schema from no rows, where local Spark reads the Arrow schema)."""
+    if table.num_rows:
+        return session.createDataFrame(table)
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return session.createDataFrame([], schema=from_arrow_schema(table.schema))

@@ -1,6 +1,10 @@
 """Shared fixtures: an isolated FRAUD_HOME per test, a Spark session, lakehouse runs."""
 
 import datetime as dt
+import os
+import socket
+import subprocess
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -91,3 +95,51 @@ def online_kind(request, monkeypatch):
         flush_redis_db(REDIS_TEST_DB)
         monkeypatch.setenv("FEAST_ONLINE_STORE", f"redis://127.0.0.1:6379,db={REDIS_TEST_DB}")
     return request.param
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def connect_url(tmp_path_factory):
+    """A Spark Connect server from the pyspark package, standing in for a cluster: its URL."""
+    import pyspark
+
+    spark_home = Path(pyspark.__file__).parent
+    folder = tmp_path_factory.mktemp("spark-connect")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOG_DIR": str(folder),
+        "SPARK_PID_DIR": str(folder),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    subprocess.run(
+        ["bash", str(spark_home / "sbin/start-connect-server.sh"), "--master", "local[1]",
+         "--conf", f"spark.connect.grpc.binding.port={port}",
+         "--conf", "spark.sql.session.timeZone=UTC", "--conf", "spark.ui.enabled=false"],
+        # The daemon it forks would hold captured pipes open forever: no capture.
+        env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.5)
+        else:
+            logs = "\n".join(p.read_text()[-2000:] for p in folder.glob("*.out"))
+            pytest.fail(f"Spark Connect server did not open port {port}:\n{logs}")
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        subprocess.run(
+            ["bash", str(spark_home / "sbin/stop-connect-server.sh")],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
