@@ -97,7 +97,7 @@ def online_kind(request, monkeypatch):
     return request.param
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -110,7 +110,7 @@ def connect_url(tmp_path_factory):
 
     spark_home = Path(pyspark.__file__).parent
     folder = tmp_path_factory.mktemp("spark-connect")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SPARK_HOME": str(spark_home),

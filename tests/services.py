@@ -1,5 +1,6 @@
 """Local services the tests talk to: started when they are down, as on a fresh machine."""
 
+import os
 import shutil
 import subprocess
 import time
@@ -65,3 +66,20 @@ def fresh_postgres_database(name: str) -> str:
         cursor.execute(f'CREATE DATABASE "{name}"')
     connection.close()
     return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def ensure_chromium() -> str:
+    """Debian's Chromium for the browser tests (Playwright's own browsers need a download this
+    machine cannot make), installed with apt when missing: its path."""
+    if not shutil.which(CHROMIUM):
+        if shutil.which("apt-get") is None:
+            raise RuntimeError(f"{CHROMIUM} is missing and apt-get is not here to install it")
+        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
+            check=True, capture_output=True, env=quiet,
+        )  # fmt: skip
+    return CHROMIUM
