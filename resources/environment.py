@@ -19,22 +19,25 @@ from resources.spark import SparkResource
 
 def build_resources() -> dict[str, object]:
     """Local: Delta under LAKEHOUSE_URI if set, else $FRAUD_HOME/lakehouse, and Spark local[2].
-    Prod: LAKEHOUSE_URI
-    (credentials from the usual AWS_*/GOOGLE_*/AZURE_* variables, read by delta-rs) and a
-    Spark Connect cluster at SPARK_REMOTE."""
+    Prod: LAKEHOUSE_URI (credentials from the usual AWS_*/GOOGLE_*/AZURE_* variables, read by
+    delta-rs), a Spark Connect cluster at SPARK_REMOTE, and the backends' URLs named as variables
+    (`_secret_safe`)."""
     home = fraud_home()
+    feast_settings = settings_from_environment(home)
+    tracking_uri = mlflow_tracking_uri()
     if fraud_env() == "prod":
         lakehouse = LakehouseResource(
             root=dg.EnvVar("LAKEHOUSE_URI"), landing=str(home / "landing")
         )
         spark = SparkResource(remote=dg.EnvVar("SPARK_REMOTE"))
+        feast_settings |= _secret_safe(registry="FEAST_REGISTRY", online_store="FEAST_ONLINE_STORE")
+        tracking_uri = _secret_safe(uri="MLFLOW_TRACKING_URI").get("uri", tracking_uri)
     else:
         lakehouse = LakehouseResource(root=lakehouse_root(), landing=str(home / "landing"))
         spark = SparkResource()
-    feast = FeastResource(**settings_from_environment(home))
+    feast = FeastResource(**feast_settings)
     mlflow = MlflowResource(
-        tracking_uri=mlflow_tracking_uri(),
-        artifact_root=str(home / "mlflow" / "artifacts"),
+        tracking_uri=tracking_uri, artifact_root=str(home / "mlflow" / "artifacts")
     )
     return {
         "ray": RayResource(address=os.environ.get("RAY_ADDRESS", "")),
@@ -45,3 +48,10 @@ def build_resources() -> dict[str, object]:
         "feast": feast,
         "monitoring": MonitoringResource(reports_dir=str(home / "reports")),
     }
+
+
+def _secret_safe(**variables: str) -> dict[str, dg.EnvVar]:
+    """Each set variable as `dg.EnvVar`: database and Redis URLs may carry passwords, so the
+    resources name the variable and read its value at run time (never shown as resource config
+    in the UI)."""
+    return {field: dg.EnvVar(name) for field, name in variables.items() if os.environ.get(name)}

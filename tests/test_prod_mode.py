@@ -15,6 +15,7 @@ from tests.services import ensure_redis, flush_redis_db, fresh_postgres_database
 
 pytestmark = [pytest.mark.spark, pytest.mark.dbt]
 REDIS_DB = 12
+PASSWORD = "mlflow-sentinel-2b7d"  # trust auth ignores it: it is here to be looked for
 DAY = "2026-03-02"
 
 # A process holds either a local or a remote Spark session, and the suite's local one is up:
@@ -39,14 +40,19 @@ result = defs.resolve_job_def("daily_job").execute_in_process(
     instance=dg.DagsterInstance.ephemeral(), tags=range_tags(day, day), resources=resources,
     raise_on_error=False,
 )
-resources["mlflow"].activate()
-with dg.build_resources({"spark": resources["spark"], "lakehouse": resources["lakehouse"]}) as r:
+# Resources read their URLs at run time: the configured values are the variables' names.
+configured = {"tracking_uri": resources["mlflow"].tracking_uri,
+              "registry": resources["feast"].registry, "remote": resources["spark"].remote}
+named = {k: type(v).__name__ for k, v in configured.items()}
+with dg.build_resources({k: resources[k] for k in ("spark", "lakehouse", "mlflow")}) as r:
+    r.mlflow.activate()
     with r.spark.session() as session:
         session_module = type(session).__module__
     spark_remote, lakehouse_root = r.spark.remote, r.lakehouse.root
 print(json.dumps({
     "success": result.success,
     "resources": {name: type(r).__name__ for name, r in resources.items()},
+    "configured_as": named,
     "spark_remote": spark_remote,
     "spark_session": session_module,
     "lakehouse_root": lakehouse_root,
@@ -71,7 +77,7 @@ def test_prod_resources_run_a_partition_on_the_cluster_backends(tmp_path, connec
         "SPARK_REMOTE": connect_url,
         "FEAST_ONLINE_STORE": f"redis://127.0.0.1:6379,db={REDIS_DB}",
         "FEAST_REGISTRY": registry,
-        "MLFLOW_TRACKING_URI": tracking,
+        "MLFLOW_TRACKING_URI": tracking.replace("postgres@", f"postgres:{PASSWORD}@"),
         "PROD_TEST_DAY": DAY,
         "PYTHONPATH": str(REPO_ROOT),
     }
@@ -82,6 +88,12 @@ def test_prod_resources_run_a_partition_on_the_cluster_backends(tmp_path, connec
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["success"], done.stderr[-3000:]
+    assert PASSWORD not in done.stdout + done.stderr
+    assert out["configured_as"] == {
+        "tracking_uri": "EnvVar",
+        "registry": "EnvVar",
+        "remote": "EnvVar",
+    }
     assert out["spark_remote"] == connect_url
     assert out["spark_session"] == "pyspark.sql.connect.session"
     assert out["lakehouse_root"] == env["LAKEHOUSE_URI"]
