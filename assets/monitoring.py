@@ -202,6 +202,9 @@ def drift_report(
     )
 
 
+PERFORMANCE_METRICS = ("pr_auc", "recall_at_1pct_fpr", "precision", "recall", "brier")
+
+
 class PerformanceConfig(dg.Config):
     """When a day's labels are final, and which scores count as flagged."""
 
@@ -259,15 +262,17 @@ def model_performance(
     found = measure_performance(labels_of, scores_of_day, config.flag_threshold)
     html, json = found.save(monitoring.reports("performance"), day.isoformat())
     metrics = found.metrics
+    shown = {k: round(metrics[k], 4) for k in PERFORMANCE_METRICS}
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": joined.num_rows,
             "champion_version": champion.version,
             "frauds": metrics["positives"],
-            **{
-                k: round(metrics[k], 4)
-                for k in ("pr_auc", "recall_at_1pct_fpr", "precision", "recall", "brier")
-            },
+            **shown,
+            "metrics": dg.MetadataValue.md(
+                "| metric | value |\n|---|---|\n"
+                + "\n".join(f"| {k} | {v:.4f} |" for k, v in shown.items())
+            ),
             "flag_threshold": config.flag_threshold,
             "label_cutoff": cutoff.isoformat(),
             "report": dg.MetadataValue.url(html.resolve().as_uri()),
