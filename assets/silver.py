@@ -11,6 +11,7 @@ from assets.partitions import daily_partitions, partition_days, single_run
 from lakehouse.contracts import contract_path, verify_contract
 from lakehouse.quarantine import stage_predicate
 from lakehouse.silver import CLEANERS, Cleaned
+from resources.k8s import SPARK_STEP_POD
 from resources.lakehouse import LakehouseResource
 from resources.spark import SparkResource, arrow_to_spark
 
@@ -86,6 +87,7 @@ def _reconciliation(table: str, bronze_rows: int, cleaned: Cleaned) -> dg.AssetC
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     can_subset=False,
+    op_tags=SPARK_STEP_POD,
 )
 def silver_tables(
     context: dg.AssetExecutionContext, lakehouse: LakehouseResource, spark: SparkResource

@@ -11,6 +11,7 @@ import dagster as dg
 from assets.metadata import latest_metadata
 from assets.training_set import SERVICE
 from lakehouse.delta import ALL_DAYS
+from resources.k8s import TRAINING_POD
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.ray import RayResource
@@ -72,6 +73,7 @@ def _image(path: Path) -> dg.MetadataValue:
     group_name="training",
     deps=[TRAINING_SET],
     kinds={"ray", "pytorch", "mlflow"},
+    op_tags=TRAINING_POD,
 )
 def tuned_model(
     context: dg.AssetExecutionContext,

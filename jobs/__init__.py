@@ -6,8 +6,8 @@ import dagster as dg
 
 from assets.partitions import daily_partitions
 from assets.registry import approve_champion_job
-from jobs.k8s import LAKEHOUSE_POD, TRAINING_POD
 from jobs.stream import stream_drain_job
+from resources.k8s import LAKEHOUSE_POD, TRAINING_POD
 
 LAYER_JOBS = {
     "bronze": "Landing files of a day into bronze Delta.",

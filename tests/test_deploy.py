@@ -6,6 +6,7 @@ import importlib.util
 import re
 from pathlib import Path
 
+import dagster as dg
 import kubernetes_validate
 import pytest
 import yaml
@@ -141,3 +142,21 @@ def test_the_validation_refuses_a_misspelt_field():
     broken = {**deployment, "spec": {**deployment["spec"], "replicaz": 2}}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_heavy_runs_and_steps_ask_kubernetes_for_their_pods():
+    import json
+
+    from definitions import defs
+
+    def requests(tags) -> dict:
+        config = tags["dagster-k8s/config"]
+        config = json.loads(config) if isinstance(config, str) else config
+        return config["container_config"]["resources"]["requests"]
+
+    for job in ("daily_job", "training_job"):  # the run pod (K8sRunLauncher)
+        assert float(requests(defs.resolve_job_def(job).tags)["cpu"]) >= 2, job
+    graph = defs.resolve_asset_graph()
+    for key in (["silver", "transactions"], ["training", "tuned_model"]):  # the step pod
+        node = graph.get(dg.AssetKey(key))
+        assert requests(node.assets_def.op.tags)["memory"].endswith("Gi"), key
