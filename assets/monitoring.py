@@ -32,16 +32,15 @@ DAILY_REPORT = (
 
 
 def _champion(mlflow: MlflowResource):
-    """(pyfunc model, registry version) of the champion; a clear failure when there is none."""
-    import mlflow as mlflow_client
-
+    """The champion's registry version (its tags hold its lineage); a clear failure when there
+    is none."""
     from ml.registry import MODEL_NAME, version_by_alias
 
     mlflow.activate()
     found = version_by_alias("champion")
     if found is None:
         raise dg.Failure(f"no version of {MODEL_NAME} holds alias champion: train one first")
-    return mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}/{found.version}"), found
+    return found
 
 
 def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Table:
@@ -56,8 +55,8 @@ def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Tabl
         )
     except TableNotFoundError:
         return pa.table({})
-    inputs = rows.column("features").combine_chunks().flatten() if rows.num_rows else []
-    fields = rows.schema.field("features").type if rows.num_rows else []
+    fields = rows.schema.field("features").type
+    inputs = rows.column("features").combine_chunks().flatten()
     columns = {field.name: values for field, values in zip(fields, inputs, strict=True)}
     return pa.table(
         {**columns, "score": rows.column("score"), "transaction_id": rows["transaction_id"]}
@@ -83,9 +82,9 @@ def _reference(lakehouse: LakehouseResource, model, training_set_version: str | 
     except (DeltaError, OSError) as gone:  # vacuumed or rebuilt: the latest rows stand in
         rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=newest)
         source = f"features/training_set latest (v{version} unreadable: {gone})"
-    frame = rows.select(input_columns(model)).to_pandas()
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    return table.append_column("score", pa.array(scores_of(model, frame), pa.float64())), source
+    inputs = rows.select(input_columns(model))
+    scores = pa.array(scores_of(model, inputs.to_pandas()), pa.float64())
+    return inputs.append_column("score", scores), source
 
 
 def _is_category(data_type: pa.DataType) -> bool:
@@ -95,6 +94,14 @@ def _is_category(data_type: pa.DataType) -> bool:
         or pa.types.is_boolean(data_type)
         or pa.types.is_dictionary(data_type)
     )
+
+
+def _report_links(html, json) -> dict[str, dg.MetadataValue]:
+    """The saved report in the UI: the HTML as a link, the JSON's path."""
+    return {
+        "report": dg.MetadataValue.url(html.resolve().as_uri()),
+        "report_json": dg.MetadataValue.path(str(json)),
+    }
 
 
 def _drift_table(columns) -> dg.MetadataValue:
@@ -134,11 +141,15 @@ def drift_report(
 ):
     """Evidently report of the day's logged inputs and scores against the champion's training
     window: drift per column, prediction drift, data summary."""
+    import mlflow as mlflow_client
+
     from ml.drift import EmptyWindow, detect_drift, sketch
+    from ml.registry import MODEL_NAME
 
     started = time.perf_counter()
     day = dt.date.fromisoformat(context.partition_key)
-    model, champion = _champion(mlflow)
+    champion = _champion(mlflow)
+    model = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}/{champion.version}")
     current = _logged(lakehouse, day, champion.version)
     reference, source = _reference(
         lakehouse, model, champion.tags.get("training_set_delta_version")
@@ -186,8 +197,7 @@ def drift_report(
             "drifted_columns": drifted,
             "prediction_drift": round(prediction.score, 4),
             "prediction_drifted": prediction.drifted,
-            "report": dg.MetadataValue.url(html.resolve().as_uri()),
-            "report_json": dg.MetadataValue.path(str(json)),
+            **_report_links(html, json),
             "columns": _drift_table(result.columns),
             "duration_s": round(time.perf_counter() - started, 1),
         }
@@ -230,18 +240,17 @@ def model_performance(
 ):
     """Evidently classification report of the champion's logged scores of the day against
     its matured labels: PR-AUC, recall at 1% FPR, precision and recall when flagged."""
-    from lakehouse.training import mature_labels
+    from lakehouse.training import label_cutoff, mature_labels
     from ml.performance import measure_performance
 
     day = dt.date.fromisoformat(context.partition_key)
-    _, champion = _champion(mlflow)
-    labels = lakehouse.read("gold", "transaction_labels", *ALL_DAYS, columns=["day"])
-    newest = pc.max(labels.column("day")).as_py() if labels.num_rows else None
+    champion = _champion(mlflow)
+    labelled_days = lakehouse.read("gold", "transaction_labels", *ALL_DAYS, columns=["day"])
     mature_on = day + dt.timedelta(days=config.maturity_days + 1)
-    if newest is None or newest + dt.timedelta(days=1) < mature_on:
+    cutoff = label_cutoff(labelled_days.column("day")) if labelled_days.num_rows else None
+    if cutoff is None or cutoff.date() < mature_on:
         context.log.info(f"labels of {day} are final once the data reaches {mature_on}")
         return
-    cutoff = dt.datetime.combine(newest + dt.timedelta(days=1), dt.time(), dt.UTC)
     matured = mature_labels(
         lakehouse.read("gold", "transaction_labels", day, day), cutoff, config.maturity_days
     )
@@ -275,8 +284,7 @@ def model_performance(
             ),
             "flag_threshold": config.flag_threshold,
             "label_cutoff": cutoff.isoformat(),
-            "report": dg.MetadataValue.url(html.resolve().as_uri()),
-            "report_json": dg.MetadataValue.path(str(json)),
+            **_report_links(html, json),
         }
     )
 

@@ -5,7 +5,6 @@ import time
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from assets.features import BATCH_VIEWS, source_frame
 from assets.velocity import VELOCITY_KEYS
@@ -92,7 +91,7 @@ def training_set(
     lakehouse: LakehouseResource,
 ):
     """Matured labels joined point-in-time to fraud_model_v1's features, split by time."""
-    from lakehouse.training import mature_labels, temporal_split
+    from lakehouse.training import label_cutoff, mature_labels, temporal_split
     from ml.online_features import fill_missing, service_views
 
     started = time.perf_counter()
@@ -102,9 +101,7 @@ def training_set(
     cutoff = (
         dt.datetime.fromisoformat(config.cutoff)
         if config.cutoff
-        else dt.datetime.combine(
-            pc.max(labels.column("day")).as_py() + dt.timedelta(days=1), dt.time(), dt.UTC
-        )
+        else label_cutoff(labels.column("day"))
     )
     matured = mature_labels(labels, cutoff, config.maturity_days)
     if matured.num_rows == 0:

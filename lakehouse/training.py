@@ -9,6 +9,12 @@ import pyarrow.compute as pc
 SPLITS = ("train", "validation", "test")
 
 
+def label_cutoff(days: pa.ChunkedArray) -> dt.datetime:
+    """The time labels are read at by default: the end of the newest day the labels cover."""
+    newest = pc.max(days).as_py()
+    return dt.datetime.combine(newest + dt.timedelta(days=1), dt.time(), dt.UTC)
+
+
 def mature_labels(labels: pa.Table, cutoff: dt.datetime, maturity_days: int) -> pa.Table:
     """Rows whose label is final at `cutoff`: the transaction's chargeback window
     (`maturity_days`) has closed. `label` is 1 for a chargeback reported by the cut-off.

@@ -9,12 +9,13 @@ preset's tests are per column, so they see the same distributions as on the full
 fraction of the cost (Evidently on a 1M-row pandas reference: ~30 s and 1.7 GB here)."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from ml.reports import SavedReport
 
 SKETCH_ROWS = 100_000
 
@@ -29,7 +30,7 @@ class ColumnDrift:
 
 
 @dataclass(frozen=True)
-class DriftResult:
+class DriftResult(SavedReport):
     columns: list[ColumnDrift]
     drift_share: float  # drifted columns / columns
     snapshot: object  # Evidently's Snapshot: HTML and JSON
@@ -37,14 +38,6 @@ class DriftResult:
     @property
     def drifted_columns(self) -> list[str]:
         return [c.column for c in self.columns if c.drifted]
-
-    def save(self, folder: Path, name: str) -> tuple[Path, Path]:
-        """The report as `<name>.html` and `<name>.json` in `folder`."""
-        folder.mkdir(parents=True, exist_ok=True)
-        html, json = folder / f"{name}.html", folder / f"{name}.json"
-        self.snapshot.save_html(str(html))
-        self.snapshot.save_json(str(json))
-        return html, json
 
 
 def sketch(table: pa.Table, numeric: list[str], categorical: list[str], rows: int = SKETCH_ROWS):

@@ -3,26 +3,18 @@ report (precision, recall, ROC and PR curves at the decline threshold) and the f
 the promotion gate uses (PR-AUC, recall at 1% false positives)."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ml.metrics import fraud_metrics
+from ml.reports import SavedReport
 
 
 @dataclass(frozen=True)
-class Performance:
+class Performance(SavedReport):
     metrics: dict[str, float]  # ml.metrics.fraud_metrics, and precision/recall at `threshold`
     snapshot: object  # Evidently's Snapshot
-
-    def save(self, folder: Path, name: str) -> tuple[Path, Path]:
-        """The report as `<name>.html` and `<name>.json` in `folder`."""
-        folder.mkdir(parents=True, exist_ok=True)
-        html, json = folder / f"{name}.html", folder / f"{name}.json"
-        self.snapshot.save_html(str(html))
-        self.snapshot.save_json(str(json))
-        return html, json
 
 
 def measure_performance(labels, scores, threshold: float) -> Performance:

@@ -3,10 +3,9 @@ checks and the drift sensor share, and how often drift may retrain."""
 
 import datetime as dt
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
-
-SEVERITIES = ("WARN", "ERROR")
 
 
 class MonitoringResource(dg.ConfigurableResource):
@@ -17,7 +16,7 @@ class MonitoringResource(dg.ConfigurableResource):
     drift_share_threshold: float = 0.45  # share of the model's inputs that drifted
     pr_auc_floor: float = 0.3
     min_frauds: int = 5  # fewer labelled frauds in a window: its PR-AUC is noise, not judged
-    check_severity: str = "WARN"
+    check_severity: Literal["WARN", "ERROR"] = "WARN"
     retrain_cooldown_hours: float = 24.0
     # A retrain that drift called for is gated with these tolerances: the champion's edge is
     # measured on labels from before the drift (the newest are not final yet), so a model
@@ -29,8 +28,6 @@ class MonitoringResource(dg.ConfigurableResource):
         return Path(self.reports_dir) / kind
 
     def severity(self) -> dg.AssetCheckSeverity:
-        if self.check_severity not in SEVERITIES:
-            raise ValueError(f"check_severity {self.check_severity!r} is not one of {SEVERITIES}")
         return dg.AssetCheckSeverity(self.check_severity)
 
     def retrain_gate(self) -> dict:

@@ -66,9 +66,13 @@ class RetrainCursor:
 
 @dataclass(frozen=True)
 class Trigger:
-    run_key: str
     reason: str
     finding: Finding
+
+    @property
+    def run_key(self) -> str:
+        """One run per triggering materialization, whoever asks for it again."""
+        return f"{self.finding.asset}:{self.finding.partition}:{self.finding.storage_id}"
 
     @property
     def tags(self) -> dict[str, str]:
@@ -119,8 +123,7 @@ def decide(
         if last is not None and now - last < policy.cooldown:
             skipped.append(f"{reason}: in cooldown until {(last + policy.cooldown):%Y-%m-%d %H:%M}")
             continue
-        run_key = f"{finding.asset}:{finding.partition}:{finding.storage_id}"
-        triggers.append(Trigger(run_key, reason, finding))
+        triggers.append(Trigger(reason, finding))
         last = now
     return Decision(triggers, skipped, RetrainCursor(seen, last))
 
