@@ -20,6 +20,15 @@ def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+def materialized(result) -> dict[str, dict]:
+    """Asset key -> metadata of its last materialization in a run's result."""
+    out = {}
+    for event in result.get_asset_materialization_events():
+        m = event.event_specific_data.materialization
+        out[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
+    return out
+
+
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema])
 

@@ -23,3 +23,11 @@ def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionCon
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
+    """The run tags that make one run of days [start, end] (a single-run backfill)."""
+    return {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": end.isoformat(),
+    }

@@ -1,5 +1,6 @@
-"""The Dagster daemon as `make demo` runs it: started on this DAGSTER_HOME and workspace, so that
-sensors and schedules really fire, and stopped with everything it started."""
+"""Dagster's processes as `make demo` and the tests run them: the daemon (so that sensors and
+schedules really fire) or the webserver, on this DAGSTER_HOME and workspace, stopped with
+everything they started; and waiting for a run they launch."""
 
 from __future__ import annotations
 
@@ -18,27 +19,24 @@ from resources.settings import REPO_ROOT
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 
 
-class Daemon:
-    """`dagster-daemon run` in its own process group, its output in `log`."""
+class DagsterProcess:
+    """A Dagster command (`dagster-daemon run`, `dagster dev`, …) of the venv, run from the
+    repository root in its own process group, its output in `log`; stopped with all it started."""
 
-    def __init__(self, log: Path):
-        self.log = log
+    def __init__(self, arguments: list[str], log: Path):
+        self.arguments, self.log = arguments, log
         self._process: subprocess.Popen | None = None
 
-    def __enter__(self) -> Daemon:
+    def __enter__(self):
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(Path(sys.executable).parent / "dagster-daemon"),
-            "run",
-            "-w",
-            "workspace.yaml",
-        ]
+        executable = str(Path(sys.executable).parent / self.arguments[0])
         with self.log.open("ab") as out:
-            # A session of its own: the daemon, its code server and the runs it launches stop
-            # together, and a Ctrl-C of the demo reaches them through `__exit__` only.
+            # A session of its own: the process, its code server and the runs it launches stop
+            # together, and a Ctrl-C of the caller reaches them through `__exit__` only.
             self._process = subprocess.Popen(
-                command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+                [executable, *self.arguments[1:]], cwd=REPO_ROOT, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
         return self
 
     def alive(self) -> bool:
@@ -54,6 +52,13 @@ class Daemon:
         except subprocess.TimeoutExpired:
             os.killpg(group, signal.SIGKILL)
             self._process.wait()
+
+
+class Daemon(DagsterProcess):
+    """`dagster-daemon run` on this DAGSTER_HOME and the repository's workspace."""
+
+    def __init__(self, log: Path):
+        super().__init__(["dagster-daemon", "run", "-w", "workspace.yaml"], log)
 
 
 def wait_for_run(

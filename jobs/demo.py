@@ -82,7 +82,7 @@ def _reset(home: Path) -> None:
             path.unlink()
 
 
-def _release(upstream: Path, landing: Path, first: dt.date, last: dt.date) -> int:
+def release(upstream: Path, landing: Path, first: dt.date, last: dt.date) -> int:
     """Move the upstream systems' files of days [first, last] into the landing zone."""
     from lakehouse.landing import SOURCES
 
@@ -116,18 +116,13 @@ def _execute(job_name: str, instance, tags=None, partition_key=None, ops=None):
 def _score(instance, first: dt.date, last: dt.date):
     """Batch scores of days [first, last], as of the end of `last`: what the online store held
     fresh then (the demo lands days faster than they pass)."""
+    from assets.partitions import range_tags
+
     end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC)
     ops = {"batch_scoring": {"config": {"as_of": end.isoformat()}}}
-    result = _execute("scoring_job", instance, _days(first, last), ops=ops)
+    result = _execute("scoring_job", instance, range_tags(first, last), ops=ops)
     _must(result, f"scoring_job {first} .. {last}")
     return result
-
-
-def _days(start: dt.date, end: dt.date) -> dict[str, str]:
-    return {
-        "dagster/asset_partition_range_start": start.isoformat(),
-        "dagster/asset_partition_range_end": end.isoformat(),
-    }
 
 
 def _must(result, what: str) -> None:
@@ -141,11 +136,9 @@ class DemoFailed(RuntimeError):
 
 
 def _metadata(result, key: str) -> dict:
-    for event in reversed(result.get_asset_materialization_events()):
-        m = event.event_specific_data.materialization
-        if m.asset_key.to_user_string() == key:
-            return {k: v.value for k, v in m.metadata.items()}
-    return {}
+    from assets.metadata import materialized
+
+    return materialized(result).get(key, {})
 
 
 def _champion() -> tuple[str, str]:
@@ -169,11 +162,12 @@ def _stream(messages: int, instance, customers: int, seed: int) -> str:
     from simulator.stream import publish
 
     settings = StreamSettings.from_environment()
+    client = redis.Redis.from_url(settings.url)
     try:
-        redis.Redis.from_url(settings.url).ping()
+        client.ping()
     except redis.RedisError as down:
         return f"skipped: the stream's Redis at {settings.url} does not answer ({down})"
-    publish(redis.Redis.from_url(settings.url), settings.name, messages, 0, customers, seed)
+    publish(client, settings.name, messages, 0, customers, seed)
     result = _execute("stream_drain_job", instance)
     _must(result, "stream_drain_job")
     counts = result.output_for_node("drain_stream")
@@ -181,6 +175,18 @@ def _stream(messages: int, instance, customers: int, seed: int) -> str:
         f"{counts['scored']:,} scored from {settings.name}, {counts['dead_lettered']} "
         f"dead-lettered (model v{_metadata(result, 'monitoring/prediction_log')['model_version']})"
     )
+
+
+def _await_bento(instance, version: str, wait_s: float, daemon) -> None:
+    """Until the daemon's champion_sensor has built `version`'s bento (DemoFailed if not)."""
+    import dagster as dg
+
+    from jobs.daemon import wait_for_run
+
+    tags = {"fraud/champion": version}
+    bento = wait_for_run(instance, "bento_job", tags, wait_s, daemon, progress=say)
+    if bento is None or bento.status != dg.DagsterRunStatus.SUCCESS:
+        raise DemoFailed(f"no successful bento_job for v{version} (see {daemon.log})")
 
 
 def _table_rows(lakehouse) -> list[str]:
@@ -198,7 +204,7 @@ def _table_rows(lakehouse) -> list[str]:
 def run_demo(args, stages: Stages) -> list[str]:
     import dagster as dg
 
-    from assets.partitions import days_between
+    from assets.partitions import days_between, range_tags
     from jobs.daemon import Daemon, wait_for_run
     from resources import build_resources
 
@@ -225,12 +231,12 @@ def run_demo(args, stages: Stages) -> list[str]:
     )  # fmt: skip
     if simulated:
         raise DemoFailed("the simulator failed")
-    say(f"{_release(upstream, landing, start, baseline_end)} landing files released")
+    say(f"{release(upstream, landing, start, baseline_end)} landing files released")
 
     with Daemon(home / "demo" / "daemon.log") as daemon:
         say(f"Dagster daemon started (log: {daemon.log})")
         stages.next(f"daily_job {start} .. {baseline_end}: landing -> gold -> online store")
-        daily = _execute("daily_job", instance, _days(start, baseline_end))
+        daily = _execute("daily_job", instance, range_tags(start, baseline_end))
         _must(daily, "daily_job")
         silver = _metadata(daily, "silver/transactions")
         say(f"silver/transactions: {silver.get('dagster/row_count', 0):,} rows")
@@ -247,11 +253,7 @@ def run_demo(args, stages: Stages) -> list[str]:
         say(f"champion v{first} (test PR-AUC {first_pr_auc})")
 
         stages.next(f"daemon: champion_sensor builds the bento of v{first}")
-        bento = wait_for_run(
-            instance, "bento_job", {"fraud/champion": first}, wait_s, daemon, progress=say
-        )
-        if bento is None or bento.status != dg.DagsterRunStatus.SUCCESS:
-            raise DemoFailed(f"no successful bento_job for v{first} (see {daemon.log})")
+        _await_bento(instance, first, wait_s, daemon)
 
         stages.next("score the last baseline week in batch, and the stream")
         week = max(start, baseline_end - dt.timedelta(days=6))
@@ -260,8 +262,10 @@ def run_demo(args, stages: Stages) -> list[str]:
         say(f"stream: {_stream(args.stream_messages, instance, args.customers, args.seed)}")
 
         stages.next(f"drift starts: {drift_start} .. {drift_end} land, go through, are scored")
-        say(f"{_release(upstream, landing, drift_start, drift_end)} landing files released")
-        _must(_execute("daily_job", instance, _days(drift_start, drift_end)), "daily_job (drift)")
+        say(f"{release(upstream, landing, drift_start, drift_end)} landing files released")
+        _must(
+            _execute("daily_job", instance, range_tags(drift_start, drift_end)), "daily_job (drift)"
+        )
         _score(instance, drift_start, drift_end)
 
         stages.next("drift reports: the last baseline day, then the last drifted days")
@@ -294,11 +298,7 @@ def run_demo(args, stages: Stages) -> list[str]:
             say(f"the gate kept champion v{first}: see registry/champion's check in the UI")
         else:
             stages.next(f"daemon: champion_sensor builds the bento of v{after}")
-            bento = wait_for_run(
-                instance, "bento_job", {"fraud/champion": after}, wait_s, daemon, progress=say
-            )
-            if bento is None or bento.status != dg.DagsterRunStatus.SUCCESS:
-                raise DemoFailed(f"no successful bento_job for v{after} (see {daemon.log})")
+            _await_bento(instance, after, wait_s, daemon)
             stages.next(f"serving switches: the stream is scored by v{after}")
             streamed = _stream(args.stream_messages // 2, instance, args.customers, args.seed + 1)
             say(f"stream: {streamed}")

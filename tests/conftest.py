@@ -10,6 +10,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from assets.metadata import materialized  # noqa: F401 - the tests' name for it
+from assets.partitions import range_tags
 from resources.settings import prepare_process_environment
 from tests.services import ensure_redis, flush_redis_db
 
@@ -39,13 +41,6 @@ def spark(spark_resource):
         yield session
 
 
-def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
-    return {
-        "dagster/asset_partition_range_start": start.isoformat(),
-        "dagster/asset_partition_range_end": end.isoformat(),
-    }
-
-
 def run_lakehouse(selection, start: dt.date, end: dt.date, instance=None, spark_resource=None):
     """Materialize `selection` (asset keys or a selection string) for days [start, end]."""
     from assets import asset_checks, lakehouse_assets
@@ -62,15 +57,6 @@ def run_lakehouse(selection, start: dt.date, end: dt.date, instance=None, spark_
         tags=range_tags(start, end),
         raise_on_error=False,
     )
-
-
-def materialized(result) -> dict[str, dict]:
-    """asset key -> metadata of its last materialization in the run."""
-    out = {}
-    for event in result.get_asset_materialization_events():
-        m = event.event_specific_data.materialization
-        out[m.asset_key.to_user_string()] = {k: v.value for k, v in m.metadata.items()}
-    return out
 
 
 def check_results(result) -> dict[tuple[str, str], bool]:

@@ -3,19 +3,18 @@ then amount inflation lands, is scored, its drift report crosses the threshold, 
 asks for training, the gate promotes v2, and the champion sensor rebuilds the bento for it."""
 
 import datetime as dt
-import shutil
 
 import dagster as dg
 import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from lakehouse.landing import SOURCES
+from jobs.demo import release
 from resources.mlflow import MODEL_NAME
 from resources.monitoring import MonitoringResource
 from resources.settings import prepare_process_environment
 from simulator.landing import generate
-from tests.conftest import range_tags
+from tests.conftest import materialized, range_tags
 from tests.test_training_loop import TRAINING_CONFIG
 
 pytestmark = [pytest.mark.spark, pytest.mark.dbt]
@@ -25,23 +24,6 @@ DRIFT_END = DRIFT_START + dt.timedelta(days=DRIFT_DAYS - 1)
 # The loop's mechanics are under test here, not which of two small models is better (the gate
 # is tested in test_registry and test_training_loop): the retrain's gate lets any model through.
 OPEN_GATE = {"pr_auc_margin": -1.0, "recall_tolerance": 1.0, "min_takeover_share": 0.0}
-
-
-def _release(upstream, landing, first: dt.date, last: dt.date) -> None:
-    for source in SOURCES.values():
-        for path in (upstream / source.folder).glob(f"*{source.suffix}"):
-            if first <= source.day_of(path) <= last:
-                (landing / source.folder).mkdir(parents=True, exist_ok=True)
-                shutil.move(path, landing / source.folder / path.name)
-
-
-def _metadata(result, key: str) -> dict:
-    [event] = [
-        e
-        for e in result.get_asset_materialization_events()
-        if e.event_specific_data.materialization.asset_key.to_user_string() == key
-    ]
-    return {k: v.value for k, v in event.event_specific_data.materialization.metadata.items()}
 
 
 def _measures_a_day_whose_labels_matured(run, resources, instance) -> None:
@@ -59,7 +41,7 @@ def _measures_a_day_whose_labels_matured(run, resources, instance) -> None:
         instance=instance,
         run_config={"ops": {"monitoring__model_performance": {"config": {"maturity_days": 7}}}},
     )
-    meta = _metadata(measured, "monitoring/model_performance")
+    meta = materialized(measured)["monitoring/model_performance"]
     assert meta["frauds"] > 0 and 0 < meta["pr_auc"] <= 1 and meta["dagster/row_count"] > 500
     [check] = [
         e.event_specific_data
@@ -72,7 +54,7 @@ def _measures_a_day_whose_labels_matured(run, resources, instance) -> None:
 def _reports_an_empty_window_as_a_failed_check(run) -> None:
     """A day nothing was scored on: a report saying so and a failed check, not an error."""
     empty = run("monitoring_job", partition_key=START.isoformat())
-    assert _metadata(empty, "monitoring/drift_report")["dagster/row_count"] == 0
+    assert materialized(empty)["monitoring/drift_report"]["dagster/row_count"] == 0
     [check] = [
         e.event_specific_data
         for e in empty.all_events
@@ -114,23 +96,23 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
         assert result.success, f"{job} failed"
         return result
 
-    _release(upstream, landing, START, DRIFT_START - dt.timedelta(days=1))
+    release(upstream, landing, START, DRIFT_START - dt.timedelta(days=1))
     run("daily_job", range_tags(START, DRIFT_START - dt.timedelta(days=1)))
     run("training_job", run_config={"ops": TRAINING_CONFIG})
     mlflow.set_tracking_uri(resources["mlflow"].tracking_uri)
     first = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion").version
     bento_request = _sensor("champion_sensor", instance, resources)
-    first_bento = _metadata(run("bento_job", tags=bento_request.tags), "scoring/bento")
+    first_bento = materialized(run("bento_job", tags=bento_request.tags))["scoring/bento"]
     _measures_a_day_whose_labels_matured(run, resources, instance)
     _reports_an_empty_window_as_a_failed_check(run)
 
-    _release(upstream, landing, DRIFT_START, DRIFT_END)
+    release(upstream, landing, DRIFT_START, DRIFT_END)
     run("daily_job", range_tags(DRIFT_START, DRIFT_END))
     run("scoring_job", range_tags(DRIFT_START, DRIFT_END))
     monitored = [
         run("monitoring_job", partition_key=d.isoformat()) for d in (DRIFT_START, DRIFT_END)
     ]
-    reports = [_metadata(result, "monitoring/drift_report") for result in monitored]
+    reports = [materialized(result)["monitoring/drift_report"] for result in monitored]
     # Labels of the drifted days are not final: their performance is not measured yet.
     assert not any(
         e.asset_key.to_user_string() == "monitoring/model_performance"
@@ -156,6 +138,6 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
 
     bento_request = _sensor("champion_sensor", instance, resources)
     assert bento_request.run_key == f"champion-v{second.version}"
-    second_bento = _metadata(run("bento_job", tags=bento_request.tags), "scoring/bento")
+    second_bento = materialized(run("bento_job", tags=bento_request.tags))["scoring/bento"]
     assert second_bento["built"] and second_bento["bento_tag"] != first_bento["bento_tag"]
     assert second_bento["model_tag"].endswith(f"v{second.version}")

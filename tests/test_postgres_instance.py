@@ -3,10 +3,7 @@ materialization and its run are stored there, and the real daemon's sensor tick 
 from there and keeps its cursor there, across a restart. No secret reaches a log or an event."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 
 import dagster as dg
@@ -14,6 +11,7 @@ import psycopg2
 import pytest
 
 from assets.monitoring import DRIFT_REPORT
+from jobs.daemon import Daemon
 from resources.settings import REPO_ROOT
 from tests.services import fresh_postgres_database
 
@@ -62,24 +60,6 @@ def _drift_cursor(instance) -> dict | None:
     return None
 
 
-def _daemon(home, log_path):
-    log = log_path.open("ab")
-    return subprocess.Popen(
-        [str(os.path.join(os.path.dirname(sys.executable), "dagster-daemon")), "run",
-         "-w", "workspace.yaml"],
-        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-
-
-def _stop(process) -> None:
-    os.killpg(os.getpgid(process.pid), 15)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(os.getpgid(process.pid), 9)
-        process.wait()
-
-
 def _wait_for(condition, timeout_s: float, what: str):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -113,13 +93,10 @@ def test_runs_events_and_sensor_cursors_live_in_postgres(production_home, tmp_pa
     )
     [record] = instance.fetch_materializations(DRIFT_REPORT, limit=1).records
     log = tmp_path / "daemon.log"
-    daemon = _daemon(production_home, log)
-    try:
+    with Daemon(log):
         cursor = _wait_for(
             lambda: _drift_cursor(dg.DagsterInstance.get()), 120, "no drift sensor tick stored"
         )
-    finally:
-        _stop(daemon)
     assert cursor["seen"] == {DRIFT_REPORT.to_user_string(): record.storage_id}
     assert cursor["last_trigger"] is None
     assert _rows("SELECT count(*) FROM job_ticks")[0][0] >= 1
@@ -127,15 +104,12 @@ def test_runs_events_and_sensor_cursors_live_in_postgres(production_home, tmp_pa
     # A restarted daemon starts from the stored cursor: the report is not judged again, and the
     # next tick stores the same cursor.
     ticks_before = _rows("SELECT count(*) FROM job_ticks")[0][0]
-    daemon = _daemon(production_home, log)
-    try:
+    with Daemon(log):
         _wait_for(
             lambda: _rows("SELECT count(*) FROM job_ticks")[0][0] > ticks_before + 1,
             120,
             "no tick after the restart",
         )
-    finally:
-        _stop(daemon)
     assert _drift_cursor(dg.DagsterInstance.get()) == cursor
     assert not instance.get_runs(dg.RunsFilter(job_name="training_job"))
 

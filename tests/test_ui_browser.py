@@ -3,18 +3,14 @@ shows the asset graph with its groups, a materialization of silver launched from
 and the UI shows its checks passed. Screenshots go to .test-artifacts/."""
 
 import datetime as dt
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from jobs.daemon import DagsterProcess
 from resources.settings import REPO_ROOT, prepare_process_environment
 from tests.conftest import free_port
 from tests.services import ensure_chromium
@@ -46,32 +42,19 @@ def dagster_dev(tmp_path, monkeypatch):
         )
     assert bronze.success
     port = free_port()
-    dev = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml",
-         "-p", str(port), "-h", "127.0.0.1"],
-        cwd=REPO_ROOT, env=os.environ.copy(), start_new_session=True,
-        stdout=(tmp_path / "dev.log").open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    try:
+    arguments = ["dagster", "dev", "-w", "workspace.yaml", "-p", str(port), "-h", "127.0.0.1"]
+    with DagsterProcess(arguments, tmp_path / "dev.log") as dev:
         deadline = time.monotonic() + 120
         while True:
             try:
                 urllib.request.urlopen(f"{url}/server_info", timeout=2)
                 break
             except OSError:
-                if time.monotonic() > deadline or dev.poll() is not None:
-                    pytest.fail(
-                        f"dagster dev did not answer:\n{(tmp_path / 'dev.log').read_text()}"
-                    )
+                if time.monotonic() > deadline or not dev.alive():
+                    pytest.fail(f"dagster dev did not answer:\n{dev.log.read_text()}")
                 time.sleep(1)
         yield url
-    finally:
-        os.killpg(os.getpgid(dev.pid), signal.SIGTERM)
-        try:
-            dev.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(os.getpgid(dev.pid), signal.SIGKILL)
 
 
 def test_the_ui_shows_the_groups_and_materializes_silver_with_passing_checks(dagster_dev):
