@@ -10,7 +10,8 @@ import pyarrow.compute as pc
 from assets.partitions import daily_partitions, partition_days, single_run
 from assets.velocity import velocity_schema
 from lakehouse.delta import ALL_DAYS, overwrite_days, read_days, table_exists
-from resources.feast import FeastResource, source_keys
+from ml.offline_features import source_keys
+from resources.feast import FeastResource
 
 # The views fed by gold (not by pushes), each with its gold table.
 GOLD_TABLE_OF_VIEW = {

@@ -3,12 +3,14 @@
 import concurrent.futures
 import datetime as dt
 import time
+from typing import Literal
 
 import dagster as dg
 import numpy as np
 
 from assets.partitions import daily_partitions, partition_days, single_run
 from assets.registry import CHAMPION
+from assets.velocity import VELOCITY_KEYS
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
@@ -44,11 +46,14 @@ SCORE_COLUMNS = ["transaction_id", "event_timestamp", "day", "scored_at", "model
 
 
 class BatchScoringConfig(dg.Config):
-    """Rows scored per chunk (bounds memory whatever the partition's size), and the time the
-    online features must be fresh at (ISO; default now): re-scoring past days as of their end
-    reads the daily features that were fresh then rather than none (their TTL has passed)."""
+    """Rows scored per chunk (bounds memory whatever the partition's size), and where the
+    features come from. `point_in_time` (the default) reads each transaction's features as they
+    were at its own time from the offline store, as the training set joins them: the scores of a
+    closed day carry no training/serving skew. `online` reads the online store as the API does,
+    fresh at `as_of` (ISO; default now)."""
 
     chunk_rows: int = 200_000
+    features: Literal["point_in_time", "online"] = "point_in_time"
     as_of: str | None = None
 
 
@@ -60,6 +65,8 @@ class BatchScoringConfig(dg.Config):
             deps=[
                 dg.AssetKey(["silver", "transactions"]),
                 CHAMPION,
+                dg.AssetKey(["features", "feast_registry"]),
+                *VELOCITY_KEYS.values(),
                 dg.AssetKey(["features", "online_store"]),
             ],
             description="Silver transactions of the partition scored by the champion, through "
@@ -87,6 +94,7 @@ def batch_scoring(
 ):
     """Score the partition's silver transactions in chunks; write scores and log rows."""
     from ml.feature_store import FEATURE_SERVICE
+    from ml.offline_features import PointInTimeFeatures
     from ml.online_features import OnlineFeatures
     from ml.registry import load_by_alias
     from serving import heap
@@ -98,12 +106,17 @@ def batch_scoring(
     start, end = partition_days(context)
     mlflow.activate()
     model, version = load_by_alias("champion")
-    # The run scores against the store as it is: an entity of many rows is read once.
-    features = OnlineFeatures.for_service(feast.store(), FEATURE_SERVICE, remember=True)
+    if config.features == "online":
+        # The run scores against the store as it is: an entity of many rows is read once.
+        features = OnlineFeatures.for_service(feast.store(), FEATURE_SERVICE, remember=True)
+        as_of = dt.datetime.fromisoformat(config.as_of) if config.as_of else None
+    elif config.as_of:
+        raise dg.Failure("as_of applies to online features; point_in_time reads each row's time")
+    else:
+        features, as_of = PointInTimeFeatures(feast.store(), FEATURE_SERVICE), None
     # Batch has no one waiting: a store failure fails the run rather than degrading it.
     scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=60_000))
     scored_at = dt.datetime.now(dt.UTC)
-    as_of = dt.datetime.fromisoformat(config.as_of) if config.as_of else None
     loop_started = time.perf_counter()  # after the imports and the model's load
     decisions: dict[str, int] = {}
     rows = 0
@@ -140,6 +153,7 @@ def batch_scoring(
         metadata={
             "dagster/row_count": rows,
             "model_version": str(version),
+            "features": config.features,
             "decisions": decisions,
             "rows_per_s": round(rows / scoring) if scoring else 0,
             "scoring_s": round(scoring, 1),

@@ -87,7 +87,7 @@ def tuned_model(
 
     from ml.metrics import fraud_metrics
     from ml.packaging import log_model
-    from ml.train import check_trainable
+    from ml.train import check_trainable, row_weights
     from ml.tuning import tune_model
 
     started = time.perf_counter()
@@ -119,7 +119,7 @@ def tuned_model(
         )  # fmt: skip
     test = splits["test"]
     scores = result.best_model.score(test)
-    test_metrics = fraud_metrics(test["label"], scores)
+    test_metrics = fraud_metrics(test["label"], scores, weights=row_weights(test))
     upstream = latest_metadata(context.instance, TRAINING_SET)
     tags = {
         "training_set_delta_version": str(version),

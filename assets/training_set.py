@@ -1,47 +1,29 @@
-"""The training set: matured labels joined point-in-time to the model's features, split by time."""
+"""The training set: labels known at a cut-off joined point-in-time to the model's features."""
 
 import datetime as dt
 import time
+from typing import Literal
 
 import dagster as dg
 import pyarrow as pa
 
-from assets.features import BATCH_VIEWS, source_frame
+from assets.features import source_frame
 from assets.velocity import VELOCITY_KEYS
 from lakehouse.delta import ALL_DAYS
 from ml.feature_store import FEATURE_SERVICE as SERVICE
-from resources.feast import FeastResource, historical_features
+from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
-
-# Velocity describes the card's or customer's activity before the transaction: the value pushed
-# for the transaction itself (which counts it) must not be joined to it.
-JUST_BEFORE = dt.timedelta(microseconds=1)
-
-
-def _joined_at(view) -> dt.timedelta:
-    """How long before a row's transaction time a view's features must be known."""
-    return JUST_BEFORE if view.name not in BATCH_VIEWS else dt.timedelta(0)
-
-
-def _point_in_time_join(store, entities, views):
-    """`entities` with every view's features as known at (or just before) each row's time."""
-    joined = entities
-    for view in views:
-        at = entities.assign(event_timestamp=entities.event_timestamp - _joined_at(view))
-        features = historical_features(store, at, [view])
-        columns = [c for c in features.columns if c.startswith(f"{view.name}__")]
-        joined = joined.assign(**{c: features[c].to_numpy() for c in columns})
-    return joined
 
 
 def _point_in_time_violations(joined, views, sample_size: int) -> tuple[int, int]:
     """(violations, rows checked): a sample of joined rows recomputed from the sources."""
     from lakehouse.training import point_in_time_violations
+    from ml.offline_features import joined_at
 
     sample = joined.sample(n=min(sample_size, len(joined)), random_state=0)
     violations = 0
     for view in views:
-        at = sample.assign(event_timestamp=sample.event_timestamp - _joined_at(view))
+        at = sample.assign(event_timestamp=sample.event_timestamp - joined_at(view))
         violations += point_in_time_violations(
             at, source_frame(view, entities=sample), view.join_keys, view.name,
             [f.name for f in view.features], view.ttl,
@@ -50,9 +32,15 @@ def _point_in_time_violations(joined, views, sample_size: int) -> tuple[int, int
 
 
 class TrainingSetConfig(dg.Config):
-    """Label maturity and split of the training set."""
+    """Which labels the training set takes, and its split. `known_so_far` (the default) takes
+    every transaction at least as old as the age by which `min_reported_share` of chargebacks
+    have arrived (estimated from the closed windows), labelled by the reports known at the
+    cut-off, each early report weighted by 1 / the share reported by its age; `matured` takes
+    only transactions whose `maturity_days` window has closed."""
 
+    label_policy: Literal["known_so_far", "matured"] = "known_so_far"
     maturity_days: int = 45  # a chargeback can arrive up to 45 days after the transaction
+    min_reported_share: float = 0.1
     cutoff: str | None = None  # ISO time the labels are read at; default: end of newest day
     validation_share: float = 0.15
     test_share: float = 0.15
@@ -62,7 +50,7 @@ class TrainingSetConfig(dg.Config):
 ENTITY_COLUMNS = [
     "transaction_id", "event_timestamp", "day", "customer_id", "merchant_id", "card_id",
     "device_id", "merchant_category", "merchant_country", "channel", "amount_usd", "label",
-    "reported_at",
+    "weight", "reported_at",
 ]  # fmt: skip
 
 
@@ -90,8 +78,9 @@ def training_set(
     feast: FeastResource,
     lakehouse: LakehouseResource,
 ):
-    """Matured labels joined point-in-time to fraud_model_v1's features, split by time."""
-    from lakehouse.training import label_cutoff, mature_labels, temporal_split
+    """Labels known at the cut-off joined point-in-time to fraud_model_v1's features, by time."""
+    from lakehouse.training import label_cutoff, temporal_split, training_labels
+    from ml.offline_features import point_in_time_join
     from ml.online_features import fill_missing, service_views
 
     started = time.perf_counter()
@@ -103,17 +92,22 @@ def training_set(
         if config.cutoff
         else label_cutoff(labels.column("day"))
     )
-    matured = mature_labels(labels, cutoff, config.maturity_days)
-    if matured.num_rows == 0:
+    try:
+        labelled, label_metadata = training_labels(
+            labels, cutoff, config.label_policy, config.maturity_days, config.min_reported_share
+        )
+    except ValueError as refused:
+        raise dg.Failure(str(refused)) from None
+    if labelled.num_rows == 0:
         raise dg.Failure(
-            f"no label has matured by {cutoff.isoformat()} with a {config.maturity_days}-day "
-            "window: simulate more days or lower maturity_days"
+            f"no label is usable by {cutoff.isoformat()} with a {config.maturity_days}-day "
+            f"window ({config.label_policy}): simulate more days or lower maturity_days"
         )
     store = feast.store()
     specs = service_views(store, SERVICE)
     views = [store.get_feature_view(spec.name) for spec in specs]
-    entities = matured.select(ENTITY_COLUMNS).to_pandas()
-    joined = _point_in_time_join(store, entities, views)
+    entities = labelled.select(ENTITY_COLUMNS).to_pandas()
+    joined = point_in_time_join(store, entities, views)
     violations, checked = _point_in_time_violations(joined, views, config.pit_check_sample)
     joined = fill_missing(joined, specs)
     joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
@@ -131,7 +125,8 @@ def training_set(
             "label_cutoff": cutoff.isoformat(),
             "maturity_days": config.maturity_days,
             "labels_read": labels.num_rows,
-            "labels_matured": matured.num_rows,
+            "labels_used": labelled.num_rows,
+            **label_metadata,
             "feature_service": SERVICE,
             "feature_columns": sum("__" in c and not c.endswith("__missing") for c in joined),
             "rows_missing_a_view": dg.MetadataValue.json(

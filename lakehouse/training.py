@@ -1,12 +1,16 @@
-"""Training-set rules: which labels have matured by a cut-off, and the temporal split."""
+"""Training-set rules: which labels a training set takes at a cut-off (matured ones, or all known
+so far with a correction for reports still to come), and the temporal split."""
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 SPLITS = ("train", "validation", "test")
+MIN_DELAYS = 30  # matured reports needed to estimate the report delay
+_US = pa.timestamp("us", tz="UTC")
 
 
 def label_cutoff(days: pa.ChunkedArray) -> dt.datetime:
@@ -28,7 +32,105 @@ def mature_labels(labels: pa.Table, cutoff: dt.datetime, maturity_days: int) -> 
     )
     matured = labels.filter(window_closed)
     label = pc.fill_null(pc.less_equal(matured.column("reported_at"), cutoff_scalar), False)
-    return matured.append_column("label", pc.cast(label, pa.int8()))
+    weight = pa.array(np.ones(matured.num_rows), pa.float64())
+    return matured.append_column("label", pc.cast(label, pa.int8())).append_column("weight", weight)
+
+
+@dataclass(frozen=True)
+class ReportDelay:
+    """How long chargebacks take, estimated from transactions whose window has closed: the
+    delays (seconds) of the reports that arrived within it, sorted."""
+
+    delays_s: np.ndarray
+    maturity_days: int
+
+    def reported_share(self, age_s: np.ndarray) -> np.ndarray:
+        """The share of a fraud's eventual reports that have arrived by each age (seconds)."""
+        reached = np.searchsorted(self.delays_s, age_s, side="right") / len(self.delays_s)
+        return np.where(age_s >= self.maturity_days * 86_400, 1.0, reached)
+
+    def age_reaching(self, share: float) -> dt.timedelta:
+        """The youngest age by which `share` of the reports have arrived."""
+        index = min(len(self.delays_s) - 1, max(0, int(np.ceil(share * len(self.delays_s))) - 1))
+        return dt.timedelta(seconds=float(self.delays_s[index]))
+
+
+def estimate_report_delay(labels: pa.Table, cutoff: dt.datetime, maturity_days: int) -> ReportDelay:
+    """The report-delay distribution of the transactions whose `maturity_days` window had
+    closed by `cutoff` (their reports within the window are all in). Needs `MIN_DELAYS`."""
+    window = dt.timedelta(days=maturity_days)
+    closed = labels.filter(
+        pc.less_equal(labels["event_timestamp"], pa.scalar(cutoff - window, _US))
+    )
+    reported = closed.filter(pc.is_valid(closed["reported_at"]))
+    delays = pc.subtract(
+        pc.cast(reported["reported_at"], _US), pc.cast(reported["event_timestamp"], _US)
+    )
+    seconds = pc.cast(delays, pa.int64()).to_numpy(zero_copy_only=False) / 1e6
+    seconds = np.sort(seconds[(seconds >= 0) & (seconds <= window.total_seconds())])
+    if len(seconds) < MIN_DELAYS:
+        raise ValueError(
+            f"{len(seconds)} chargebacks of transactions older than {maturity_days} days by "
+            f"{cutoff.isoformat()}: at least {MIN_DELAYS} are needed to estimate how long reports "
+            "take (simulate more days, or train on matured labels only)"
+        )
+    return ReportDelay(seconds, maturity_days)
+
+
+def labels_known_so_far(
+    labels: pa.Table, cutoff: dt.datetime, delay: ReportDelay, min_reported_share: float
+) -> pa.Table:
+    """Every transaction up to `cutoff` old enough that `min_reported_share` of frauds are
+    reported by its age, labelled by the chargebacks reported by the cut-off, with a `weight`:
+    a report that came early stands for the reports of its age still to come (inverse
+    probability weighting: 1 / the share reported by that age), everything else weighs 1. So
+    the newest days count with their true fraud rate, and a retrain after a drift learns the
+    drifted regime before its labels mature."""
+    youngest = cutoff - delay.age_reaching(min_reported_share)
+    known = labels.filter(pc.less_equal(labels["event_timestamp"], pa.scalar(youngest, _US)))
+    age = pc.subtract(pa.scalar(cutoff, _US), pc.cast(known["event_timestamp"], _US))
+    age_s = pc.cast(age, pa.int64()).to_numpy(zero_copy_only=False) / 1e6
+    reported = pc.less_equal(known["reported_at"], pa.scalar(cutoff, _US))
+    label = pc.fill_null(reported, False).to_numpy(zero_copy_only=False)
+    weight = np.where(label, 1.0 / np.maximum(delay.reported_share(age_s), min_reported_share), 1.0)
+    return known.append_column("label", pa.array(label.astype(np.int8))).append_column(
+        "weight", pa.array(weight, pa.float64())
+    )
+
+
+def training_labels(
+    labels: pa.Table,
+    cutoff: dt.datetime,
+    policy: str,
+    maturity_days: int,
+    min_reported_share: float,
+) -> tuple[pa.Table, dict]:
+    """The labelled rows a training set takes at `cutoff` by `policy` (`known_so_far`: every
+    row old enough, weighted for reports still to come; `matured`: closed windows only), and
+    what was decided, for the record."""
+    if policy == "matured":
+        return mature_labels(labels, cutoff, maturity_days), {"label_policy": policy}
+    if policy != "known_so_far":
+        raise ValueError(f"label policy {policy!r}: use 'known_so_far' or 'matured'")
+    delay = estimate_report_delay(labels, cutoff, maturity_days)
+    known = labels_known_so_far(labels, cutoff, delay, min_reported_share)
+    label = known["label"].to_numpy(zero_copy_only=False) == 1
+    weight = known["weight"].to_numpy(zero_copy_only=False)
+    day = 86_400
+    return known, {
+        "label_policy": policy,
+        "report_delay_median_days": round(float(np.median(delay.delays_s)) / day, 1),
+        "reported_within_7_days": round(float(delay.reported_share(np.array([7 * day]))[0]), 3),
+        "reported_within_21_days": round(float(delay.reported_share(np.array([21 * day]))[0]), 3),
+        "delays_estimated_from": len(delay.delays_s),
+        "youngest_row_age_days": round(
+            delay.age_reaching(min_reported_share).total_seconds() / day, 1
+        ),
+        "frauds_reported": int(label.sum()),
+        "frauds_weighted": round(float(weight[label].sum()), 1),
+        "frauds_in_open_windows": int((label & (weight > 1)).sum()),
+        "largest_weight": round(float(weight.max()), 2) if len(weight) else 0.0,
+    }
 
 
 def temporal_split(

@@ -148,16 +148,8 @@ class OnlineFeatures:
         return out
 
     def unknown(self, n: int) -> dict[str, np.ndarray]:
-        """What `lookup` returns for `n` rows when no entity is known: every default, every flag
-        set (a caller that cannot reach the store scores with these, and says so)."""
-        out: dict[str, np.ndarray] = {}
-        for view in self.views:
-            out.update(
-                (c, np.repeat(_typed([d], d), n))
-                for c, d in zip(view.columns, view.defaults, strict=True)
-            )
-            out[view.flag] = np.ones(n, dtype=bool)
-        return out
+        """What `lookup` returns for `n` rows when no entity is known (`unknown_features`)."""
+        return unknown_features(self.views, n)
 
     def event_times(self, rows: Rows) -> dict[str, list[float | None]]:
         """Per view, the event time (epoch seconds) of each row's online value; None if absent."""
@@ -167,6 +159,17 @@ class OnlineFeatures:
             per_entity = [*stamps, None]
             out[view.name] = [per_entity[c] for c in entities.codes[view.join_keys]]
         return out
+
+
+def unknown_features(views: list[ViewSpec], n: int) -> dict[str, np.ndarray]:
+    """Features of `n` rows whose entities are all unknown: every default, every flag set (a
+    caller that cannot reach the store scores with these, and says so)."""
+    out: dict[str, np.ndarray] = {}
+    for view in views:
+        for column, default in zip(view.columns, view.defaults, strict=True):
+            out[column] = np.repeat(_typed([default], default), n)
+        out[view.flag] = np.ones(n, dtype=bool)
+    return out
 
 
 def _typed(values: list, default) -> np.ndarray:

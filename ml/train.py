@@ -63,6 +63,14 @@ class Resume:
     epochs_done: int
 
 
+def row_weights(rows: pd.DataFrame) -> np.ndarray:
+    """Each row's weight in the loss and the metrics: the training set's `weight` column (labels
+    still arriving), or 1."""
+    if "weight" not in rows:
+        return np.ones(len(rows), dtype=np.float32)
+    return rows["weight"].to_numpy(dtype=np.float32)
+
+
 def check_trainable(labels: pd.Series, name: str) -> None:
     """Refuse a split too small, or with one class, to learn or measure anything from."""
     positives = int(labels.sum())
@@ -84,10 +92,11 @@ def train(
     resume: Resume | None = None,
 ) -> TrainedModel:
     """Fit preprocessing on `train_rows`, then the network with class weighting (pos_weight =
-    negatives / positives); keep the epoch with the best validation PR-AUC. `on_epoch` receives
-    each epoch's validation metrics and the model as it stands (a Ray Tune trial reports them, so
-    ASHA can stop it, with a checkpoint to resume from). With `resume`, training goes on from
-    that model for the epochs left (the optimizer starts afresh)."""
+    negatives / positives, by row weight); keep the epoch with the best validation PR-AUC (also
+    weighted). `on_epoch` receives each epoch's validation metrics and the model as it stands
+    (a Ray Tune trial reports them, so ASHA can stop it, with a checkpoint to resume from). With
+    `resume`, training goes on from that model for the epochs left (the optimizer starts
+    afresh)."""
     import torch
 
     from ml.metrics import fraud_metrics
@@ -112,17 +121,25 @@ def train(
             embedding_dim=params.embedding_dim,
         )
         network = FraudNet(config).to(device)
-    positives = float(labels.sum())
+    weights = torch.from_numpy(row_weights(train_rows))
+    positives = float((weights * labels).sum())
     loss_fn = torch.nn.BCEWithLogitsLoss(
-        pos_weight=torch.tensor((len(labels) - positives) / positives, device=device)
+        pos_weight=torch.tensor((float(weights.sum()) - positives) / positives, device=device),
+        reduction="none",
     )
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=params.lr, weight_decay=params.weight_decay
     )
     model = TrainedModel(preprocessor, network)
+
+    def validation(model: TrainedModel) -> dict:
+        return fraud_metrics(
+            valid_rows["label"], model.score(valid_rows), weights=row_weights(valid_rows)
+        )
+
     best_score, best_state, first_epoch = -1.0, None, 0
     if resume:
-        best_score = fraud_metrics(valid_rows["label"], model.score(valid_rows))["pr_auc"]
+        best_score = validation(model)["pr_auc"]
         best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         first_epoch = resume.epochs_done
     for epoch in range(first_epoch, params.epochs):
@@ -131,15 +148,17 @@ def train(
         for start in range(0, len(order), params.batch_size):
             batch = order[start : start + params.batch_size]
             optimizer.zero_grad()
-            loss = loss_fn(
+            per_row = loss_fn(
                 network(numeric[batch].to(device), categorical[batch].to(device)),
                 labels[batch].to(device),
             )
+            batch_weights = weights[batch].to(device)
+            loss = (per_row * batch_weights).sum() / batch_weights.sum()
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}")
             loss.backward()
             optimizer.step()
-        metrics = fraud_metrics(valid_rows["label"], model.score(valid_rows))
+        metrics = validation(model)
         metrics = {**metrics, "epoch": epoch, "train_loss": float(loss.item())}
         model.history.append(metrics)
         if metrics["pr_auc"] > best_score:

@@ -11,7 +11,6 @@ import dagster as dg
 from ml.feature_store import FEATURE_REPO, feast_settings, open_feature_store
 
 if TYPE_CHECKING:
-    import pandas as pd
     from feast import FeatureStore, RepoConfig
     from feast.repo_contents import RepoContents
 
@@ -54,42 +53,3 @@ class FeastResource(dg.ConfigurableResource):
                 return parse_repo(FEATURE_REPO)
             finally:
                 sys.path.remove(str(FEATURE_REPO))
-
-
-def source_keys(view) -> "pd.DataFrame":
-    """Every entity (one column per join key) a view's Delta source has rows for."""
-    from lakehouse.delta import ALL_DAYS, read_days
-
-    keys = view.join_keys
-    table = read_days(view.batch_source.path, *ALL_DAYS, columns=keys)
-    return table.group_by(keys).aggregate([]).to_pandas()
-
-
-def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFrame":
-    """Point-in-time features of `views` for every row of `entity_df` (pandas, with
-    `event_timestamp`), named `<view>__<feature>`; NaN where none was known in time.
-
-    Feast 0.67's file (dask) offline store fails when an entity key is absent from a source and
-    silently drops rows with no match within the TTL, so each view is asked only for the
-    (key, time) pairs its source knows, and the answers are merged back onto every row."""
-    import pandas as pd
-
-    stamp = "event_timestamp"
-    out = entity_df.assign(**{stamp: pd.to_datetime(entity_df[stamp], utc=True)})
-    out = out.astype({stamp: "datetime64[us, UTC]"}).assign(_row=range(len(entity_df)))
-    for view in views:
-        keys = view.join_keys
-        columns = [f"{view.name}__{f.name}" for f in view.features]
-        known = source_keys(view)
-        asked = out[[*keys, stamp]].drop_duplicates().merge(known, on=keys)
-        if asked.empty:
-            out = out.assign(**{c: float("nan") for c in columns})
-            continue
-        answer = store.get_historical_features(
-            entity_df=asked,
-            features=[f"{view.name}:{f.name}" for f in view.features],
-            full_feature_names=True,
-        ).to_df()
-        answer = answer.astype({stamp: "datetime64[us, UTC]"})[[*keys, stamp, *columns]]
-        out = out.merge(answer, on=[*keys, stamp], how="left")
-    return out.sort_values("_row").drop(columns="_row").reset_index(drop=True)

@@ -48,7 +48,8 @@ def _score(resources, instance, chunk_rows: int):
     return dg.materialize(
         [batch_scoring], resources=resources, instance=instance,
         partition_key=DAY.isoformat(),
-        run_config={"ops": {"batch_scoring": {"config": {"chunk_rows": chunk_rows}}}},
+        run_config={"ops": {"batch_scoring": {"config": {
+            "chunk_rows": chunk_rows, "features": "online"}}}},
     )  # fmt: skip
 
 

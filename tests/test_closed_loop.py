@@ -31,9 +31,7 @@ def _measures_a_day_whose_labels_matured(run, resources, instance) -> None:
     from assets.monitoring import model_performance, performance_above_floor
 
     day = START + dt.timedelta(days=20)
-    as_of = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC).isoformat()
-    run("scoring_job", range_tags(day, day),
-        run_config={"ops": {"batch_scoring": {"config": {"as_of": as_of}}}})  # fmt: skip
+    run("scoring_job", range_tags(day, day))
     measured = dg.materialize(
         [model_performance, performance_above_floor],
         partition_key=day.isoformat(),

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import dagster as dg
 import mlflow
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -55,7 +56,13 @@ def loop(tmp_path_factory, spark_resource):
             resources=resources,
             raise_on_error=False,
         )
-        yield SimpleNamespace(home=home, training=training, tracking=mlflow.get_tracking_uri())
+        yield SimpleNamespace(
+            home=home,
+            training=training,
+            tracking=mlflow.get_tracking_uri(),
+            resources=resources,
+            instance=instance,
+        )
 
 
 def test_the_train_job_runs_set_tuning_challenger_and_champion(loop):
@@ -86,3 +93,31 @@ def test_a_takeover_scores_higher_than_the_same_customers_usual_purchase(loop):
     )
     assert checked >= 100
     assert share >= 0.95, f"only {share:.1%} of {checked} takeover variants scored higher"
+
+
+def test_a_closed_day_is_scored_on_the_features_it_was_trained_on(loop):
+    """No training/serving skew: batch scores of a training day log, for every transaction, the
+    same point-in-time features as the training set holds for it."""
+    import numpy as np
+
+    from definitions import defs
+
+    mlflow.set_tracking_uri(loop.tracking)
+    day = START + dt.timedelta(days=20)
+    scored = defs.resolve_job_def("scoring_job").execute_in_process(
+        instance=loop.instance, tags=range_tags(day, day), resources=loop.resources
+    )
+    assert materialized(scored)["scoring/batch_scores"]["features"] == "point_in_time"
+    log = read_days(str(loop.home / "lakehouse/monitoring/prediction_log"), day, day).to_pandas()
+    logged = log.set_index("transaction_id")["features"].apply(pd.Series)
+    training = read_days(str(loop.home / "lakehouse/features/training_set"), day, day)
+    training = training.to_pandas().set_index("transaction_id")
+    assert len(logged) == len(training) > 500
+    assert set(logged.index) == set(training.index)
+    training = training.loc[logged.index]
+    for column in logged.columns:
+        got, want = logged[column], training[column]
+        if got.dtype == object or want.dtype == object:
+            assert (got.fillna("<null>") == want.fillna("<null>")).all(), column
+        else:
+            assert np.allclose(got.astype(float), want.astype(float), atol=1e-6), column

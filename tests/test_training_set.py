@@ -1,16 +1,26 @@
-"""The training set: matured labels only, point-in-time features, a split by time."""
+"""The training set: labels matured or known so far (weighted for reports still to come),
+point-in-time features, a split by time."""
 
 import datetime as dt
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assets.features import feast_registry
 from assets.training_set import training_set
 from assets.velocity import velocity_schema
 from lakehouse.delta import overwrite_days, read_days
-from lakehouse.training import mature_labels, temporal_split
+from lakehouse.training import (
+    estimate_report_delay,
+    labels_known_so_far,
+    mature_labels,
+    temporal_split,
+    training_labels,
+)
 from resources import build_resources
 from tests.test_features import D1, D2, _write_gold
 
@@ -89,6 +99,79 @@ def test_a_label_matures_when_its_window_closes_an_early_report_does_not_make_it
     }
 
 
+def _population(seed: int, days: int, per_day: int, fraud_rate: float, cutoff: dt.datetime):
+    """Transactions over `days` before `cutoff`, frauds reported after a lognormal delay (median
+    12 days, as the simulator's) capped at 45: the labels table as of the cut-off, and the
+    truth (which transactions are frauds)."""
+    rng = np.random.default_rng(seed)
+    n = days * per_day
+    times = [cutoff - dt.timedelta(seconds=float(s)) for s in rng.uniform(0, days * 86400, n)]
+    fraud = rng.random(n) < fraud_rate
+    delay = np.clip(rng.lognormal(np.log(12), 0.7, n), 1, 44.99)
+    reported = [
+        t + dt.timedelta(days=float(d)) if f and t + dt.timedelta(days=float(d)) <= cutoff else None
+        for t, d, f in zip(times, delay, fraud, strict=True)
+    ]
+    labels = _labels(
+        [(f"t{i}", t, r) for i, (t, r) in enumerate(zip(times, reported, strict=True))]
+    )
+    return labels, dict(zip([f"t{i}" for i in range(n)], fraud, strict=True))
+
+
+def test_known_labels_weighted_by_the_report_delay_recover_the_true_fraud_rate_of_recent_days():
+    """Ground truth: the newest 30 days hold 2% fraud; only the reports known so far are seen.
+    Unweighted, recent days look almost clean; weighted, their fraud rate is the true one."""
+    cutoff = _at(dt.date(2026, 6, 1), 0)
+    labels, truth = _population(seed=5, days=120, per_day=600, fraud_rate=0.02, cutoff=cutoff)
+    delay = estimate_report_delay(labels, cutoff, maturity_days=45)
+    # the estimated delay is the simulated one: lognormal, median 12 days
+    assert abs(np.median(delay.delays_s) / 86400 - 12) < 1.0
+    known = labels_known_so_far(labels, cutoff, delay, min_reported_share=0.1).to_pandas()
+    age_days = (cutoff - known["event_timestamp"]).dt.total_seconds() / 86400
+    assert age_days.min() >= 4.5  # younger rows: fewer than a tenth of their frauds are known
+    recent = known[age_days < 30]
+    true_rate = np.mean([truth[t] for t in recent["transaction_id"]])
+    seen_rate = recent["label"].mean()
+    weighted_rate = np.average(recent["label"], weights=recent["weight"])
+    assert seen_rate < 0.75 * true_rate
+    assert abs(weighted_rate - true_rate) < 0.2 * true_rate
+    # matured rows and unreported ones weigh 1; an early report weighs more the younger it is
+    assert (known.loc[(age_days >= 45) | (known["label"] == 0), "weight"] == 1).all()
+    early = known[(known["label"] == 1) & (age_days < 45)].assign(age=age_days)
+    assert early["weight"].min() > 1 and early.sort_values("age")["weight"].is_monotonic_decreasing
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    share=st.floats(0.05, 0.6),
+    cut_hour=st.integers(0, 23),
+)
+def test_known_labels_never_use_a_report_or_a_transaction_after_the_cutoff(seed, share, cut_hour):
+    cutoff = _at(dt.date(2026, 6, 1), cut_hour)
+    labels, _ = _population(seed=seed, days=90, per_day=60, fraud_rate=0.05, cutoff=cutoff)
+    later = cutoff + dt.timedelta(days=3)  # reports that arrive after the cut-off exist too
+    late = _labels([("late", cutoff - dt.timedelta(days=2), later)])
+    labels = pa.concat_tables([labels, late])
+    known, meta = training_labels(labels, cutoff, "known_so_far", 45, share)
+    rows = known.to_pandas()
+    assert (
+        rows["event_timestamp"] <= cutoff - dt.timedelta(days=meta["youngest_row_age_days"] - 0.1)
+    ).all()
+    reported_late = rows["reported_at"].notna() & (rows["reported_at"] > cutoff)
+    assert (rows.loc[reported_late, "label"] == 0).all()
+    assert (rows["weight"] >= 1).all() and (rows["weight"] <= 1 / share + 1e-9).all()
+
+
+def test_too_few_closed_windows_to_estimate_the_delay_is_a_clear_refusal():
+    cutoff = _at(D3, 0)
+    labels = _labels([("a", _at(D1, 3), _at(D1, 20)), ("b", _at(D2, 1), None)])
+    with pytest.raises(ValueError, match="at least 30 are needed"):
+        training_labels(labels, cutoff, "known_so_far", 1, 0.1)
+    matured, meta = training_labels(labels, cutoff, "matured", 1, 0.1)
+    assert meta == {"label_policy": "matured"} and matured["weight"].to_pylist() == [1.0]
+
+
 def test_the_split_follows_time_and_keeps_an_instant_in_one_split():
     times = [_at(D1, h) for h in range(20)] + [_at(D2, 0)] * 5
     split = temporal_split(pa.chunked_array([pa.array(times, TS)]), 0.2, 0.2).to_pylist()
@@ -120,7 +203,7 @@ def test_training_rows_get_only_features_known_before_their_time(fraud_home):
         resources=resources,
         instance=instance,
         run_config={"ops": {"features__training_set": {"config": {
-            "maturity_days": 1, "cutoff": _at(D3, 12).isoformat(),
+            "label_policy": "matured", "maturity_days": 1, "cutoff": _at(D3, 12).isoformat(),
             "validation_share": 0.0, "test_share": 0.0,
         }}}},
     )  # fmt: skip
@@ -173,7 +256,7 @@ def test_velocity_joins_the_value_pushed_before_the_transaction_never_its_own(fr
     result = dg.materialize(
         [training_set], resources=resources, instance=instance,
         run_config={"ops": {"features__training_set": {"config": {
-            "maturity_days": 1, "cutoff": _at(D3, 20).isoformat(),
+            "label_policy": "matured", "maturity_days": 1, "cutoff": _at(D3, 20).isoformat(),
             "validation_share": 0.0, "test_share": 0.0,
         }}}},
     )  # fmt: skip
