@@ -46,10 +46,18 @@ dagster-home:
 	@test -f $(DAGSTER_HOME)/dagster.yaml || cp deploy/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 ## demo: the whole loop with the Dagster daemon: DAYS baseline days, then DRIFT_DAYS of SCENARIO
-## (ending yesterday), drift report -> sensor -> retrain -> gate -> new champion -> bento
-demo: venv $(MANIFEST) dagster-home
-	$(BIN)/python -m jobs.demo --days $(DAYS) --drift-days $(DRIFT_DAYS) --customers $(CUSTOMERS) \
-		--seed $(SEED) --scenario $(SCENARIO)
+## (ending yesterday), drift report -> sensor -> retrain -> gate -> new champion -> bento; exits 0
+## only when the loop closed. The terminal shows the stages; the setup's output (pip, dbt parse)
+## and all else go to $(FRAUD_HOME)/demo/demo.log, the setup's also here when it fails.
+DEMO_SETUP_LOG = $(FRAUD_HOME)/demo-setup.log
+demo:
+	@mkdir -p $(FRAUD_HOME)
+	@echo "setup: $(VENV), the dbt manifest, DAGSTER_HOME (output: $(DEMO_SETUP_LOG))"
+	@$(MAKE) --no-print-directory venv $(MANIFEST) dagster-home >$(DEMO_SETUP_LOG) 2>&1 || { \
+		tail -n 40 $(DEMO_SETUP_LOG); echo "make demo: the setup failed (all of it: $(DEMO_SETUP_LOG))"; \
+		exit 1; }
+	@$(BIN)/python -m jobs.demo --days $(DAYS) --drift-days $(DRIFT_DAYS) --customers $(CUSTOMERS) \
+		--seed $(SEED) --scenario $(SCENARIO) --setup-log $(DEMO_SETUP_LOG)
 
 ## test: lint, format, definitions, then the whole test suite (pytest's "no tests" fails too)
 test: venv lint $(MANIFEST) dagster-home

@@ -1,14 +1,21 @@
 """`make demo`: the whole loop on embedded defaults, with the real Dagster daemon. A baseline
 period goes landing -> lakehouse -> features -> training -> champion -> bento -> batch and
 stream scores; then drift starts, its report crosses the threshold, the daemon's drift sensor
-retrains, the gate promotes a new champion and its bento is built, and serving scores with it."""
+retrains, the gate promotes a new champion and its bento is built, and serving scores with it.
+The demo then says whether that loop closed, from Dagster's runs, the registry and the scores."""
 
 import argparse
+import contextlib
 import datetime as dt
+import os
 import shutil
 import sys
 import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from resources.settings import fraud_home, mlflow_tracking_uri, prepare_process_environment
 from simulator.__main__ import main as simulator_cli
@@ -24,6 +31,8 @@ LAYERS = {
     "scoring": ["batch_scores"],
     "monitoring": ["prediction_log"],
 }
+GATE_STEP, GATE_CHECK = "registry__champion", "promotion_gate"
+FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,14 +48,53 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--stream-messages", type=int, default=500)
     parser.add_argument("--wait-minutes", type=float, default=8.0, help="for each daemon run")
+    parser.add_argument(
+        "--setup-log", type=Path, help="output of the setup before the demo: moved into its log"
+    )
     return parser
+
+
+class Console:
+    """Lines for the person running the demo: on the terminal, and in the log for context."""
+
+    def __init__(self, *streams: TextIO):
+        self.streams = streams
+
+    def print(self, line: str = "") -> None:
+        for stream in self.streams:
+            print(line, file=stream, flush=True)
+
+
+@contextlib.contextmanager
+def output_to(log: Path) -> Iterator[Console]:
+    """File descriptors 1 and 2 into `log` (this process's prints, warnings and logging, and
+    what Spark's JVM, dbt and every child process write); a Console that still reaches the
+    terminal (and the log). Both are restored on exit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    terminal = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as out:
+        os.dup2(out.fileno(), 1)
+        os.dup2(out.fileno(), 2)
+    try:
+        yield Console(terminal, sys.stdout)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, original in zip((1, 2), saved, strict=True):
+            os.dup2(original, fd)
+            os.close(original)
+        terminal.close()
 
 
 class Stages:
     """Numbered stages, each with its wall time, for the summary."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, console: Console):
         self.total, self.number, self.timings = total, 0, []
+        self.console = console
         self._started = time.perf_counter()
         self._name: str | None = None
 
@@ -55,20 +103,103 @@ class Stages:
         self.number += 1
         self._name = name
         self._started = time.perf_counter()
-        print(f"\n[{self.number}/{self.total}] {name}", flush=True)
+        self.console.print(f"[{self.number}/{self.total}] {name}")
+
+    def say(self, line: str) -> None:
+        self.console.print(f"      {line}")
+
+    @property
+    def current(self) -> str:
+        return f"stage {self.number}/{self.total} ({self._name})" if self._name else "the start"
 
     def _close(self) -> None:
         if self._name is not None:
-            self.timings.append((self._name, time.perf_counter() - self._started))
+            self.timings.append(time.perf_counter() - self._started)
             self._name = None
 
-    def report(self) -> list[str]:
+    def report(self) -> str:
         self._close()
-        return [f"  {seconds:5.0f} s  {name}" for name, seconds in self.timings]
+        return "stage times: " + ", ".join(
+            f"[{number}] {seconds:.0f} s" for number, seconds in enumerate(self.timings, 1)
+        )
 
 
-def say(line: str) -> None:
-    print(f"      {line}", flush=True)
+@dataclass
+class LoopFacts:
+    """What the demo saw of the loop after the drift, each read from Dagster's runs and sensor
+    ticks, the MLflow registry or the scores; None where it saw nothing."""
+
+    champion_before: str | None = None
+    drift_shares: str = "none reported"
+    retrain_run: str | None = None  # the training_job run drift_retrain_sensor launched
+    retrain_reason: str | None = None  # its fraud/trigger_reason tag
+    retrain_status: str | None = None
+    retrain_wait: str | None = None  # why waiting for it ended without a finished run
+    failed_steps: tuple[str, ...] = ()
+    gate_passed: bool | None = None
+    gate_description: str | None = None
+    champion_after: str | None = None
+    bento_run: str | None = None  # champion_sensor's bento_job for champion_after
+    bento_status: str | None = None
+    bento_wait: str | None = None
+    served_by: str | None = None  # what scored after the switch: the stream, or a batch day
+    served_versions: tuple[str, ...] = ()  # the model versions those scores carry
+    stopped: str | None = None  # the failure that ended the demo early
+
+
+def _loop_steps(f: LoopFacts) -> Iterator[tuple[str, str | bool | None, str]]:
+    """Each step of the loop in order: (name, what was seen or a falsy value, why it was not)."""
+    run = f"training_job {(f.retrain_run or '')[:8]}"
+    yield (
+        "drift alarm",
+        f.retrain_run and f"drift_retrain_sensor launched {run}: {f.retrain_reason}",
+        f"no drift alarm: drift_retrain_sensor launched no training_job "
+        f"({f.retrain_wait or 'none seen'}; drift shares {f.drift_shares})",
+    )
+    if f.retrain_status not in FINISHED:
+        why = f"{run} is still {f.retrain_status}: {f.retrain_wait}"
+    elif set(f.failed_steps) - {GATE_STEP}:
+        why = f"{run} failed before the gate, at {', '.join(sorted(f.failed_steps))}"
+    else:
+        why = f"{run} ended {f.retrain_status} without a verdict of the {GATE_CHECK}"
+    reached = f.retrain_status in FINISHED and not set(f.failed_steps) - {GATE_STEP}
+    yield "retrain", reached and f.gate_passed is not None and f"{run} ran up to the gate", why
+    before, after, gate = f.champion_before, f.champion_after, f.gate_description
+    yield (
+        "new champion",
+        after not in (None, before) and f"champion v{before} -> v{after} ({gate})",
+        f"the gate kept champion v{before}: {gate}"
+        if not f.gate_passed
+        else f"the gate passed ({gate}) but alias champion is on v{after}",
+    )
+    bento = f"bento_job {(f.bento_run or '')[:8]}"
+    yield (
+        "bento",
+        f.bento_status == "SUCCESS" and f"champion_sensor built v{after}'s bento ({bento})",
+        f"{bento} of v{after} ended {f.bento_status}"
+        if f.bento_status in FINISHED
+        else f"champion_sensor built no bento of v{after} ({f.bento_wait})",
+    )
+    versions = ", ".join(f"v{v}" for v in f.served_versions)
+    yield (
+        "serving",
+        f.served_versions == (after,) and f"{f.served_by} scored by v{after}",
+        f"{f.served_by} scored by {versions}, not v{after}"
+        if f.served_versions
+        else f"{f.served_by or 'serving'}: nothing scored after the switch",
+    )
+
+
+def loop_verdict(facts: LoopFacts) -> tuple[bool, list[str]]:
+    """Whether the loop closed, and lines saying so: each step seen, then the first one that
+    was not and why."""
+    lines = []
+    for step, seen, why_not in _loop_steps(facts):
+        if not seen:
+            why = f"the demo stopped: {facts.stopped}" if facts.stopped else why_not
+            return False, ["loop NOT closed", *lines, f"  NO  {step:12}  {why}"]
+        lines.append(f"  ok  {step:12}  {seen}")
+    return True, ["loop closed", *lines]
 
 
 def _reset(home: Path) -> None:
@@ -114,13 +245,10 @@ def _execute(job_name: str, instance, tags=None, partition_key=None, ops=None):
 
 
 def _score(instance, first: dt.date, last: dt.date):
-    """Batch scores of days [first, last], as of the end of `last`: what the online store held
-    fresh then (the demo lands days faster than they pass)."""
+    """Batch scores of days [first, last]."""
     from assets.partitions import range_tags
 
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), dt.UTC)
-    ops = {"batch_scoring": {"config": {"as_of": end.isoformat()}}}
-    result = _execute("scoring_job", instance, range_tags(first, last), ops=ops)
+    result = _execute("scoring_job", instance, range_tags(first, last))
     _must(result, f"scoring_job {first} .. {last}")
     return result
 
@@ -141,6 +269,43 @@ def _metadata(result, key: str) -> dict:
     return materialized(result).get(key, {})
 
 
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """A training_job run's failed steps and checks, and its promotion gate's verdict."""
+
+    failed_steps: frozenset[str]
+    failed_checks: tuple[str, ...]
+    gate_passed: bool | None
+    gate_description: str | None
+
+    @classmethod
+    def of(cls, events) -> "TrainingOutcome":
+        checks = [
+            e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        ]
+        gates = [c for c in checks if c.check_name == GATE_CHECK]
+        return cls(
+            frozenset(e.step_key for e in events if e.event_type_value == "STEP_FAILURE"),
+            tuple(c.check_name for c in checks if not c.passed),
+            gates[-1].passed if gates else None,
+            gates[-1].description if gates else None,
+        )
+
+    def refusal(self) -> str | None:
+        """Why the gate kept the champion, when that is the only thing that failed: a refused
+        challenger is an outcome of the loop (say, a second demo on the same registry), not an
+        error."""
+        only_the_gate = self.failed_steps == {GATE_STEP} and self.failed_checks == (GATE_CHECK,)
+        return self.gate_description if only_the_gate else None
+
+
+def _run_outcome(instance, run_id: str) -> TrainingOutcome:
+    import dagster as dg
+
+    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+    return TrainingOutcome.of([e.dagster_event for e in instance.all_logs(run_id, of_type=kinds)])
+
+
 def _champion() -> tuple[str, str]:
     """The champion's version and its test PR-AUC (from its MLflow run), as text."""
     from mlflow import MlflowClient
@@ -154,8 +319,9 @@ def _champion() -> tuple[str, str]:
     return str(found.version), "n/a" if pr_auc is None else f"{pr_auc:.3f}"
 
 
-def _stream(messages: int, instance, customers: int, seed: int) -> str:
-    """Publish `messages` transactions to the stream and drain it with the stream worker."""
+def _stream(messages: int, instance, customers: int, seed: int) -> tuple[str, int, str | None]:
+    """Publish `messages` transactions to the stream and drain it with the stream worker: what
+    happened, how many were scored and by which model version (None: Redis does not answer)."""
     import redis
 
     from serving.stream import StreamSettings
@@ -166,27 +332,85 @@ def _stream(messages: int, instance, customers: int, seed: int) -> str:
     try:
         client.ping()
     except redis.RedisError as down:
-        return f"skipped: the stream's Redis at {settings.url} does not answer ({down})"
+        return f"skipped: the stream's Redis at {settings.url} does not answer ({down})", 0, None
     publish(client, settings.name, messages, 0, customers, seed)
     result = _execute("stream_drain_job", instance)
     _must(result, "stream_drain_job")
     counts = result.output_for_node("drain_stream")
-    return (
+    version = str(_metadata(result, "monitoring/prediction_log")["model_version"])
+    said = (
         f"{counts['scored']:,} scored from {settings.name}, {counts['dead_lettered']} "
-        f"dead-lettered (model v{_metadata(result, 'monitoring/prediction_log')['model_version']})"
+        f"dead-lettered (model v{version})"
     )
+    return said, counts["scored"], version
 
 
-def _await_bento(instance, version: str, wait_s: float, daemon) -> None:
-    """Until the daemon's champion_sensor has built `version`'s bento (DemoFailed if not)."""
+def _await_run(
+    instance,
+    job_name: str,
+    tags: dict[str, str],
+    since: dt.datetime | None,
+    wait_s: float,
+    daemon,
+    progress: Callable[[str], None],
+    settled: Callable[[], str | None] = lambda: None,
+):
+    """The newest run of `job_name` with `tags` created after `since` once it has finished, or
+    as it stands when the wait ends; and why the wait ended without a finished run: `wait_s`
+    passed, the daemon died, or `settled()` said why no run is coming."""
     import dagster as dg
 
-    from jobs.daemon import wait_for_run
+    deadline = time.monotonic() + wait_s
+    said = None
+    while True:
+        found = instance.get_run_records(
+            dg.RunsFilter(job_name=job_name, tags=tags, created_after=since), limit=1
+        )
+        run = found[0].dagster_run if found else None
+        if run is not None:
+            state = f"{job_name} {run.run_id[:8]}: {run.status.value}"
+            if state != said and run.status.value in ("STARTED", *FINISHED):
+                progress(state)
+                said = state
+            if run.status.value in FINISHED:
+                return run, None
+        elif (why := settled()) is not None:
+            return None, why
+        if not daemon.alive():
+            return run, f"the Dagster daemon stopped (see {daemon.log})"
+        if time.monotonic() > deadline:
+            return run, f"still waiting after {wait_s / 60:.0f} minutes (see {daemon.log})"
+        time.sleep(2)
 
-    tags = {"fraud/champion": version}
-    bento = wait_for_run(instance, "bento_job", tags, wait_s, daemon, progress=say)
-    if bento is None or bento.status != dg.DagsterRunStatus.SUCCESS:
-        raise DemoFailed(f"no successful bento_job for v{version} (see {daemon.log})")
+
+def _tick_without_run(instance, sensor: str, after: float) -> str | None:
+    """What `sensor`'s newest tick since `after` (epoch seconds) said, when it launched nothing."""
+    for state in instance.all_instigator_state():
+        if state.instigator_name != sensor:
+            continue
+        ticks = instance.get_ticks(
+            state.instigator_origin_id, state.selector_id, after=after, limit=1
+        )
+        if ticks and ticks[0].status.value == "SKIPPED":
+            return f"its tick skipped: {ticks[0].skip_reason or 'no reason given'}"
+        if ticks and ticks[0].status.value == "FAILURE":
+            return f"its tick failed: {ticks[0].error.message.strip().splitlines()[0]}"
+    return None
+
+
+def _await_bento(instance, version: str, wait_s: float, daemon, progress):
+    """champion_sensor's bento_job for `version` once finished (or as the wait left it), and
+    why the wait ended without one."""
+    tags = {"fraud/champion": version, "dagster/sensor_name": "champion_sensor"}
+    return _await_run(instance, "bento_job", tags, None, wait_s, daemon, progress)
+
+
+def _scored_by(lakehouse, day: dt.date) -> tuple[tuple[str, ...], int]:
+    """The model versions the batch scores of `day` carry, and how many scores there are."""
+    versions = lakehouse.read(
+        "scoring", "batch_scores", day, day, columns=["model_version"]
+    ).column("model_version")
+    return tuple(sorted(map(str, versions.unique().to_pylist()))), len(versions)
 
 
 def _table_rows(lakehouse) -> list[str]:
@@ -194,18 +418,42 @@ def _table_rows(lakehouse) -> list[str]:
 
     lines = []
     for layer, tables in LAYERS.items():
-        for table in tables:
-            if lakehouse.exists(layer, table):
-                rows = lakehouse.read(layer, table, *ALL_DAYS, columns=["day"]).num_rows
-                lines.append(f"  {layer}/{table:28} {rows:>10,} rows")
+        counts = [
+            f"{table} {lakehouse.read(layer, table, *ALL_DAYS, columns=['day']).num_rows:,}"
+            for table in tables
+            if lakehouse.exists(layer, table)
+        ]
+        if counts:
+            lines.append(f"  {layer}: {', '.join(counts)}")
     return lines
 
 
-def run_demo(args, stages: Stages) -> list[str]:
+def _figures(meta: dict) -> str:
+    """A report's rows and findings as its metadata gives them: flags, fractions (each with its
+    `<name>_threshold` when there is one) and lists (short ones in full); not timings, counts,
+    links or tables."""
+    shown = [f"rows {meta['dagster/row_count']:,}"] if "dagster/row_count" in meta else []
+    for key, value in meta.items():
+        if isinstance(value, bool):
+            shown.append(f"{key} {value}")
+        elif isinstance(value, list):
+            listed = ("; ".join(map(str, value)) or "none") if len(value) <= 3 else len(value)
+            shown.append(f"{key} {listed}")
+        elif isinstance(value, float) and not key.endswith("_s"):
+            if key.endswith("_threshold") and key.removesuffix("_threshold") in meta:
+                continue
+            threshold = meta.get(f"{key}_threshold")
+            against = f" (threshold {threshold:.3g})" if threshold is not None else ""
+            shown.append(f"{key} {value:.3g}{against}")
+    return ", ".join(shown) or "no figures"
+
+
+def run_demo(args, stages: Stages, facts: LoopFacts) -> list[str]:
+    """The stages, filling `facts` as the loop goes; the summary's lines."""
     import dagster as dg
 
     from assets.partitions import days_between, range_tags
-    from jobs.daemon import Daemon, wait_for_run
+    from jobs.daemon import Daemon
     from resources import build_resources
 
     home = fraud_home()
@@ -218,6 +466,7 @@ def run_demo(args, stages: Stages) -> list[str]:
     baseline_end, drift_end = drift_start - dt.timedelta(days=1), today - dt.timedelta(days=1)
     upstream, landing = home / "demo" / "upstream", home / "landing"
     wait_s = args.wait_minutes * 60
+    say = stages.say
 
     stages.next(
         f"simulate {args.days} baseline days from {start}, then {args.drift_days} of "
@@ -244,22 +493,28 @@ def run_demo(args, stages: Stages) -> list[str]:
         stages.next("training_job: training set -> Ray Tune -> challenger -> gate -> champion")
         before_version, _ = _champion()
         training = _execute("training_job", instance)
-        refusal = _gate_refusal(training)
+        refusal = TrainingOutcome.of(training.all_events).refusal()
         if refusal:
             say(f"the gate kept champion v{before_version}: {refusal}")
         else:
             _must(training, "training_job")
         first, first_pr_auc = _champion()
+        if first == "none":
+            raise DemoFailed(f"no champion to serve: {refusal or 'training_job promoted none'}")
+        facts.champion_before = first
         say(f"champion v{first} (test PR-AUC {first_pr_auc})")
 
         stages.next(f"daemon: champion_sensor builds the bento of v{first}")
-        _await_bento(instance, first, wait_s, daemon)
+        bento, why = _await_bento(instance, first, wait_s, daemon, say)
+        if bento is None or bento.status != dg.DagsterRunStatus.SUCCESS:
+            raise DemoFailed(f"no successful bento_job for v{first} ({why or bento.status.value})")
 
         stages.next("score the last baseline week in batch, and the stream")
         week = max(start, baseline_end - dt.timedelta(days=6))
         scored = _score(instance, week, baseline_end)
         say(f"batch: {_metadata(scored, 'scoring/batch_scores')['dagster/row_count']:,} scored")
-        say(f"stream: {_stream(args.stream_messages, instance, args.customers, args.seed)}")
+        streamed, _, _ = _stream(args.stream_messages, instance, args.customers, args.seed)
+        say(f"stream: {streamed}")
 
         stages.next(f"drift starts: {drift_start} .. {drift_end} land, go through, are scored")
         say(f"{release(upstream, landing, drift_start, drift_end)} landing files released")
@@ -269,67 +524,70 @@ def run_demo(args, stages: Stages) -> list[str]:
         _score(instance, drift_start, drift_end)
 
         stages.next("drift reports: the last baseline day, then the last drifted days")
+        reports_started = dt.datetime.now(dt.UTC)
         shares = {}
         for day in [baseline_end, *days_between(drift_start, drift_end)[-REPORTED_DRIFT_DAYS:]]:
             report = _execute("monitoring_job", instance, partition_key=day.isoformat())
             _must(report, f"monitoring_job {day}")
             meta = _metadata(report, "monitoring/drift_report")
             shares[day] = meta.get("drift_share")
-            say(
-                f"{day}: drift share {meta.get('drift_share', 0):.0%} "
-                f"(threshold {meta['drift_share_threshold']:.0%}), "
-                f"prediction drift {meta.get('prediction_drift', float('nan')):.2f}"
-            )
+            say(f"{day}: {_figures(meta)}")
+        facts.drift_shares = (
+            ", ".join(f"{d:%m-%d} {s:.0%}" for d, s in shares.items() if s is not None) or "none"
+        )
+        reports_done = time.time()
 
         stages.next("daemon: drift_retrain_sensor -> training_job -> gate")
-        retrain = wait_for_run(
+        retrain, facts.retrain_wait = _await_run(
             instance,
             "training_job",
             {"dagster/sensor_name": "drift_retrain_sensor"},
+            reports_started,
             wait_s,
             daemon,
-            progress=say,
+            say,
+            settled=lambda: _tick_without_run(instance, "drift_retrain_sensor", reports_done),
         )
-        if retrain is None:
-            raise DemoFailed(f"the drift sensor started no training run (see {daemon.log})")
-        say(f"why: {retrain.tags.get('fraud/trigger_reason')}")
+        if retrain is not None:
+            facts.retrain_run, facts.retrain_status = retrain.run_id, retrain.status.value
+            facts.retrain_reason = retrain.tags.get("fraud/trigger_reason")
+            say(f"why: {facts.retrain_reason}")
+            outcome = _run_outcome(instance, retrain.run_id)
+            facts.failed_steps = tuple(sorted(outcome.failed_steps))
+            facts.gate_passed = outcome.gate_passed
+            facts.gate_description = outcome.gate_description
+            if outcome.gate_description:
+                say(f"gate: {outcome.gate_description}")
         after, after_pr_auc = _champion()
-        if after == first:
-            say(f"the gate kept champion v{first}: see registry/champion's check in the UI")
-        else:
+        facts.champion_after = None if after == "none" else after
+        if facts.retrain_run and after not in ("none", first):
             stages.next(f"daemon: champion_sensor builds the bento of v{after}")
-            _await_bento(instance, after, wait_s, daemon)
-            stages.next(f"serving switches: the stream is scored by v{after}")
-            streamed = _stream(args.stream_messages // 2, instance, args.customers, args.seed + 1)
+            bento, facts.bento_wait = _await_bento(instance, after, wait_s, daemon, say)
+            if bento is not None:
+                facts.bento_run, facts.bento_status = bento.run_id, bento.status.value
+        if facts.bento_status == "SUCCESS":
+            stages.next(f"serving switches to v{after}: the stream (or a drifted day in batch)")
+            streamed, count, version = _stream(
+                args.stream_messages // 2, instance, args.customers, args.seed + 1
+            )
             say(f"stream: {streamed}")
+            if version is None:
+                _score(instance, drift_end, drift_end)
+                facts.served_versions, count = _scored_by(resources["lakehouse"], drift_end)
+                facts.served_by = f"the batch scores of {drift_end} ({count:,})"
+                say(f"batch: {facts.served_by} re-scored by v{', v'.join(facts.served_versions)}")
+            else:
+                facts.served_by = f"the stream ({count:,} scored)"
+                facts.served_versions = (version,) if count else ()
 
-    drifted = [d for d, s in shares.items() if s is not None and d >= drift_start]
     return [
         "rows per table:",
         *_table_rows(resources["lakehouse"]),
         "models (fraud-detector):",
         f"  before drift: champion v{first} (test PR-AUC {first_pr_auc})",
         f"  after drift:  champion v{after} (test PR-AUC {after_pr_auc})",
-        "drift share per day: "
-        + ", ".join(f"{d:%m-%d} {s:.0%}" for d, s in shares.items() if s is not None),
-        f"  {len(drifted)} drifted days reported; reports in {home / 'reports'}",
+        f"drift share per day: {facts.drift_shares}; reports in {home / 'reports'}",
     ]
-
-
-def _gate_refusal(result) -> str | None:
-    """Why the promotion gate kept the champion, when that is the only thing that failed: a
-    refused challenger is an outcome of the loop (say, a second demo on the same registry), not
-    an error."""
-    failed_steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
-    failed_checks = [
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
-    ]
-    if failed_steps != {"registry__champion"} or len(failed_checks) != 1:
-        return None
-    [check] = failed_checks
-    return check.description if check.check_name == "promotion_gate" else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,23 +595,39 @@ def main(argv: list[str] | None = None) -> int:
     prepare_process_environment()
     home = fraud_home()
     started = time.perf_counter()
-    print(f"fraud-platform demo in FRAUD_HOME={home} (resetting {', '.join(DEMO_STATE)})")
     _reset(home)
-    stages = Stages(total=10)
-    try:
-        summary = run_demo(args, stages)
-        verdict = "succeeded"
-    except DemoFailed as failure:
-        summary, verdict = [f"  {failure}"], "FAILED"
-    print(f"\ndemo {verdict} in {time.perf_counter() - started:.0f} s")
-    print("\n".join(["stages:", *stages.report(), *summary]))
-    print(
-        "\nSee it: `make dev` opens the Dagster UI on http://localhost:3000 (runs, assets, checks,"
-        " sensors);\n"
-        f"  `.venv/bin/mlflow ui --backend-store-uri {mlflow_tracking_uri()}` the MLflow UI"
-        " on http://localhost:5000;\n  `make serve` the champion's API on http://localhost:3001."
-    )
-    return 0 if verdict == "succeeded" else 1
+    log = home / "demo" / "demo.log"
+    if args.setup_log and args.setup_log.exists():
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"setup (make demo):\n{args.setup_log.read_text()}\n")
+        args.setup_log.unlink()
+    with output_to(log) as console:
+        console.print(f"fraud-platform demo in FRAUD_HOME={home} (reset: {', '.join(DEMO_STATE)})")
+        console.print(f"the details (Spark, dbt, Ray, warnings, tracebacks) go to {log}")
+        stages, facts, summary = Stages(total=10, console=console), LoopFacts(), []
+        try:
+            summary = run_demo(args, stages, facts)
+        except DemoFailed as failure:
+            facts.stopped = f"{stages.current}: {failure}"
+        except Exception as error:
+            traceback.print_exc()
+            first_line = (str(error).strip().splitlines() or [""])[0]
+            facts.stopped = f"{stages.current}: {type(error).__name__}: {first_line}"
+        closed, verdict = loop_verdict(facts)
+        console.print(f"\ndemo done in {time.perf_counter() - started:.0f} s")
+        for line in [stages.report(), *summary]:
+            console.print(line)
+        console.print(
+            f"log: {log} (Dagster daemon: {log.parent / 'daemon.log'})\n"
+            "See it: `make dev` opens the Dagster UI on http://localhost:3000 (runs, assets,"
+            " checks, sensors);\n"
+            f"  `.venv/bin/mlflow ui --backend-store-uri {mlflow_tracking_uri()}` the MLflow UI"
+            " on http://localhost:5000;\n  `make serve` the champion's API on http://localhost:3001."
+        )
+        console.print()
+        for line in verdict:
+            console.print(line)
+    return 0 if closed else 1
 
 
 if __name__ == "__main__":
