@@ -21,7 +21,16 @@ DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
 MODEL_PERFORMANCE = dg.AssetKey(["monitoring", "model_performance"])
 TRAINING_SET = dg.AssetKey(["features", "training_set"])
 LABELS = dg.AssetKey(["gold", "transaction_labels"])
-DRIFT_CHECK = "drift_share_below_threshold"
+DRIFT_CHECK = "no_drift_alarm"
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+POLICY_TEXT = (
+    "An alarm when any signal crosses its threshold (monitoring resource): the importance shares "
+    "of the inputs whose Evidently drift test failed, summed (`weighted_drift`); the Wasserstein "
+    "distance of the day's scores from the reference's, in reference standard deviations "
+    "(`prediction_drift`); and the cards with a fraud reported by the day's end among the label "
+    "window's transactions that the champion let through, against its reference share (one-sided "
+    "binomial, `missed_fraud_p_value`)."
+)
 PERFORMANCE_CHECK = "pr_auc_above_floor"
 # Yesterday's window at 03:00 UTC: after the daily job (02:00) has closed the day.
 DAILY_REPORT = (
@@ -66,8 +75,9 @@ def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Tabl
 def _reference(lakehouse: LakehouseResource, model, training_set_version: str | None):
     """The newest window of the champion's training set, its validation and test splits (of
     the table's version it was trained on, while that version is readable), with its scores:
-    (table, what it is). Not the train split: its first weeks hold customers whose 30-day
-    features are still filling up, which a day of serving never looks like."""
+    (inputs and score, labels and cards, what it is). Not the train split: its first weeks hold
+    customers whose 30-day features are still filling up, which a day of serving never looks
+    like."""
     from deltalake.exceptions import DeltaError
 
     from ml.registry import input_columns
@@ -84,7 +94,66 @@ def _reference(lakehouse: LakehouseResource, model, training_set_version: str | 
         source = f"features/training_set latest (v{version} unreadable: {gone})"
     inputs = rows.select(input_columns(model))
     scores = pa.array(scores_of(model, inputs.to_pandas()), pa.float64())
-    return inputs.append_column("score", scores), source
+    return inputs.append_column("score", scores), rows.select(["card_id", "label"]), source
+
+
+def _importance(champion, inputs: list[str]) -> tuple[dict[str, float], str]:
+    """The champion's permutation importance per input (logged with its model), or equal
+    shares when it has none: (shares, where they come from)."""
+    import mlflow as mlflow_client
+
+    from ml.importance import IMPORTANCE_FILE
+
+    try:
+        found = mlflow_client.artifacts.load_dict(f"runs:/{champion.run_id}/{IMPORTANCE_FILE}")
+    except Exception as missing:  # a model logged without it: every input counts the same
+        return {c: 1 / len(inputs) for c in inputs}, f"equal ({IMPORTANCE_FILE}: {missing})"
+    source = f"permutation importance of run {champion.run_id}"
+    return {c: float(found.get(c, 0.0)) for c in inputs}, source
+
+
+def _missed_frauds(lakehouse, day: dt.date, version: str, reference, policy):
+    """The champion's reported fraud cards of the label window (reports known by the day's end)
+    and those it missed, against its `reference` window's share of missed cards (a table of
+    `card_id`, `label` and `score`)."""
+    from deltalake.exceptions import TableNotFoundError
+
+    from ml.drift_policy import MissedFrauds, missed_frauds
+
+    def counted(table: pa.Table, labels) -> tuple[int, int]:
+        arrays = [table[c].to_numpy(zero_copy_only=False) for c in ("card_id", "score")]
+        return missed_frauds(arrays[0], np.asarray(labels), arrays[1], policy.review_threshold)
+
+    cards, missed = counted(reference, reference["label"].to_numpy(zero_copy_only=False))
+    share = missed / cards if cards else 0.0
+    first = day - dt.timedelta(days=policy.label_window_days - 1)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    by_champion = pc.field("model_version") == str(version)
+    try:
+        scored = lakehouse.read(
+            "monitoring", "prediction_log", first, day, filter_expression=by_champion,
+            columns=["transaction_id", "score"],
+        )  # fmt: skip
+        labels = lakehouse.read(
+            "gold", "transaction_labels", first, day,
+            columns=["transaction_id", "card_id", "reported_at"],
+        )  # fmt: skip
+    except TableNotFoundError:
+        return MissedFrauds(0, 0, share)
+    best = scored.group_by("transaction_id").aggregate([("score", "max")])
+    joined = best.join(labels, "transaction_id").rename_columns({"score_max": "score"})
+    reported = pc.fill_null(pc.less(joined["reported_at"], pa.scalar(end, TIMESTAMP)), False)
+    found_cards, found_missed = counted(joined, reported.to_numpy(zero_copy_only=False).astype(int))
+    return MissedFrauds(found_cards, found_missed, share)
+
+
+def _prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray) -> float:
+    """The Wasserstein distance of the day's scores from the reference's, in reference standard
+    deviations (Evidently's normed measure, whatever the window's size)."""
+    from scipy.stats import wasserstein_distance
+
+    spread = float(np.std(reference_scores)) or 1.0
+    return float(wasserstein_distance(reference_scores, current_scores)) / spread
 
 
 def _is_category(data_type: pa.DataType) -> bool:
@@ -104,23 +173,24 @@ def _report_links(html, json) -> dict[str, dg.MetadataValue]:
     }
 
 
-def _drift_table(columns) -> dg.MetadataValue:
-    """Drifted columns first, then by score."""
-    ordered = sorted(columns, key=lambda c: (not c.drifted, -np.nan_to_num(c.score, nan=np.inf)))
+def _drift_table(columns, importance: dict[str, float]) -> dg.MetadataValue:
+    """Drifted columns first, then by the model's reliance on them."""
+    ordered = sorted(columns, key=lambda c: (not c.drifted, -importance.get(c.column, 0.0)))
     rows = "\n".join(
-        f"| {c.column} | {c.method} | {c.score:.3f} | {c.threshold:.2f} | "
-        f"{'**drifted**' if c.drifted else 'ok'} |"
+        f"| {c.column} | {importance.get(c.column, float('nan')):.3f} | {c.method} | "
+        f"{c.score:.3f} | {c.threshold:.2f} | {'**drifted**' if c.drifted else 'ok'} |"
         for c in ordered
     )
     return dg.MetadataValue.md(
-        "| column | test | score | threshold | verdict |\n|---|---|---|---|---|\n" + rows
+        "| column | importance | test | score | threshold | verdict |\n|---|---|---|---|---|---|\n"
+        + rows
     )
 
 
 @dg.asset(
     key=DRIFT_REPORT,
     group_name="monitoring",
-    deps=[PREDICTION_LOG, CHAMPION, TRAINING_SET],
+    deps=[PREDICTION_LOG, CHAMPION, TRAINING_SET, LABELS],
     partitions_def=daily_partitions,
     automation_condition=DAILY_REPORT,
     kinds={"evidently"},
@@ -128,8 +198,9 @@ def _drift_table(columns) -> dg.MetadataValue:
         dg.AssetCheckSpec(
             DRIFT_CHECK,
             asset=DRIFT_REPORT,
-            description="The share of the champion's inputs that drifted stays under the "
-            "monitoring threshold (WARN or ERROR by the monitoring resource)",
+            description="No drift alarm: importance-weighted input drift, prediction drift and "
+            "missed frauds so far stay within the monitoring policy (WARN or ERROR by the "
+            "monitoring resource)",
         )
     ],
 )
@@ -140,29 +211,30 @@ def drift_report(
     monitoring: MonitoringResource,
 ):
     """Evidently report of the day's logged inputs and scores against the champion's training
-    window: drift per column, prediction drift, data summary."""
+    window, and the day's drift verdict: weighted input drift, prediction drift, missed frauds."""
     import mlflow as mlflow_client
 
     from ml.drift import EmptyWindow, detect_drift, sketch
+    from ml.drift_policy import judge, weighted_drift
     from ml.registry import MODEL_NAME
 
     started = time.perf_counter()
     day = dt.date.fromisoformat(context.partition_key)
+    policy = monitoring.drift_policy()
     champion = _champion(mlflow)
     model = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}/{champion.version}")
     current = _logged(lakehouse, day, champion.version)
-    reference, source = _reference(
+    reference, reference_labels, source = _reference(
         lakehouse, model, champion.tags.get("training_set_delta_version")
     )
     numeric = [f.name for f in reference.schema if not _is_category(f.type)]
     categorical = [f.name for f in reference.schema if _is_category(f.type)]
-    threshold = monitoring.drift_share_threshold
     base = {
         "champion_version": champion.version,
         "reference": source,
         "reference_rows": reference.num_rows,
         "current_rows": current.num_rows,
-        "drift_share_threshold": threshold,
+        "policy": dg.MetadataValue.md(POLICY_TEXT),
     }
     result, why = None, f"no score of champion v{champion.version} was logged on {day}"
     if current.num_rows:
@@ -172,7 +244,6 @@ def drift_report(
                 current.select(reference.column_names).to_pandas(),
                 numeric,
                 categorical,
-                drift_share=threshold,
                 data_summary=True,
             )
         except EmptyWindow as empty:
@@ -186,29 +257,37 @@ def drift_report(
         return
     html, json = result.save(monitoring.reports("drift"), day.isoformat())
     features = [c for c in result.columns if c.column != "score"]
+    importance, importance_source = _importance(champion, [c.column for c in features])
+    scored_reference = reference_labels.append_column("score", reference["score"])
+    verdict = judge(
+        weighted_drift({c.column: c.drifted for c in features}, importance),
+        _prediction_drift(reference["score"].to_numpy(), current["score"].to_numpy()),
+        _missed_frauds(lakehouse, day, champion.version, scored_reference, policy),
+        policy,
+    )
     drifted = [c.column for c in features if c.drifted]
-    share = len(drifted) / len(features) if features else 0.0
-    [prediction] = [c for c in result.columns if c.column == "score"]
+    summary = "; ".join(verdict.reasons) or "no signal crossed its threshold"
     yield dg.MaterializeResult(
         metadata={
             **base,
             "dagster/row_count": current.num_rows,
-            "drift_share": round(share, 4),
+            "alarm": verdict.alarm,
+            "alarm_reasons": verdict.reasons,
+            **verdict.figures,
+            "drift_share": round(len(drifted) / len(features), 4) if features else 0.0,
             "drifted_columns": drifted,
-            "prediction_drift": round(prediction.score, 4),
-            "prediction_drifted": prediction.drifted,
+            "importance": importance_source,
             **_report_links(html, json),
-            "columns": _drift_table(result.columns),
+            "columns": _drift_table(result.columns, importance),
             "duration_s": round(time.perf_counter() - started, 1),
         }
     )
     yield dg.AssetCheckResult(
         check_name=DRIFT_CHECK,
-        passed=share < threshold,
+        passed=not verdict.alarm,
         severity=monitoring.severity(),
-        description=f"{len(drifted)} of {len(features)} inputs drifted ({share:.0%}; "
-        f"threshold {threshold:.0%})",
-        metadata={"drift_share": share, "threshold": threshold, "drifted_columns": drifted},
+        description=f"{'alarm' if verdict.alarm else 'no alarm'}: {summary}",
+        metadata={**verdict.figures, "drifted_columns": drifted},
     )
 
 

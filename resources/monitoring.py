@@ -1,5 +1,5 @@
-"""What monitoring judges by: where reports go, the drift and performance thresholds the asset
-checks and the drift sensor share, and how often drift may retrain."""
+"""What monitoring judges by: where reports go, the drift policy the drift report's check and the
+drift sensor share, the performance floor, and how often drift may retrain."""
 
 import datetime as dt
 from pathlib import Path
@@ -7,22 +7,28 @@ from typing import Literal
 
 import dagster as dg
 
+from ml.drift_policy import DriftPolicy
+
 
 class MonitoringResource(dg.ConfigurableResource):
-    """`check_severity`: WARN shows a crossed threshold, ERROR also blocks what is downstream.
-    The drift sensor retrains on a crossed threshold whichever the severity."""
+    """The drift alarm (`ml.drift_policy`): a day raises it when the importance-weighted share of
+    drifted inputs reaches `weighted_drift_threshold`, the drift score of the champion's scores
+    reaches `prediction_drift_threshold`, or the cards with a fraud reported so far in the last
+    `label_window_days` hold more the champion missed than its reference window makes likely
+    (binomial p < `missed_fraud_alpha`). `check_severity`: WARN shows an alarm or a crossed
+    floor, ERROR also blocks what is downstream; the drift sensor retrains on an alarm whichever
+    the severity."""
 
     reports_dir: str
-    drift_share_threshold: float = 0.45  # share of the model's inputs that drifted
+    weighted_drift_threshold: float = 0.25
+    prediction_drift_threshold: float = 0.1
+    missed_fraud_alpha: float = 0.001
+    label_window_days: int = 7
+    review_threshold: float = 0.5  # serving's: a score under it is let through
     pr_auc_floor: float = 0.3
     min_frauds: int = 5  # fewer labelled frauds in a window: its PR-AUC is noise, not judged
     check_severity: Literal["WARN", "ERROR"] = "WARN"
     retrain_cooldown_hours: float = 24.0
-    # A retrain that drift called for is gated with these tolerances: the champion's edge is
-    # measured on labels from before the drift (the newest are not final yet), so a model
-    # trained on fresher data may be promoted unless it is worse by more than this.
-    retrain_pr_auc_tolerance: float = 0.02
-    retrain_recall_tolerance: float = 0.05
 
     def reports(self, kind: str) -> Path:
         return Path(self.reports_dir) / kind
@@ -30,12 +36,14 @@ class MonitoringResource(dg.ConfigurableResource):
     def severity(self) -> dg.AssetCheckSeverity:
         return dg.AssetCheckSeverity(self.check_severity)
 
-    def retrain_gate(self) -> dict:
-        """The promotion gate's config for a retrain that drift called for."""
-        return {
-            "pr_auc_margin": -self.retrain_pr_auc_tolerance,
-            "recall_tolerance": self.retrain_recall_tolerance,
-        }
+    def drift_policy(self) -> DriftPolicy:
+        return DriftPolicy(
+            weighted_drift_threshold=self.weighted_drift_threshold,
+            prediction_drift_threshold=self.prediction_drift_threshold,
+            missed_fraud_alpha=self.missed_fraud_alpha,
+            label_window_days=self.label_window_days,
+            review_threshold=self.review_threshold,
+        )
 
     @property
     def cooldown(self) -> dt.timedelta:

@@ -28,19 +28,16 @@ class Finding:
 
 @dataclass(frozen=True)
 class RetrainPolicy:
-    drift_share_threshold: float
+    """A drift report's own verdict decides on drift (`ml.drift_policy`); these decide on
+    measured performance and on how often to retrain."""
+
     pr_auc_floor: float
     min_frauds: int
     cooldown: dt.timedelta
 
     @classmethod
     def of(cls, monitoring: MonitoringResource) -> RetrainPolicy:
-        return cls(
-            monitoring.drift_share_threshold,
-            monitoring.pr_auc_floor,
-            monitoring.min_frauds,
-            monitoring.cooldown,
-        )
+        return cls(monitoring.pr_auc_floor, monitoring.min_frauds, monitoring.cooldown)
 
 
 @dataclass
@@ -91,13 +88,13 @@ class Decision:
 
 
 def crossing(finding: Finding, policy: RetrainPolicy) -> str | None:
-    """Why `finding` calls for retraining, or None. A report without the figure (an empty
-    window) or a window with too few frauds to judge is not a reason."""
+    """Why `finding` calls for retraining, or None: a drift report's alarm, with its reasons, or
+    a measured PR-AUC under the floor. A report without a verdict (an empty window) or a window
+    with too few frauds to judge is not a reason."""
     meta, day = finding.metadata, finding.partition
     if finding.asset == DRIFT_REPORT.to_user_string():
-        share = meta.get("drift_share")
-        if share is not None and share >= policy.drift_share_threshold:
-            return f"drift share {share:.0%} >= {policy.drift_share_threshold:.0%} on {day}"
+        if meta.get("alarm"):
+            return f"{'; '.join(meta.get('alarm_reasons', [])) or 'drift alarm'} on {day}"
     elif finding.asset == MODEL_PERFORMANCE.to_user_string():
         pr_auc, frauds = meta.get("pr_auc"), meta.get("frauds", 0)
         if pr_auc is not None and frauds >= policy.min_frauds and pr_auc < policy.pr_auc_floor:
@@ -153,9 +150,9 @@ def _findings(instance: dg.DagsterInstance, cursor: RetrainCursor) -> list[Findi
     job=training_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Retrains when a drift report's drift share or the champion's PR-AUC crosses "
-    "the monitoring thresholds; once per report, at most once per cooldown; the gate of such a "
-    "retrain takes the monitoring resource's tolerances.",
+    description="Retrains when a drift report raises its alarm (importance-weighted input drift, "
+    "prediction drift or missed frauds so far) or the champion's PR-AUC falls under the floor; "
+    "once per report, at most once per cooldown.",
 )
 def drift_retrain_sensor(context: dg.SensorEvaluationContext, monitoring: MonitoringResource):
     cursor = RetrainCursor.parse(context.cursor)
@@ -167,10 +164,7 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext, monitoring: Monito
     )
     for note in decision.skipped:
         context.log.info(f"not retraining: {note}")
-    gate = {"ops": {"registry__champion": {"config": monitoring.retrain_gate()}}}
-    requests = [
-        dg.RunRequest(run_key=t.run_key, tags=t.tags, run_config=gate) for t in decision.triggers
-    ]
+    requests = [dg.RunRequest(run_key=t.run_key, tags=t.tags) for t in decision.triggers]
     if requests:
         return dg.SensorResult(run_requests=requests, cursor=decision.cursor.dump())
     return dg.SensorResult(

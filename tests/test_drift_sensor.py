@@ -1,5 +1,5 @@
-"""The drift -> retrain sensor: its decision (threshold, cooldown, one run per report) as a pure
-function, then the sensor itself against a real Dagster instance."""
+"""The drift -> retrain sensor: its decision (a report's alarm, cooldown, one run per report) as a
+pure function, then the sensor itself against a real Dagster instance."""
 
 import datetime as dt
 
@@ -10,48 +10,54 @@ from assets.monitoring import DRIFT_REPORT, MODEL_PERFORMANCE
 from resources.monitoring import MonitoringResource
 from sensors.drift import Finding, RetrainCursor, RetrainPolicy, decide, drift_retrain_sensor
 
-POLICY = RetrainPolicy(
-    drift_share_threshold=0.3, pr_auc_floor=0.4, min_frauds=5, cooldown=dt.timedelta(hours=24)
-)
+POLICY = RetrainPolicy(pr_auc_floor=0.4, min_frauds=5, cooldown=dt.timedelta(hours=24))
 NOW = dt.datetime(2026, 11, 30, 6, tzinfo=dt.UTC)
 DRIFT, PERFORMANCE = DRIFT_REPORT.to_user_string(), MODEL_PERFORMANCE.to_user_string()
 
 
-def drift(storage_id: int, share: float | None, day: str = "2026-11-29") -> Finding:
-    metadata = {} if share is None else {"drift_share": share}
-    return Finding(storage_id, DRIFT, day, metadata)
+def _verdict(alarm: bool | None) -> dict:
+    if alarm is None:
+        return {}
+    reasons = ["importance-weighted input drift 0.41 >= 0.25"] if alarm else []
+    return {"alarm": alarm, "alarm_reasons": reasons}
 
 
-def test_a_report_under_the_threshold_does_not_retrain_and_one_at_it_does():
-    under = decide([drift(1, 0.29)], RetrainCursor(), NOW, POLICY)
-    assert under.triggers == [] and under.cursor.seen == {DRIFT: 1}
-    at = decide([drift(2, 0.3)], under.cursor, NOW, POLICY)
-    [trigger] = at.triggers
+def drift(storage_id: int, alarm: bool | None, day: str = "2026-11-29") -> Finding:
+    return Finding(storage_id, DRIFT, day, _verdict(alarm))
+
+
+def test_a_report_without_an_alarm_does_not_retrain_and_one_with_it_does_saying_why():
+    quiet = decide([drift(1, False)], RetrainCursor(), NOW, POLICY)
+    assert quiet.triggers == [] and quiet.cursor.seen == {DRIFT: 1}
+    alarmed = decide([drift(2, True)], quiet.cursor, NOW, POLICY)
+    [trigger] = alarmed.triggers
     assert trigger.run_key == f"{DRIFT}:2026-11-29:2"
     assert trigger.tags["fraud/trigger"] == DRIFT
-    assert "drift share 30% >= 30% on 2026-11-29" in trigger.tags["fraud/trigger_reason"]
-    assert at.cursor.last_trigger == NOW
+    assert trigger.tags["fraud/trigger_reason"] == (
+        "importance-weighted input drift 0.41 >= 0.25 on 2026-11-29"
+    )
+    assert alarmed.cursor.last_trigger == NOW
 
 
 def test_a_report_decided_on_is_not_decided_on_again():
-    first = decide([drift(5, 0.8)], RetrainCursor(), NOW, POLICY)
+    first = decide([drift(5, True)], RetrainCursor(), NOW, POLICY)
     assert len(first.triggers) == 1
     # The same materialization again (a cursor saved before the run was submitted, say): the
     # cursor skips it, and were it lost, the same run_key would ask Dagster for the same run.
-    again = decide([drift(5, 0.8)], first.cursor, NOW + dt.timedelta(days=3), POLICY)
+    again = decide([drift(5, True)], first.cursor, NOW + dt.timedelta(days=3), POLICY)
     assert again.triggers == [] and again.skipped == []
-    lost = decide([drift(5, 0.8)], RetrainCursor(), NOW + dt.timedelta(days=3), POLICY)
+    lost = decide([drift(5, True)], RetrainCursor(), NOW + dt.timedelta(days=3), POLICY)
     assert lost.triggers[0].run_key == first.triggers[0].run_key
 
 
 def test_crossings_within_the_cooldown_are_skipped_with_the_reason_and_later_ones_retrain():
-    week = [drift(i, 0.6, f"2026-11-{20 + i}") for i in range(1, 4)]
+    week = [drift(i, True, f"2026-11-{20 + i}") for i in range(1, 4)]
     decision = decide(week, RetrainCursor(), NOW, POLICY)
     assert [t.finding.storage_id for t in decision.triggers] == [1]
     assert (
         len(decision.skipped) == 2 and "in cooldown until 2026-12-01 06:00" in decision.skipped[0]
     )
-    later = decide([drift(9, 0.6)], decision.cursor, NOW + dt.timedelta(hours=25), POLICY)
+    later = decide([drift(9, True)], decision.cursor, NOW + dt.timedelta(hours=25), POLICY)
     assert len(later.triggers) == 1
 
 
@@ -65,7 +71,7 @@ def test_performance_under_the_floor_retrains_only_with_enough_frauds_to_judge()
     assert trigger.reason == "PR-AUC 0.200 < 0.4 on 2026-10-01 (40 frauds)"
 
 
-def test_a_report_without_a_drift_share_is_no_reason_to_retrain():
+def test_a_report_without_a_verdict_is_no_reason_to_retrain():
     decision = decide([drift(3, None)], RetrainCursor(), NOW, POLICY)
     assert decision.triggers == [] and decision.cursor.seen == {DRIFT: 3}
 
@@ -90,23 +96,22 @@ def _tick(instance, cursor, monitoring):
 
 
 def test_the_sensor_requests_one_training_run_per_drifted_report(instance, tmp_path):
-    monitoring = MonitoringResource(reports_dir=str(tmp_path), drift_share_threshold=0.3)
-    for day, share in (("2026-11-28", 0.1), ("2026-11-29", 0.5)):
+    monitoring = MonitoringResource(reports_dir=str(tmp_path))
+    for day, alarm in (("2026-11-28", False), ("2026-11-29", True)):
         instance.report_runless_asset_event(
-            dg.AssetMaterialization(DRIFT_REPORT, partition=day, metadata={"drift_share": share})
+            dg.AssetMaterialization(DRIFT_REPORT, partition=day, metadata=_verdict(alarm))
         )
     first = _tick(instance, None, monitoring)
     [request] = first.run_requests
     assert request.tags["fraud/trigger_partition"] == "2026-11-29"
     assert request.run_key.startswith(f"{DRIFT}:2026-11-29:")
-    gate = request.run_config["ops"]["registry__champion"]["config"]
-    assert gate == {"pr_auc_margin": -0.02, "recall_tolerance": 0.05}
+    assert not request.run_config  # the gate's own tolerances hold for every retrain
     # The daemon stores the cursor in the instance: the next tick, or a restarted daemon's,
     # starts from it and asks for nothing more until a new report crosses.
     second = _tick(instance, first.cursor, monitoring)
     assert second.run_requests == [] and second.skip_reason
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(DRIFT_REPORT, partition="2026-11-30", metadata={"drift_share": 0.7})
+        dg.AssetMaterialization(DRIFT_REPORT, partition="2026-11-30", metadata=_verdict(True))
     )
     third = _tick(instance, second.cursor, monitoring)
     assert third.run_requests == [] and "cooldown" in third.skip_reason.skip_message

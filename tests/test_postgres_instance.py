@@ -87,9 +87,9 @@ def test_runs_events_and_sensor_cursors_live_in_postgres(production_home, tmp_pa
     assert event.asset_materialization.metadata["rows"].value == 3
     assert _rows("SELECT status FROM runs") == [("SUCCESS",)]
 
-    # A drift report under the threshold: the daemon's sensor reads it and moves its cursor on.
+    # A drift report without an alarm: the daemon's sensor reads it and moves its cursor on.
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(DRIFT_REPORT, partition="2026-11-29", metadata={"drift_share": 0.1})
+        dg.AssetMaterialization(DRIFT_REPORT, partition="2026-11-29", metadata={"alarm": False})
     )
     [record] = instance.fetch_materializations(DRIFT_REPORT, limit=1).records
     log = tmp_path / "daemon.log"

@@ -1,0 +1,102 @@
+"""When a day's monitoring raises a drift alarm: on what matters to the model, not on how many
+columns moved. Three signals, each with its threshold:
+
+- input drift weighted by importance: the importance shares (`ml.importance`) of the inputs whose
+  Evidently drift test failed, summed; a drifted input the model ignores counts for little;
+- prediction drift: Evidently's drift score of the model's scores against the reference's;
+- missed frauds so far: of the cards with a fraud reported by the day's end among the last
+  `label_window_days` of transactions, how many the champion let through (every score under the
+  review threshold), against the share it let through in its reference window: a one-sided
+  binomial test. Report delays do not bias it: a fraud's delay does not depend on its score."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DriftPolicy:
+    weighted_drift_threshold: float = 0.25
+    prediction_drift_threshold: float = 0.1
+    missed_fraud_alpha: float = 0.001
+    label_window_days: int = 7
+    review_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class MissedFrauds:
+    """Cards with a reported fraud in the label window and how many of them scored under the
+    review threshold; the reference's share of such cards."""
+
+    cards: int
+    missed: int
+    reference_share: float
+
+    def p_value(self) -> float:
+        """P(at least `missed` of `cards` missed) if the champion misses as in its reference."""
+        from scipy.stats import binom
+
+        if self.cards == 0:
+            return 1.0
+        return float(binom.sf(self.missed - 1, self.cards, self.reference_share))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    alarm: bool
+    reasons: list[str] = field(default_factory=list)  # the signals that crossed
+    figures: dict = field(default_factory=dict)  # every signal with its threshold, for the UI
+
+
+def weighted_drift(drifted: dict[str, bool], importance: dict[str, float]) -> float:
+    """The importance shares of the drifted inputs, summed (0 to 1)."""
+    return float(sum(importance.get(column, 0.0) for column, hit in drifted.items() if hit))
+
+
+def missed_frauds(
+    cards: np.ndarray, labels: np.ndarray, scores: np.ndarray, review_threshold: float
+) -> tuple[int, int]:
+    """(cards with a fraud, those whose every fraud scored under `review_threshold`)."""
+    fraud = labels == 1
+    if not fraud.any():
+        return 0, 0
+    fraud_cards, index = np.unique(cards[fraud], return_inverse=True)
+    best = np.full(len(fraud_cards), -np.inf)
+    np.maximum.at(best, index, scores[fraud])
+    return len(fraud_cards), int((best < review_threshold).sum())
+
+
+def judge(
+    drift: float, prediction_drift: float, missed: MissedFrauds | None, policy: DriftPolicy
+) -> Verdict:
+    """The day's verdict: an alarm when any signal crosses its threshold."""
+    reasons = []
+    if drift >= policy.weighted_drift_threshold:
+        reasons.append(
+            f"importance-weighted input drift {drift:.2f} >= {policy.weighted_drift_threshold}"
+        )
+    if prediction_drift >= policy.prediction_drift_threshold:
+        reasons.append(
+            f"prediction drift {prediction_drift:.3f} >= {policy.prediction_drift_threshold}"
+        )
+    figures = {
+        "weighted_drift": round(drift, 4),
+        "weighted_drift_threshold": policy.weighted_drift_threshold,
+        "prediction_drift": round(prediction_drift, 4),
+        "prediction_drift_threshold": policy.prediction_drift_threshold,
+    }
+    if missed is not None:
+        p = missed.p_value()
+        figures |= {
+            "fraud_cards_reported": missed.cards,
+            "fraud_cards_missed": missed.missed,
+            "reference_missed_share": round(missed.reference_share, 4),
+            "missed_fraud_p_value": p,
+            "missed_fraud_alpha": policy.missed_fraud_alpha,
+        }
+        if p < policy.missed_fraud_alpha:
+            reasons.append(
+                f"{missed.missed} of {missed.cards} reported fraud cards missed "
+                f"(reference {missed.reference_share:.0%}, p={p:.1e} < {policy.missed_fraud_alpha})"
+            )
+    return Verdict(alarm=bool(reasons), reasons=reasons, figures=figures)
