@@ -233,6 +233,9 @@ def remove_replaced_files(uri: str, storage_options: dict[str, str] | None = Non
     table = DeltaTable(uri, storage_options=storage_options)
     replaced = table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=True)
     filesystem, root = fs.FileSystem.from_uri(uri)
-    for relative in replaced:
-        filesystem.delete_file(f"{root.rstrip('/')}/{relative}")
-    return len(replaced)
+    paths = [f"{root.rstrip('/')}/{relative}" for relative in replaced]
+    # The log keeps a removed file's tombstone: files an earlier call deleted are listed again.
+    present = [i.path for i in filesystem.get_file_info(paths) if i.type != fs.FileType.NotFound]
+    for path in present:
+        filesystem.delete_file(path)
+    return len(present)

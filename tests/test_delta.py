@@ -80,6 +80,11 @@ def test_replaced_files_are_removed_without_a_new_version(tmp_path):
     on_disk = sorted(p.name for p in (tmp_path / "t").rglob("*.parquet"))
     assert len(on_disk) == 1  # a reader that lists files sees only live rows
     assert read_days(uri, D1, D1).column("x").to_pylist() == [2]
+    # The log keeps the removed files' tombstones: a later run finds them gone, and goes on.
+    overwrite_days(uri, _rows(D1, [3]), D1, D1)
+    assert remove_replaced_files(uri) == 1
+    assert sorted(p.name for p in (tmp_path / "t").rglob("*.parquet")) != on_disk
+    assert read_days(uri, D1, D1).column("x").to_pylist() == [3]
 
 
 def test_an_appender_keeps_adding_alongside_other_writers_and_evolves_the_schema(tmp_path):
