@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from resources.settings import fraud_home, mlflow_tracking_uri, prepare_process_environment
+from resources.settings import (
+    REPO_ROOT,
+    fraud_home,
+    mlflow_tracking_uri,
+    prepare_process_environment,
+)
 from simulator.__main__ import main as simulator_cli
 from simulator.scenarios import SCENARIOS
 
@@ -448,6 +453,29 @@ def _figures(meta: dict) -> str:
     return ", ".join(shown) or "no figures"
 
 
+def _forget_earlier_reports(instance) -> None:
+    """The drift sensor starts this demo as new: an earlier demo's reports count as seen and its
+    retrain starts no cooldown (the sensor's cursor, kept in Dagster's history, is set)."""
+    import subprocess
+
+    from assets.monitoring import DRIFT_REPORT, MODEL_PERFORMANCE
+    from sensors.drift import RetrainCursor
+
+    seen = {}
+    for key in (DRIFT_REPORT, MODEL_PERFORMANCE):
+        records = instance.fetch_materializations(key, limit=1, ascending=False).records
+        if records:
+            seen[key.to_user_string()] = records[0].storage_id
+    if not seen:
+        return  # a new instance: nothing to forget
+    cursor = RetrainCursor(seen, None).dump()
+    subprocess.run(
+        [sys.executable, "-m", "dagster", "sensor", "cursor", "drift_retrain_sensor",
+         "--set", cursor, "-m", "definitions"],
+        check=True, capture_output=True, cwd=REPO_ROOT,
+    )  # fmt: skip
+
+
 def run_demo(args, stages: Stages, facts: LoopFacts) -> list[str]:
     """The stages, filling `facts` as the loop goes; the summary's lines."""
     import dagster as dg
@@ -482,6 +510,7 @@ def run_demo(args, stages: Stages, facts: LoopFacts) -> list[str]:
         raise DemoFailed("the simulator failed")
     say(f"{release(upstream, landing, start, baseline_end)} landing files released")
 
+    _forget_earlier_reports(instance)
     with Daemon(home / "demo" / "daemon.log") as daemon:
         say(f"Dagster daemon started (log: {daemon.log})")
         stages.next(f"daily_job {start} .. {baseline_end}: landing -> gold -> online store")

@@ -8,7 +8,8 @@ from ml.preprocessing import TRANSACTION_CATEGORICAL, numeric_columns, with_rati
 
 def baseline_scores(rows: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     """Fraud probabilities for `test` from scikit-learn's HistGradientBoosting fitted on the
-    train split of `rows` (the same inputs as the network, categories native)."""
+    train split of `rows` (the same inputs as the network, categories native), weighted by its
+    `weight` column when it has one."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     columns = [*numeric_columns(rows.columns), *TRANSACTION_CATEGORICAL]
@@ -21,5 +22,6 @@ def baseline_scores(rows: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
         return with_ratios(part)[columns].astype(categories)
 
     model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
-    model.fit(frame(train), train["label"])
+    weights = train["weight"].to_numpy() if "weight" in train else None
+    model.fit(frame(train), train["label"], sample_weight=weights)
     return model.predict_proba(frame(test))[:, 1]

@@ -28,7 +28,8 @@ def recall_at_fpr(labels: np.ndarray, scores: np.ndarray, max_fpr: float, weight
     """The highest recall of any threshold whose false-positive rate is at most `max_fpr`."""
     from sklearn.metrics import roc_curve
 
-    fpr, tpr, _ = roc_curve(labels, scores, sample_weight=weights)
+    # Every threshold: the default drops points that may be the last one within `max_fpr`.
+    fpr, tpr, _ = roc_curve(labels, scores, sample_weight=weights, drop_intermediate=False)
     allowed = fpr <= max_fpr
     return float(tpr[allowed].max()) if allowed.any() else 0.0
 

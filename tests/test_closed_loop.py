@@ -1,6 +1,6 @@
 """The closed loop on small simulated data: a baseline period trains champion v1 and its bento;
-then amount inflation lands, is scored, its drift report crosses the threshold, the drift sensor
-asks for training, the gate promotes v2, and the champion sensor rebuilds the bento for it."""
+then amount inflation lands, is scored, its drift report raises the alarm, the drift sensor asks
+for training, the gate promotes v2, and the champion sensor rebuilds the bento for it."""
 
 import datetime as dt
 
@@ -23,7 +23,12 @@ DRIFT_START = START + dt.timedelta(days=BASELINE_DAYS)
 DRIFT_END = DRIFT_START + dt.timedelta(days=DRIFT_DAYS - 1)
 # The loop's mechanics are under test here, not which of two small models is better (the gate
 # is tested in test_registry and test_training_loop): the retrain's gate lets any model through.
-OPEN_GATE = {"pr_auc_margin": -1.0, "recall_tolerance": 1.0, "min_takeover_share": 0.0}
+OPEN_GATE = {
+    "pr_auc_tolerance": 1.0,
+    "recall_tolerance": 1.0,
+    "min_frauds": 0,
+    "min_takeover_share": 0.0,
+}
 
 
 def _measures_a_day_whose_labels_matured(run, resources, instance) -> None:
@@ -117,7 +122,7 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
         for result in monitored
         for e in result.get_asset_materialization_events()
     )
-    assert all(r["drift_share"] >= r["drift_share_threshold"] for r in reports), reports
+    assert all(r["alarm"] and r["alarm_reasons"] for r in reports), reports
     assert "amount_usd" in reports[-1]["drifted_columns"]
     assert (home / "reports" / "drift" / f"{DRIFT_END}.html").stat().st_size > 0
 
@@ -125,8 +130,9 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
     tick = _sensor("drift_retrain_sensor", instance, resources)
     [request] = tick.run_requests
     assert request.tags["fraud/trigger"] == "monitoring/drift_report"
-    assert "drift share" in request.tags["fraud/trigger_reason"]
-    assert request.run_config["ops"]["registry__champion"]["config"]["pr_auc_margin"] < 0
+    assert request.tags["fraud/trigger_reason"] == (
+        f"{'; '.join(reports[0]['alarm_reasons'])} on {DRIFT_START}"
+    )
     retrain_config = {**TRAINING_CONFIG, "registry__champion": {"config": OPEN_GATE}}
     run("training_job", tags=request.tags, run_config={"ops": retrain_config})
     second = MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion")
