@@ -135,7 +135,7 @@ class LoopFacts:
     ticks, the MLflow registry or the scores; None where it saw nothing."""
 
     champion_before: str | None = None
-    drift_shares: str = "none reported"
+    drift_verdicts: str = "none reported"
     retrain_run: str | None = None  # the training_job run drift_retrain_sensor launched
     retrain_reason: str | None = None  # its fraud/trigger_reason tag
     retrain_status: str | None = None
@@ -159,7 +159,7 @@ def _loop_steps(f: LoopFacts) -> Iterator[tuple[str, str | bool | None, str]]:
         "drift alarm",
         f.retrain_run and f"drift_retrain_sensor launched {run}: {f.retrain_reason}",
         f"no drift alarm: drift_retrain_sensor launched no training_job "
-        f"({f.retrain_wait or 'none seen'}; drift shares {f.drift_shares})",
+        f"({f.retrain_wait or 'none seen'}; drift reports {f.drift_verdicts})",
     )
     if f.retrain_status not in FINISHED:
         why = f"{run} is still {f.retrain_status}: {f.retrain_wait}"
@@ -554,16 +554,15 @@ def run_demo(args, stages: Stages, facts: LoopFacts) -> list[str]:
 
         stages.next("drift reports: the last baseline day, then the last drifted days")
         reports_started = dt.datetime.now(dt.UTC)
-        shares = {}
+        verdicts = []
         for day in [baseline_end, *days_between(drift_start, drift_end)[-REPORTED_DRIFT_DAYS:]]:
             report = _execute("monitoring_job", instance, partition_key=day.isoformat())
             _must(report, f"monitoring_job {day}")
             meta = _metadata(report, "monitoring/drift_report")
-            shares[day] = meta.get("drift_share")
+            if "alarm" in meta:
+                verdicts.append(f"{day:%m-%d} {'ALARM' if meta['alarm'] else 'no alarm'}")
             say(f"{day}: {_figures(meta)}")
-        facts.drift_shares = (
-            ", ".join(f"{d:%m-%d} {s:.0%}" for d, s in shares.items() if s is not None) or "none"
-        )
+        facts.drift_verdicts = ", ".join(verdicts) or "none"
         reports_done = time.time()
 
         stages.next("daemon: drift_retrain_sensor -> training_job -> gate")
@@ -615,7 +614,7 @@ def run_demo(args, stages: Stages, facts: LoopFacts) -> list[str]:
         "models (fraud-detector):",
         f"  before drift: champion v{first} (test PR-AUC {first_pr_auc})",
         f"  after drift:  champion v{after} (test PR-AUC {after_pr_auc})",
-        f"drift share per day: {facts.drift_shares}; reports in {home / 'reports'}",
+        f"drift verdict per day: {facts.drift_verdicts}; reports in {home / 'reports'}",
     ]
 
 

@@ -14,12 +14,12 @@ from resources.settings import REPO_ROOT
 
 CLOSED = LoopFacts(
     champion_before="1",
-    drift_shares="11-20 12%, 11-29 52%",
+    drift_verdicts="11-20 no alarm, 11-29 ALARM",
     retrain_run="1a2b3c4d-run",
-    retrain_reason="drift share 52% >= 45% on 2026-11-29",
+    retrain_reason="importance-weighted input drift 0.41 >= 0.25 on 2026-11-29",
     retrain_status="SUCCESS",
     gate_passed=True,
-    gate_description="v2 beats champion v1",
+    gate_description="v2 is better than champion v1 with 95% confidence",
     champion_after="2",
     bento_run="5e6f7a8b-run",
     bento_status="SUCCESS",
@@ -30,7 +30,8 @@ REFUSED = {
     "retrain_status": "FAILURE",
     "failed_steps": (GATE_STEP,),
     "gate_passed": False,
-    "gate_description": "PR-AUC 0.412 < champion's 0.455 + margin -0.02",
+    "gate_description": "v2 not promoted (inconclusive vs champion v1): PR-AUC +0.010 "
+    "[−0.060, +0.080] below −0.02",
     "champion_after": "1",
 }
 STEPS = ["drift alarm", "retrain", "new champion", "bento", "serving"]
@@ -40,7 +41,7 @@ MISSING = {
         "drift alarm",
         {"retrain_run": None, "retrain_wait": "its tick skipped: no report crossed a threshold"},
         "no drift alarm: drift_retrain_sensor launched no training_job (its tick skipped: no "
-        "report crossed a threshold; drift shares 11-20 12%, 11-29 52%)",
+        "report crossed a threshold; drift reports 11-20 no alarm, 11-29 ALARM)",
     ),
     "retrain unfinished": (
         "retrain",
@@ -60,12 +61,13 @@ MISSING = {
     "gate refused": (
         "new champion",
         REFUSED,
-        "the gate kept champion v1: PR-AUC 0.412 < champion's 0.455 + margin -0.02",
+        "the gate kept champion v1: v2 not promoted (inconclusive vs champion v1)",
     ),
     "gate passed, alias unmoved": (
         "new champion",
         {"champion_after": "1"},
-        "the gate passed (v2 beats champion v1) but alias champion is on v1",
+        "the gate passed (v2 is better than champion v1 with 95% confidence) but alias champion "
+        "is on v1",
     ),
     "no bento": (
         "bento",
@@ -105,10 +107,10 @@ def test_all_steps_seen_close_the_loop():
     assert closed
     assert lines == [
         "loop closed",
-        "  ok  drift alarm   drift_retrain_sensor launched training_job 1a2b3c4d: drift share "
-        "52% >= 45% on 2026-11-29",
+        "  ok  drift alarm   drift_retrain_sensor launched training_job 1a2b3c4d: "
+        "importance-weighted input drift 0.41 >= 0.25 on 2026-11-29",
         "  ok  retrain       training_job 1a2b3c4d ran up to the gate",
-        "  ok  new champion  champion v1 -> v2 (v2 beats champion v1)",
+        "  ok  new champion  champion v1 -> v2 (v2 is better than champion v1 with 95% confidence)",
         "  ok  bento         champion_sensor built v2's bento (bento_job 5e6f7a8b)",
         "  ok  serving       the stream (250 scored) scored by v2",
     ]
@@ -129,20 +131,22 @@ def test_the_gate_refusal_verdict_reads_as_the_terminal_shows_it():
     assert not closed
     assert lines == [
         "loop NOT closed",
-        "  ok  drift alarm   drift_retrain_sensor launched training_job 1a2b3c4d: drift share "
-        "52% >= 45% on 2026-11-29",
+        "  ok  drift alarm   drift_retrain_sensor launched training_job 1a2b3c4d: "
+        "importance-weighted input drift 0.41 >= 0.25 on 2026-11-29",
         "  ok  retrain       training_job 1a2b3c4d ran up to the gate",
-        "  NO  new champion  the gate kept champion v1: PR-AUC 0.412 < champion's 0.455 + margin "
-        "-0.02",
+        "  NO  new champion  the gate kept champion v1: v2 not promoted (inconclusive vs champion "
+        "v1): PR-AUC +0.010 [−0.060, +0.080] below −0.02",
     ]
 
 
 def test_a_drift_report_prints_the_figures_its_metadata_gives():
-    shares = {"dagster/row_count": 2000, "drift_share": 0.5, "drift_share_threshold": 0.45,
-              "drifted_columns": ["amount_usd"], "report": "file:///r.html",
-              "duration_s": 9.8}  # fmt: skip
-    assert _figures(shares) == (
-        "rows 2,000, drift_share 0.5 (threshold 0.45), drifted_columns amount_usd"
+    quiet = {"dagster/row_count": 2000, "alarm": False, "alarm_reasons": [],
+             "prediction_drift": 0.03, "prediction_drift_threshold": 0.1,
+             "drifted_columns": ["amount_usd"], "report": "file:///r.html",
+             "duration_s": 9.8}  # fmt: skip
+    assert _figures(quiet) == (
+        "rows 2,000, alarm False, alarm_reasons none, prediction_drift 0.03 (threshold 0.1), "
+        "drifted_columns amount_usd"
     )
     alarm = {"dagster/row_count": 2000, "alarm": True, "alarm_reasons": ["weighted drift 0.31"],
              "weighted_drift": 0.31, "weighted_drift_threshold": 0.25, "fraud_cards_missed": 3,
