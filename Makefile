@@ -19,7 +19,7 @@ FEATURE_PORT ?= 6566
 LOCK_HASH := $(shell cat requirements.lock requirements-dbt.lock | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: venv demo test lint dev serve feature-server bench lock dagster-home clean
+.PHONY: venv demo test lint dev serve feature-server bench bench-loop lock dagster-home clean
 
 ## venv: the project venv from requirements.lock, and dbt's own venv inside it from requirements-dbt.lock
 venv: $(STAMP)
@@ -93,6 +93,10 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.batch_scoring
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.drift
+
+## bench-loop: the loop's three decisions on ground truth, 3 seeds x 4 scenarios (about 2 hours)
+bench-loop: venv $(MANIFEST)
+	$(BIN)/python -m bench.loop
 
 ## lock: re-resolve requirements*.in into the lock files, in throwaway venvs
 lock:
