@@ -28,8 +28,8 @@ POLICY_TEXT = (
     "of the inputs whose Evidently drift test failed, summed (`weighted_drift`); the Wasserstein "
     "distance of the day's scores from the reference's, in reference standard deviations "
     "(`prediction_drift`); and the cards with a fraud reported by the day's end among the label "
-    "window's transactions that the champion let through, against its reference share (one-sided "
-    "binomial, `missed_fraud_p_value`)."
+    "window's transactions that the champion let through, against its reference window (Fisher's "
+    "exact test, one-sided, `missed_fraud_p_value`)."
 )
 PERFORMANCE_CHECK = "pr_auc_above_floor"
 # Yesterday's window at 03:00 UTC: after the daily job (02:00) has closed the day.
@@ -114,8 +114,8 @@ def _importance(champion, inputs: list[str]) -> tuple[dict[str, float], str]:
 
 def _missed_frauds(lakehouse, day: dt.date, version: str, reference, policy):
     """The champion's reported fraud cards of the label window (reports known by the day's end)
-    and those it missed, against its `reference` window's share of missed cards (a table of
-    `card_id`, `label` and `score`)."""
+    and those it missed, with the same counts in its `reference` window (a table of `card_id`,
+    `label` and `score`)."""
     from deltalake.exceptions import TableNotFoundError
 
     from ml.drift_policy import MissedFrauds, missed_frauds
@@ -124,8 +124,7 @@ def _missed_frauds(lakehouse, day: dt.date, version: str, reference, policy):
         arrays = [table[c].to_numpy(zero_copy_only=False) for c in ("card_id", "score")]
         return missed_frauds(arrays[0], np.asarray(labels), arrays[1], policy.review_threshold)
 
-    cards, missed = counted(reference, reference["label"].to_numpy(zero_copy_only=False))
-    share = missed / cards if cards else 0.0
+    reference_counts = counted(reference, reference["label"].to_numpy(zero_copy_only=False))
     first = day - dt.timedelta(days=policy.label_window_days - 1)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
     by_champion = pc.field("model_version") == str(version)
@@ -139,12 +138,12 @@ def _missed_frauds(lakehouse, day: dt.date, version: str, reference, policy):
             columns=["transaction_id", "card_id", "reported_at"],
         )  # fmt: skip
     except TableNotFoundError:
-        return MissedFrauds(0, 0, share)
+        return MissedFrauds(0, 0, *reference_counts)
     best = scored.group_by("transaction_id").aggregate([("score", "max")])
     joined = best.join(labels, "transaction_id").rename_columns({"score_max": "score"})
     reported = pc.fill_null(pc.less(joined["reported_at"], pa.scalar(end, TIMESTAMP)), False)
     found_cards, found_missed = counted(joined, reported.to_numpy(zero_copy_only=False).astype(int))
-    return MissedFrauds(found_cards, found_missed, share)
+    return MissedFrauds(found_cards, found_missed, *reference_counts)
 
 
 def _prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray) -> float:

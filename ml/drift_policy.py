@@ -6,8 +6,8 @@ columns moved. Three signals, each with its threshold:
 - prediction drift: Evidently's drift score of the model's scores against the reference's;
 - missed frauds so far: of the cards with a fraud reported by the day's end among the last
   `label_window_days` of transactions, how many the champion let through (every score under the
-  review threshold), against the share it let through in its reference window: a one-sided
-  binomial test. Report delays do not bias it: a fraud's delay does not depend on its score."""
+  review threshold), against how many it let through in its reference window: Fisher's exact
+  test, one-sided. Report delays do not bias it: a fraud's delay does not depend on its score."""
 
 from dataclasses import dataclass, field
 
@@ -26,19 +26,31 @@ class DriftPolicy:
 @dataclass(frozen=True)
 class MissedFrauds:
     """Cards with a reported fraud in the label window and how many of them scored under the
-    review threshold; the reference's share of such cards."""
+    review threshold; the same counts in the champion's reference window."""
 
     cards: int
     missed: int
-    reference_share: float
+    reference_cards: int
+    reference_missed: int
+
+    @property
+    def reference_share(self) -> float:
+        return self.reference_missed / self.reference_cards if self.reference_cards else 0.0
 
     def p_value(self) -> float:
-        """P(at least `missed` of `cards` missed) if the champion misses as in its reference."""
-        from scipy.stats import binom
+        """How likely this many missed cards are if the champion misses as in its reference:
+        Fisher's exact test, one-sided (the reference's own counts are a sample too, so a
+        reference that missed none does not make one miss today a certainty). 1 without cards
+        on either side."""
+        from scipy.stats import fisher_exact
 
-        if self.cards == 0:
+        if self.cards == 0 or self.reference_cards == 0:
             return 1.0
-        return float(binom.sf(self.missed - 1, self.cards, self.reference_share))
+        table = [
+            [self.missed, self.cards - self.missed],
+            [self.reference_missed, self.reference_cards - self.reference_missed],
+        ]
+        return float(fisher_exact(table, alternative="greater").pvalue)
 
 
 @dataclass(frozen=True)
@@ -90,13 +102,15 @@ def judge(
         figures |= {
             "fraud_cards_reported": missed.cards,
             "fraud_cards_missed": missed.missed,
+            "reference_fraud_cards": missed.reference_cards,
             "reference_missed_share": round(missed.reference_share, 4),
             "missed_fraud_p_value": p,
             "missed_fraud_alpha": policy.missed_fraud_alpha,
         }
         if p < policy.missed_fraud_alpha:
             reasons.append(
-                f"{missed.missed} of {missed.cards} reported fraud cards missed "
-                f"(reference {missed.reference_share:.0%}, p={p:.1e} < {policy.missed_fraud_alpha})"
+                f"{missed.missed} of {missed.cards} reported fraud cards missed (reference "
+                f"{missed.reference_missed} of {missed.reference_cards}, p={p:.1e} < "
+                f"{policy.missed_fraud_alpha})"
             )
     return Verdict(alarm=bool(reasons), reasons=reasons, figures=figures)

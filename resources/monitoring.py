@@ -15,9 +15,9 @@ class MonitoringResource(dg.ConfigurableResource):
     drifted inputs reaches `weighted_drift_threshold`, the drift score of the champion's scores
     reaches `prediction_drift_threshold`, or the cards with a fraud reported so far in the last
     `label_window_days` hold more the champion missed than its reference window makes likely
-    (binomial p < `missed_fraud_alpha`). `check_severity`: WARN shows an alarm or a crossed
-    floor, ERROR also blocks what is downstream; the drift sensor retrains on an alarm whichever
-    the severity."""
+    (Fisher's exact test, p < `missed_fraud_alpha`). `check_severity`: WARN shows an alarm or a
+    crossed floor, ERROR also blocks what is downstream; the drift sensor retrains on an alarm
+    whichever the severity."""
 
     reports_dir: str
     weighted_drift_threshold: float = 0.25

@@ -34,20 +34,23 @@ def test_missed_frauds_count_each_fraud_card_once_and_a_card_caught_once_is_caug
 
 def test_the_missed_fraud_test_rarely_alarms_when_nothing_changed_and_sees_a_new_pattern():
     rng = np.random.default_rng(0)
-    share, cards = 0.35, 60
+    share, cards, reference = 0.35, 60, 150
+
+    def window(extra: int = 0) -> MissedFrauds:
+        """Today's and the reference's cards missed at the same rate, and `extra` new ones."""
+        missed = rng.binomial(cards, share) + extra
+        return MissedFrauds(cards + extra, missed, reference, rng.binomial(reference, share))
+
     # Nothing changed: the champion misses as in its reference window.
-    p_values = [
-        MissedFrauds(cards, rng.binomial(cards, share), share).p_value() for _ in range(2000)
-    ]
-    assert np.mean(np.array(p_values) < 0.01) <= 0.01
-    assert np.mean(np.array(p_values) < 0.001) <= 0.002
+    p_values = np.array([window().p_value() for _ in range(2000)])
+    assert np.mean(p_values < 0.01) <= 0.01 and np.mean(p_values < 0.001) <= 0.002
     # A new pattern the champion does not know: 30 more cards, all missed.
-    drifted = [
-        MissedFrauds(cards + 30, rng.binomial(cards, share) + 30, share).p_value()
-        for _ in range(200)
-    ]
-    assert np.mean(np.array(drifted) < 0.001) > 0.5
-    assert MissedFrauds(0, 0, share).p_value() == 1.0
+    drifted = np.array([window(extra=30).p_value() for _ in range(200)])
+    assert np.mean(drifted < 0.001) > 0.5
+    assert MissedFrauds(0, 0, reference, 50).p_value() == 1.0
+    assert MissedFrauds(10, 5, 0, 0).p_value() == 1.0  # a reference without frauds: no test
+    # A reference that missed none is a sample too: one miss today is no alarm.
+    assert MissedFrauds(20, 1, 40, 0).p_value() > 0.3
 
 
 def test_drift_counts_by_how_much_the_model_relies_on_the_drifted_inputs():
@@ -60,11 +63,11 @@ def test_drift_counts_by_how_much_the_model_relies_on_the_drifted_inputs():
 
 
 def test_each_signal_alone_raises_the_alarm_with_its_reason():
-    calm = MissedFrauds(40, 12, 0.3)
+    calm = MissedFrauds(40, 12, 100, 30)
     assert judge(0.3, 0.0, calm, POLICY).reasons == ["importance-weighted input drift 0.30 >= 0.25"]
     assert judge(0.0, 0.12, calm, POLICY).reasons == ["prediction drift 0.120 >= 0.1"]
-    [reason] = judge(0.0, 0.0, MissedFrauds(40, 30, 0.3), POLICY).reasons
-    assert reason.startswith("30 of 40 reported fraud cards missed (reference 30%")
+    [reason] = judge(0.0, 0.0, MissedFrauds(40, 30, 100, 30), POLICY).reasons
+    assert reason.startswith("30 of 40 reported fraud cards missed (reference 30 of 100, p=")
     verdict = judge(0.0, 0.0, calm, POLICY)
     assert not verdict.alarm and verdict.figures["fraud_cards_reported"] == 40
 
