@@ -150,36 +150,3 @@ def temporal_split(
     test_from = np.quantile(times, 1 - test_share, method="higher") if test_share else np.inf
     split = (times >= validation_from).astype(int) + (times >= test_from)
     return pa.array(np.array(SPLITS)[split])
-
-
-def point_in_time_violations(
-    training, features, keys: list[str], prefix: str, columns: list[str], ttl: dt.timedelta
-) -> int:
-    """Rows of `training` (pandas) whose joined `prefix__<column>` values differ from the
-    latest `features` row (pandas, by entity `keys`) known at the row's event time and within
-    `ttl`: a value from the future, or a stale or missing one, is a violation."""
-    import pandas as pd
-
-    left = training[[*keys, "event_timestamp", *(f"{prefix}__{c}" for c in columns)]]
-    left = left.reset_index(drop=True).astype({"event_timestamp": "datetime64[us, UTC]"})
-    left = left.sort_values("event_timestamp")
-    right = features[[*keys, "feature_timestamp", *columns]]
-    right = right.astype({"feature_timestamp": "datetime64[us, UTC]"}).sort_values(
-        "feature_timestamp"
-    )
-    expected = pd.merge_asof(
-        left,
-        right,
-        left_on="event_timestamp",
-        right_on="feature_timestamp",
-        by=keys,
-        direction="backward",
-        tolerance=pd.Timedelta(ttl),
-    )
-    violations = pd.Series(False, index=expected.index)
-    for column in columns:
-        got = expected[f"{prefix}__{column}"].astype("float64")
-        want = expected[column].astype("float64")
-        same = (got - want).abs().le(1e-6) | (got.isna() & want.isna())
-        violations |= ~same
-    return int(violations.sum())

@@ -1,6 +1,6 @@
-"""Point-in-time features from Feast's offline store: each row's features as they were known at
-its own transaction time. The training set is joined this way, and so are the scores of closed
-days, so a model is scored on exactly what it was trained on."""
+"""Point-in-time features from the feature views' offline sources: each row's features as they
+were known at its own transaction time, by Feast's rule. The training set is joined this way, and
+so are the scores of closed days, so a model is scored on exactly what it was trained on."""
 
 import datetime as dt
 from typing import TYPE_CHECKING
@@ -36,8 +36,9 @@ def source_keys(view) -> "pd.DataFrame":
 
 
 def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFrame":
-    """Point-in-time features of `views` for every row of `entity_df` (pandas, with
-    `event_timestamp`), named `<view>__<feature>`; NaN where none was known in time.
+    """Feast's own point-in-time retrieval (`get_historical_features`) of `views` for every row
+    of `entity_df` (pandas, with `event_timestamp`), named `<view>__<feature>`; NaN where none
+    was known in time. The training set's check recomputes a sample of its rows with it.
 
     Feast 0.67's file (dask) offline store fails when an entity key is absent from a source and
     silently drops rows with no match within the TTL, so each view is asked only for the
@@ -65,24 +66,65 @@ def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFram
     return out.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
-def point_in_time_join(store: "FeatureStore", entities: "pd.DataFrame", views) -> "pd.DataFrame":
+def as_of_values(entity_df: "pd.DataFrame", view) -> "pd.DataFrame":
+    """A view's features for every row of `entity_df` (its join keys and `event_timestamp`),
+    named `<view>__<feature>`: Feast's point-in-time rule (the newest source row of the row's
+    entity at or before its time, no older than the view's TTL; NaN where none) as one sorted
+    as-of join per view, read from the view's Delta source. Feast's file offline store joins
+    every source row of an entity before filtering by time, which grows with the history."""
+    import pandas as pd
+    import pyarrow.compute as pc
+
+    from lakehouse.delta import ALL_DAYS, read_days
+
+    keys, stamp = list(view.join_keys), view.batch_source.timestamp_field
+    features = [f.name for f in view.features]
+    named = {f: f"{view.name}__{f}" for f in features}
+    rows = entity_df[[*keys, "event_timestamp"]].reset_index(drop=True)
+    rows = rows.assign(
+        event_timestamp=pd.to_datetime(rows["event_timestamp"], utc=True).astype(
+            "datetime64[us, UTC]"
+        ),
+        _row=range(len(rows)),
+    )
+    known = rows.dropna(subset=keys)  # a null key (no device, say) is no entity
+    only = None
+    for key in keys:
+        match = pc.field(key).isin(known[key].unique().tolist())
+        only = match if only is None else only & match
+    source = read_days(view.batch_source.path, *ALL_DAYS, columns=[*keys, stamp, *features],
+                       filter_expression=only).to_pandas()  # fmt: skip
+    source = source.rename(columns={stamp: "_feature_time", **named})
+    source = source.astype({"_feature_time": "datetime64[us, UTC]"})
+    joined = pd.merge_asof(
+        known.sort_values("event_timestamp"),
+        source.sort_values("_feature_time"),
+        left_on="event_timestamp",
+        right_on="_feature_time",
+        by=keys,
+        direction="backward",
+        tolerance=pd.Timedelta(view.ttl) if view.ttl else None,
+    )
+    values = rows[["_row"]].merge(joined[["_row", *named.values()]], on="_row", how="left")
+    return values.sort_values("_row")[list(named.values())].reset_index(drop=True)
+
+
+def point_in_time_join(entities: "pd.DataFrame", views) -> "pd.DataFrame":
     """`entities` with every view's features as known at (or just before) each row's time."""
     joined = entities
     for view in views:
         at = entities.assign(event_timestamp=entities.event_timestamp - joined_at(view))
-        features = historical_features(store, at, [view])
-        columns = [c for c in features.columns if c.startswith(f"{view.name}__")]
-        joined = joined.assign(**{c: features[c].to_numpy() for c in columns})
+        features = as_of_values(at, view)
+        joined = joined.assign(**{c: features[c].to_numpy() for c in features.columns})
     return joined
 
 
 class PointInTimeFeatures:
     """A feature service's features for scoring rows, each row as of its own transaction time,
-    read from the offline store: the values, defaults and flags the training set holds. It
+    read from the views' offline sources: the values, defaults and flags the training set holds. It
     answers `lookup` as `OnlineFeatures` does, so the same scorer runs on either."""
 
     def __init__(self, store: "FeatureStore", service: str):
-        self.store = store
         self.views = service_views(store, service)
         self._feature_views = [store.get_feature_view(spec.name) for spec in self.views]
         self._keys = sorted({k for spec in self.views for k in spec.join_keys})
@@ -95,8 +137,7 @@ class PointInTimeFeatures:
         if as_of is not None:
             raise ValueError("point-in-time features are read at each row's own time, not as_of")
         entities = pd.DataFrame({k: rows[k] for k in [*self._keys, "event_timestamp"]})
-        joined = fill_missing(point_in_time_join(self.store, entities, self._feature_views),
-                              self.views)  # fmt: skip
+        joined = fill_missing(point_in_time_join(entities, self._feature_views), self.views)
         return {c: joined[c].to_numpy() for spec in self.views for c in [*spec.columns, spec.flag]}
 
     def unknown(self, n: int) -> dict[str, np.ndarray]:

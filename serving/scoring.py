@@ -104,6 +104,16 @@ class CircuitBreaker:
                 self._opened_at = time.monotonic()
 
 
+class Unguarded:
+    """No breaker, for a caller no one waits on (a batch run): the lookup runs for as long as it
+    takes, and a failure raises with its cause instead of degrading the scores."""
+
+    open = False
+
+    def call(self, fn: Callable[[], dict]) -> dict:
+        return fn()
+
+
 @dataclass
 class Scored:
     """Scores of a batch of transactions and what they were computed from."""
@@ -125,7 +135,7 @@ class Scorer:
         model_version: str,
         features: OnlineFeatures,
         thresholds: Thresholds | None = None,
-        breaker: CircuitBreaker | None = None,
+        breaker: CircuitBreaker | Unguarded | None = None,
     ):
         self.model, self.model_version, self.features = model, str(model_version), features
         self.thresholds = thresholds or Thresholds()

@@ -258,6 +258,19 @@ def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_
     assert sorted(written) == ["a", "b", "c"] and committed == ["a, b", "c"]
 
 
+def test_a_batch_scorer_unguarded_raises_the_stores_failure_instead_of_degrading(champion_model):
+    from serving.scoring import Unguarded
+
+    scorer = Scorer(champion_model, "7", _Features(fail=True), breaker=Unguarded())
+    with pytest.raises(ConnectionError, match="redis down"):
+        scorer.score(_scoring_rows(2))
+    assert (
+        not Scorer(champion_model, "7", _Features(), breaker=Unguarded())
+        .score(_scoring_rows(2))
+        .degraded
+    )
+
+
 def _logged_rows(n: int, prefix: str) -> list[dict]:
     stamp = dt.datetime(2026, 11, 23, 12, tzinfo=dt.UTC)
     return [
