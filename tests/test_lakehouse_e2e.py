@@ -306,7 +306,8 @@ def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
     for entity in ("card", "customer"):
         assert _table(lakehouse.home, "features", f"{entity}_velocity").num_rows == silver_rows
 
-    config = {"maturity_days": 2, "validation_share": 0.2, "test_share": 0.2}
+    config = {"label_policy": "matured", "maturity_days": 2, "validation_share": 0.2,
+              "test_share": 0.2}  # fmt: skip
     built = dg.materialize(
         [training_set], resources=resources, instance=instance,
         run_config={"ops": {"features__training_set": {"config": config}}},
@@ -315,7 +316,7 @@ def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
     assert check_results(built) == {("features/training_set", "point_in_time_correct"): True}
     rows = _table(lakehouse.home, "features", "training_set").to_pandas()
     meta = materialized(built)["features/training_set"]
-    assert len(rows) == meta["labels_matured"] > 0
+    assert len(rows) == meta["labels_used"] > 0
     assert set(rows["split"]) == {"train", "validation", "test"}
     assert (
         rows.groupby("split")["event_timestamp"].max()["train"]

@@ -194,7 +194,10 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     overwrite_days(str(home / "lakehouse/silver/transactions"), pa.Table.from_pylist(silver),
                    RECENT[1], RECENT[1])  # fmt: skip
     resources = build_resources()
-    assert dg.materialize([batch_scoring], resources=resources,
+    # Batch's online path: the same store as the API (closed days are scored point in time,
+    # on the training set's features: test_training_loop).
+    online_features = {"ops": {"batch_scoring": {"config": {"features": "online"}}}}
+    assert dg.materialize([batch_scoring], resources=resources, run_config=online_features,
                           partition_key=RECENT[1].isoformat()).success  # fmt: skip
     batch = read_days(str(home / "lakehouse/scoring/batch_scores"), *ALL_DAYS).to_pandas()
     batch = dict(zip(batch["transaction_id"], batch["score"], strict=True))
