@@ -93,6 +93,7 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.batch_scoring
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.drift
+	$(BIN)/python -m bench.point_in_time  # on the demo's state
 
 ## bench-loop: the loop's three decisions on ground truth, 3 seeds x 4 scenarios (about 2 hours)
 bench-loop: venv $(MANIFEST)
