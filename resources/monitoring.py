@@ -20,11 +20,11 @@ class MonitoringResource(dg.ConfigurableResource):
     whichever the severity."""
 
     reports_dir: str
-    weighted_drift_threshold: float = 0.25
-    prediction_drift_threshold: float = 0.1
-    missed_fraud_alpha: float = 0.001
-    label_window_days: int = 7
-    review_threshold: float = 0.5  # serving's: a score under it is let through
+    weighted_drift_threshold: float = DriftPolicy.weighted_drift_threshold
+    prediction_drift_threshold: float = DriftPolicy.prediction_drift_threshold
+    missed_fraud_alpha: float = DriftPolicy.missed_fraud_alpha
+    label_window_days: int = DriftPolicy.label_window_days
+    review_threshold: float = DriftPolicy.review_threshold  # a score under it is let through
     pr_auc_floor: float = 0.3
     min_frauds: int = 5  # fewer labelled frauds in a window: its PR-AUC is noise, not judged
     check_severity: Literal["WARN", "ERROR"] = "WARN"
