@@ -20,6 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ml.drift_policy import DriftPolicy
+
 SCENARIOS = ("baseline", "amount_inflation", "new_fraud_pattern", "merchant_mix_shift")
 START = dt.date(2026, 5, 1)
 TUNING = {"num_samples": 2, "max_epochs": 6}
@@ -157,7 +159,6 @@ def run_one(seed: int, scenario: str, scale: Scale) -> dict:
         days.append({"index": index - drift_index, "alarm": bool(meta.get("alarm")),
                      "reasons": meta.get("alarm_reasons", []), **figures})  # fmt: skip
     drifted = scenario != "baseline"
-    baseline_days = [d for d in days if d["index"] < 0 or not drifted]
     first_alarm = next((d for d in days if d["alarm"] and d["index"] >= 0 and drifted), None)
     reason = "; ".join(first_alarm["reasons"]) if first_alarm else "scheduled (no alarm)"
 
@@ -176,13 +177,6 @@ def run_one(seed: int, scenario: str, scale: Scale) -> dict:
     return {
         "seed": seed,
         "scenario": scenario,
-        "baseline_alarms": sum(d["alarm"] for d in baseline_days),
-        "baseline_max": {
-            k: max((d[k] or 0.0) for d in baseline_days)
-            for k in ("weighted_drift", "prediction_drift", "drift_share")
-        },
-        "baseline_min_p": min((d["missed_fraud_p_value"] or 1.0) for d in baseline_days),
-        "first_alarm_day": first_alarm["index"] + 1 if first_alarm else None,
         "reason": reason,
         "gate": gate,
         "promoted": promoted,
@@ -199,14 +193,38 @@ def _materialized(result, key: str) -> dict:
     return materialized(result).get(key, {})
 
 
-def _row(found: dict) -> str:
+def judged(found: dict, policy) -> dict:
+    """A run's drift figures judged by `policy` (the current defaults, whatever the run used):
+    the alarms on baseline days, their largest figures, and the drift day of the first alarm
+    (1 = the drift's first day)."""
+
+    def alarm(day: dict) -> bool:
+        return (
+            (day["weighted_drift"] or 0.0) >= policy.weighted_drift_threshold
+            or (day["prediction_drift"] or 0.0) >= policy.prediction_drift_threshold
+            or (day["missed_fraud_p_value"] or 1.0) < policy.missed_fraud_alpha
+        )
+
+    drifted = found["scenario"] != "baseline"
+    baseline = [d for d in found["days"] if d["index"] < 0 or not drifted]
+    first = next((d for d in found["days"] if d["index"] >= 0 and drifted and alarm(d)), None)
+    return {
+        "baseline_alarms": sum(alarm(d) for d in baseline),
+        "weighted_drift": max((d["weighted_drift"] or 0.0) for d in baseline),
+        "prediction_drift": max((d["prediction_drift"] or 0.0) for d in baseline),
+        "min_p": min((d["missed_fraud_p_value"] or 1.0) for d in baseline),
+        "first_alarm_day": first["index"] + 1 if first else None,
+    }
+
+
+def _row(found: dict, policy) -> str:
+    seen = judged(found, policy)
     truth = found["truth"]["pr_auc"]
     delta, low, high = (truth[k] for k in ("difference", "low", "high"))
     return (
-        f"{found['scenario']:19} {found['seed']:>4} {found['baseline_alarms']:>5} "
-        f"{found['baseline_max']['weighted_drift']:>6.2f} "
-        f"{found['baseline_max']['prediction_drift']:>6.3f} {found['baseline_min_p']:>8.1e} "
-        f"{found['first_alarm_day'] or '-':>6} "
+        f"{found['scenario']:19} {found['seed']:>4} {seen['baseline_alarms']:>5} "
+        f"{seen['weighted_drift']:>6.2f} {seen['prediction_drift']:>6.3f} {seen['min_p']:>8.1e} "
+        f"{seen['first_alarm_day'] or '-':>6} "
         f"{'promoted' if found['promoted'] else 'kept':>9} "
         f"{delta:+.3f} [{low:+.3f}, {high:+.3f}] {found['truth_frauds']:>6} "
         f"{found['seconds']:>5}s  {found['reason'][:60]} | "
@@ -220,16 +238,15 @@ HEADER = (
 )
 
 
-def summary(results: list[dict], tolerance: float) -> list[str]:
+def summary(results: list[dict], policy, tolerance: float) -> list[str]:
     """The targets, each against the grid's runs."""
-    lines = []
-    alarms = sum(r["baseline_alarms"] for r in results)
-    lines.append(f"drift alarms on baseline days: {alarms} (target 0)")
+    seen = [judged(r, policy) for r in results]
+    lines = [f"drift alarms on baseline days: {sum(s['baseline_alarms'] for s in seen)} (target 0)"]
     for scenario, within in ALARM_WITHIN.items():
-        runs = [r for r in results if r["scenario"] == scenario]
+        runs = [s for r, s in zip(results, seen, strict=True) if r["scenario"] == scenario]
         if runs:
-            on_time = sum(r["first_alarm_day"] is not None and r["first_alarm_day"] <= within
-                          for r in runs)  # fmt: skip
+            on_time = sum(s["first_alarm_day"] is not None and s["first_alarm_day"] <= within
+                          for s in runs)  # fmt: skip
             lines.append(f"{scenario}: alarm within {within} days in {on_time}/{len(runs)} runs")
     new_pattern = [r for r in results if r["scenario"] == "new_fraud_pattern"]
     if new_pattern:
@@ -252,21 +269,38 @@ def summary(results: list[dict], tolerance: float) -> list[str]:
     return lines
 
 
+def _print_all(results: list[dict], policy) -> None:
+    print(HEADER)
+    for found in results:
+        print(_row(found, policy))
+    print("\n".join(["", *summary(results, policy, tolerance=0.02)]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.loop", description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--customers", type=int, default=Scale.customers)
     parser.add_argument("--out", type=Path, default=Path("/tmp/fraud-bench-loop"))
+    parser.add_argument(
+        "--summarize", type=Path, nargs="+", metavar="OUT",
+        help="print the rows and targets of earlier runs' folders, judged by today's policy",
+    )  # fmt: skip
     parser.add_argument("--one", nargs=2, metavar=("SEED", "SCENARIO"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     scale = Scale(customers=args.customers)
+    policy = DriftPolicy()
+    if args.summarize:
+        found = [json.loads(p.read_text()) for out in args.summarize
+                 for p in sorted(out.glob("*/result.json"))]  # fmt: skip
+        _print_all(sorted(found, key=lambda r: (SCENARIOS.index(r["scenario"]), r["seed"])), policy)
+        return 0
     if args.one:
         found = run_one(int(args.one[0]), args.one[1], scale)
         Path(os.environ["FRAUD_BENCH_RESULT"]).write_text(json.dumps(found, default=str))
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"loop benchmark: {scale}, tuning {TUNING}; homes and logs under {args.out}")
+    print(f"loop benchmark: {scale}, tuning {TUNING}, {policy}; homes and logs under {args.out}")
     print(HEADER, flush=True)
     results = []
     for scenario in args.scenarios:
@@ -292,9 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             found = json.loads(result_file.read_text())
             results.append(found)
-            print(_row(found), flush=True)
+            print(_row(found, policy), flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    print("\n".join(["", *summary(results, tolerance=0.02)]))
+    print("\n".join(["", *summary(results, policy, tolerance=0.02)]))
     return 0
 
 
