@@ -102,6 +102,8 @@ def batch_scoring(
     from serving.scoring import DECISIONS, Scorer, Unguarded
     from serving.transaction import SCORING_COLUMNS
 
+    if config.as_of and config.features != "online":
+        raise dg.Failure("as_of applies to online features; point_in_time reads each row's time")
     started = time.perf_counter()
     start, end = partition_days(context)
     mlflow.activate()
@@ -110,8 +112,6 @@ def batch_scoring(
         # The run scores against the store as it is: an entity of many rows is read once.
         features = OnlineFeatures.for_service(feast.store(), FEATURE_SERVICE, remember=True)
         as_of = dt.datetime.fromisoformat(config.as_of) if config.as_of else None
-    elif config.as_of:
-        raise dg.Failure("as_of applies to online features; point_in_time reads each row's time")
     else:
         features, as_of = PointInTimeFeatures(feast.store(), FEATURE_SERVICE), None
     # Batch has no one waiting: a store failure fails the run, with its cause, rather than

@@ -89,3 +89,15 @@ def test_a_partition_is_scored_in_chunks_like_online_and_a_rerun_replaces_it(fra
     assert set(stranger["features"]) == set(inputs)  # a struct: one field per model input
     assert stranger["features"]["customer_daily__missing"] is True
     assert stranger["features"]["amount_usd"] == rows[2]["amount_usd"]
+
+
+def test_as_of_without_online_features_is_refused_saying_why(fraud_home):
+    from resources import build_resources
+
+    result = dg.materialize(
+        [batch_scoring], resources=build_resources(), partition_key=DAY.isoformat(),
+        run_config={"ops": {"batch_scoring": {"config": {"as_of": NOW.isoformat()}}}},
+        raise_on_error=False,
+    )  # fmt: skip
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "as_of applies to online features" in str(failure.event_specific_data.error)
