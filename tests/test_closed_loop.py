@@ -87,8 +87,12 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
     generate(upstream, days=BASELINE_DAYS + DRIFT_DAYS, customers=700, seed=11, start=START,
              scenario="amount_inflation", drift_day=BASELINE_DAYS)  # fmt: skip
     resources = {**build_resources(), "spark": spark_resource}
-    # A model of five weeks of 700 customers is no benchmark of PR-AUC: only drift retrains here.
-    resources["monitoring"] = MonitoringResource(reports_dir=str(home / "reports"), pr_auc_floor=0)
+    # A model of five weeks of 700 customers is no benchmark of PR-AUC: only drift retrains here,
+    # and its importance spreads thin (inflated amounts weigh 0.2-0.24 of it): the loop's
+    # mechanics are under test, the default thresholds are measured by bench/loop.py.
+    resources["monitoring"] = MonitoringResource(
+        reports_dir=str(home / "reports"), pr_auc_floor=0, weighted_drift_threshold=0.15
+    )
     instance = dg.DagsterInstance.ephemeral()
 
     def run(job: str, tags=None, partition_key=None, run_config=None):
@@ -122,7 +126,8 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
         for result in monitored
         for e in result.get_asset_materialization_events()
     )
-    assert all(r["alarm"] and r["alarm_reasons"] for r in reports), reports
+    figures = [(r["weighted_drift"], r["prediction_drift"]) for r in reports]
+    assert all(r["alarm"] and r["alarm_reasons"] for r in reports), figures
     assert "amount_usd" in reports[-1]["drifted_columns"]
     assert (home / "reports" / "drift" / f"{DRIFT_END}.html").stat().st_size > 0
 
