@@ -75,9 +75,9 @@ def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Tabl
 def _reference(lakehouse: LakehouseResource, model, training_set_version: str | None):
     """The newest window of the champion's training set, its validation and test splits (of
     the table's version it was trained on, while that version is readable), with its scores:
-    (inputs and score, labels and cards, what it is). Not the train split: its first weeks hold
-    customers whose 30-day features are still filling up, which a day of serving never looks
-    like."""
+    (inputs and score; cards, labels and score; what it is). Not the train split: its first
+    weeks hold customers whose 30-day features are still filling up, which a day of serving never
+    looks like."""
     from deltalake.exceptions import DeltaError
 
     from ml.registry import input_columns
@@ -94,7 +94,8 @@ def _reference(lakehouse: LakehouseResource, model, training_set_version: str | 
         source = f"features/training_set latest (v{version} unreadable: {gone})"
     inputs = rows.select(input_columns(model))
     scores = pa.array(scores_of(model, inputs.to_pandas()), pa.float64())
-    return inputs.append_column("score", scores), rows.select(["card_id", "label"]), source
+    labelled = rows.select(["card_id", "label"]).append_column("score", scores)
+    return inputs.append_column("score", scores), labelled, source
 
 
 def _importance(champion, inputs: list[str]) -> tuple[dict[str, float], str]:
@@ -257,11 +258,10 @@ def drift_report(
     html, json = result.save(monitoring.reports("drift"), day.isoformat())
     features = [c for c in result.columns if c.column != "score"]
     importance, importance_source = _importance(champion, [c.column for c in features])
-    scored_reference = reference_labels.append_column("score", reference["score"])
     verdict = judge(
         weighted_drift({c.column: c.drifted for c in features}, importance),
         _prediction_drift(reference["score"].to_numpy(), current["score"].to_numpy()),
-        _missed_frauds(lakehouse, day, champion.version, scored_reference, policy),
+        _missed_frauds(lakehouse, day, champion.version, reference_labels, policy),
         policy,
     )
     drifted = [c.column for c in features if c.drifted]

@@ -183,6 +183,7 @@ def champion(
     from ml.baseline import baseline_scores
     from ml.behaviour import most_foreign_country, takeover_scores_higher
     from ml.comparison import decide, paired_bootstrap
+    from ml.train import row_weights
 
     mlflow.activate()
     client = MlflowClient()
@@ -240,7 +241,7 @@ def champion(
         test["label"].to_numpy(),
         incumbent_scores,
         challenger_scores,
-        weights=test["weight"].to_numpy() if "weight" in test else None,
+        weights=row_weights(test),
         clusters=test["card_id"].to_numpy(),
         resamples=config.resamples,
         confidence=config.confidence,
@@ -269,7 +270,12 @@ def champion(
             "previous_version": former or "none",
         }
     )
-    if passed:
+    if passed and verdict.status == "not shown worse":
+        description = (
+            f"v{candidate.version} is not shown worse than {incumbent_name} (no champion "
+            f"serving; its {config.confidence:.0%} intervals reach 0)"
+        )
+    elif passed:
         description = (
             f"v{candidate.version} is {verdict.status} than {incumbent_name} "
             f"with {config.confidence:.0%} confidence"

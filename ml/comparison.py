@@ -26,7 +26,9 @@ class GateVerdict:
     """Whether the comparison allows promotion, its status, and why not."""
 
     promote: bool
-    status: str  # "better", "not worse", "inconclusive", "worse" or "not enough evidence"
+    # "better", "not worse", "not shown worse" (the first model only), "inconclusive", "worse" or
+    # "not enough evidence"
+    status: str
     reasons: list[str]
 
 
@@ -175,5 +177,8 @@ def decide(
         return GateVerdict(
             False, "worse" if worse else "inconclusive", [reason(m) for m in failing]
         )
-    better = all(paired.low > 0 for paired in intervals.values())
-    return GateVerdict(True, "better" if better else "not worse", [])
+    if all(paired.low > 0 for paired in intervals.values()):
+        return GateVerdict(True, "better", [])
+    if not short:
+        return GateVerdict(True, "not worse", [])
+    return GateVerdict(True, "not shown worse", [])  # the first model: its interval reaches 0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ml.online_features import Rows, fill_missing, service_views, unknown_features
+from ml.online_features import Rows, fill_missing, service_views
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -122,7 +122,8 @@ def point_in_time_join(entities: "pd.DataFrame", views) -> "pd.DataFrame":
 class PointInTimeFeatures:
     """A feature service's features for scoring rows, each row as of its own transaction time,
     read from the views' offline sources: the values, defaults and flags the training set holds. It
-    answers `lookup` as `OnlineFeatures` does, so the same scorer runs on either."""
+    answers `lookup` as `OnlineFeatures` does, so the same scorer runs on either (unguarded: a
+    failure raises, there are no defaults to degrade to)."""
 
     def __init__(self, store: "FeatureStore", service: str):
         self.views = service_views(store, service)
@@ -139,7 +140,3 @@ class PointInTimeFeatures:
         entities = pd.DataFrame({k: rows[k] for k in [*self._keys, "event_timestamp"]})
         joined = fill_missing(point_in_time_join(entities, self._feature_views), self.views)
         return {c: joined[c].to_numpy() for spec in self.views for c in [*spec.columns, spec.flag]}
-
-    def unknown(self, n: int) -> dict[str, np.ndarray]:
-        """Every default and every flag set, as `OnlineFeatures.unknown`."""
-        return unknown_features(self.views, n)

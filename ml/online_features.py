@@ -148,8 +148,14 @@ class OnlineFeatures:
         return out
 
     def unknown(self, n: int) -> dict[str, np.ndarray]:
-        """What `lookup` returns for `n` rows when no entity is known (`unknown_features`)."""
-        return unknown_features(self.views, n)
+        """What `lookup` returns for `n` rows when no entity is known: every default, every flag
+        set (a caller that cannot reach the store scores with these, and says so)."""
+        out: dict[str, np.ndarray] = {}
+        for view in self.views:
+            for column, default in zip(view.columns, view.defaults, strict=True):
+                out[column] = np.repeat(_typed([default], default), n)
+            out[view.flag] = np.ones(n, dtype=bool)
+        return out
 
     def event_times(self, rows: Rows) -> dict[str, list[float | None]]:
         """Per view, the event time (epoch seconds) of each row's online value; None if absent."""
@@ -159,17 +165,6 @@ class OnlineFeatures:
             per_entity = [*stamps, None]
             out[view.name] = [per_entity[c] for c in entities.codes[view.join_keys]]
         return out
-
-
-def unknown_features(views: list[ViewSpec], n: int) -> dict[str, np.ndarray]:
-    """Features of `n` rows whose entities are all unknown: every default, every flag set (a
-    caller that cannot reach the store scores with these, and says so)."""
-    out: dict[str, np.ndarray] = {}
-    for view in views:
-        for column, default in zip(view.columns, view.defaults, strict=True):
-            out[column] = np.repeat(_typed([default], default), n)
-        out[view.flag] = np.ones(n, dtype=bool)
-    return out
 
 
 def _typed(values: list, default) -> np.ndarray:

@@ -108,8 +108,6 @@ class Unguarded:
     """No breaker, for a caller no one waits on (a batch run): the lookup runs for as long as it
     takes, and a failure raises with its cause instead of degrading the scores."""
 
-    open = False
-
     def call(self, fn: Callable[[], dict]) -> dict:
         return fn()
 

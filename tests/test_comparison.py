@@ -114,7 +114,7 @@ def test_an_interval_too_wide_to_show_non_inferiority_keeps_the_champion_as_inco
     assert (verdict.promote, verdict.status) == (False, "inconclusive")
     # With no champion serving, the first model only has to not be worse than the baseline.
     first = decide({"pr_auc": wide, "recall_at_1pct_fpr": wide}, TOLERANCES, 40, 30, False)
-    assert (first.promote, first.status) == (True, "not worse")
+    assert (first.promote, first.status) == (True, "not shown worse")
     below = PairedMetric(0.50, 0.459, -0.041, -0.083, -0.002)
     refused = decide({"pr_auc": below, "recall_at_1pct_fpr": wide}, TOLERANCES, 40, 30, False)
     assert (refused.promote, refused.status) == (False, "worse")
