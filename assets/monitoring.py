@@ -25,7 +25,8 @@ DRIFT_CHECK = "no_drift_alarm"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 POLICY_TEXT = (
     "An alarm when any signal crosses its threshold (monitoring resource): the importance shares "
-    "of the inputs whose Evidently drift test failed, summed (`weighted_drift`); the Wasserstein "
+    "of the inputs whose Evidently drift test failed, summed (`weighted_drift`; or the lower "
+    "`sustained_drift_threshold` on `sustained_days` reported days running); the Wasserstein "
     "distance of the day's scores from the reference's, in reference standard deviations "
     "(`prediction_drift`); and the cards with a fraud reported by the day's end among the label "
     "window's transactions that the champion let through, against its reference window (Fisher's "
@@ -147,6 +148,23 @@ def _missed_frauds(lakehouse, day: dt.date, version: str, reference, policy):
     return MissedFrauds(found_cards, found_missed, *reference_counts)
 
 
+def _earlier_drift(instance, day: dt.date, days: int, version: str) -> tuple[float, ...]:
+    """The weighted drift of the `days` days before `day` (oldest first), from their latest
+    reports on the same champion; it stops at the newest day without one."""
+    found = []
+    for back in range(1, days + 1):
+        key = (day - dt.timedelta(days=back)).isoformat()
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(DRIFT_REPORT, asset_partitions=[key]), limit=1
+        ).records
+        metadata = records[0].asset_materialization.metadata if records else {}
+        drift, champion = metadata.get("weighted_drift"), metadata.get("champion_version")
+        if drift is None or champion is None or str(champion.value) != str(version):
+            break
+        found.append(float(drift.value))
+    return tuple(reversed(found))
+
+
 def _prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray) -> float:
     """The Wasserstein distance of the day's scores from the reference's, in reference standard
     deviations (Evidently's normed measure, whatever the window's size)."""
@@ -263,6 +281,7 @@ def drift_report(
         _prediction_drift(reference["score"].to_numpy(), current["score"].to_numpy()),
         _missed_frauds(lakehouse, day, champion.version, reference_labels, policy),
         policy,
+        _earlier_drift(context.instance, day, policy.sustained_days - 1, champion.version),
     )
     drifted = [c.column for c in features if c.drifted]
     summary = "; ".join(verdict.reasons) or "no signal crossed its threshold"

@@ -238,10 +238,9 @@ def champion(
     )
     frauds = int((test["label"] == 1).sum())
     intervals = paired_bootstrap(
-        test["label"].to_numpy(),
+        test["label"].to_numpy() * row_weights(test),  # an early report stands for unreported
         incumbent_scores,
         challenger_scores,
-        weights=row_weights(test),
         clusters=test["card_id"].to_numpy(),
         resamples=config.resamples,
         confidence=config.confidence,

@@ -31,8 +31,8 @@ ALARM_WITHIN = {"amount_inflation": 3, "merchant_mix_shift": 3, "new_fraud_patte
 
 @dataclass(frozen=True)
 class Scale:
-    customers: int = 1500
-    train_days: int = 60  # champion v1's period
+    customers: int = 2000
+    train_days: int = 70  # champion v1's period
     watched: int = 5  # baseline days reported on after v1's training
     drift: int = 7  # days of the scenario reported on before the retrain
     eval: int = 7  # days of the scenario after the retrain, for the truth
@@ -198,18 +198,31 @@ def judged(found: dict, policy) -> dict:
     the alarms on baseline days, their largest figures, and the drift day of the first alarm
     (1 = the drift's first day)."""
 
-    def alarm(day: dict) -> bool:
+    from ml.drift_policy import sustained
+
+    weighted = [day["weighted_drift"] or 0.0 for day in found["days"]]
+
+    def alarm(at: int) -> bool:
+        day = found["days"][at]
         return (
-            (day["weighted_drift"] or 0.0) >= policy.weighted_drift_threshold
+            weighted[at] >= policy.weighted_drift_threshold
+            or sustained(weighted[at], weighted[:at], policy)
             or (day["prediction_drift"] or 0.0) >= policy.prediction_drift_threshold
             or (day["missed_fraud_p_value"] or 1.0) < policy.missed_fraud_alpha
         )
 
     drifted = found["scenario"] != "baseline"
+    alarms = [alarm(at) for at in range(len(found["days"]))]
     baseline = [d for d in found["days"] if d["index"] < 0 or not drifted]
-    first = next((d for d in found["days"] if d["index"] >= 0 and drifted and alarm(d)), None)
+    first = next(
+        (d for d, hit in zip(found["days"], alarms, strict=True)
+         if d["index"] >= 0 and drifted and hit),
+        None,
+    )  # fmt: skip
     return {
-        "baseline_alarms": sum(alarm(d) for d in baseline),
+        "baseline_alarms": sum(
+            hit for d, hit in zip(found["days"], alarms, strict=True) if d in baseline
+        ),
         "weighted_drift": max((d["weighted_drift"] or 0.0) for d in baseline),
         "prediction_drift": max((d["prediction_drift"] or 0.0) for d in baseline),
         "min_p": min((d["missed_fraud_p_value"] or 1.0) for d in baseline),

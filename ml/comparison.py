@@ -35,21 +35,30 @@ class GateVerdict:
 class _Ranking:
     """One model's ranking of the rows, reduced to what both metrics read: recall only grows at
     thresholds (ends of runs of tied scores) that pass a fraud, so the weights are summed per
-    cluster into the segments between those thresholds, frauds and legitimate rows apart."""
+    cluster into the segments between those thresholds, frauds and legitimate rows apart.
+
+    A label is the frauds a row stands for: 0 or 1, or more for a fraud reported early (its
+    inverse-probability weight): the frauds of its age not reported yet lie among the unreported
+    rows, at scores like its own (a report's delay does not depend on the score), so it takes
+    them off the legitimate rows there (a row of label y counts y frauds and 1 − y legitimate
+    transactions). Precision at a threshold is then the estimated frauds among all rows above."""
 
     def __init__(self, labels, scores, weights, clusters, n_clusters: int):
         from scipy.sparse import csr_matrix
 
         order = np.argsort(-scores, kind="stable")
-        fraud = labels[order] == 1
+        labels, weights, clusters = labels[order], weights[order], clusters[order]
         tie_run = np.r_[0, np.cumsum(np.diff(scores[order]) != 0)]
         # Where recall may grow must not depend on the weights, which each replicate redraws.
-        growing = np.flatnonzero(np.bincount(tie_run, weights=fraud) > 0)
+        growing = np.flatnonzero(np.bincount(tie_run, weights=labels > 0) > 0)
         self.thresholds = len(growing)
         segment = np.searchsorted(growing, tie_run)  # legitimate rows after the last: one more
-        rows = np.where(fraud, segment, self.thresholds + segment)
+        fraud, legitimate = weights * labels, weights * (1 - labels)
         self.sums = csr_matrix(
-            (weights[order], (rows, clusters[order])),
+            (
+                np.r_[fraud, legitimate],
+                (np.r_[segment, self.thresholds + segment], np.r_[clusters, clusters]),
+            ),
             shape=(2 * self.thresholds + 1, n_clusters),
         ).T
 
@@ -60,11 +69,13 @@ class _Ranking:
         tp = np.cumsum(gained, axis=1)
         fp = np.cumsum(sums[:, self.thresholds :], axis=1)
         frauds, legitimate = gained.sum(axis=1), fp[:, -1]
-        fp = fp[:, :-1]
+        fp = np.maximum(fp[:, :-1], 0)  # estimated from early reports, it may dip below 0
         with np.errstate(divide="ignore", invalid="ignore"):
             precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
             pr_auc = (gained * precision).sum(axis=1) / frauds
-            allowed = (fp / legitimate[:, None] <= MAX_FPR).sum(axis=1)  # a prefix: fp grows
+            # A prefix: false positives never fall as more rows are flagged.
+            flagged_fp = np.maximum.accumulate(fp, axis=1)
+            allowed = (flagged_fp / legitimate[:, None] <= MAX_FPR).sum(axis=1)
             reached = np.c_[np.zeros(len(tp)), tp]  # the curve starts at recall 0
             recall = np.take_along_axis(reached, allowed[:, None], axis=1)[:, 0] / frauds
         return {"pr_auc": pr_auc, "recall_at_1pct_fpr": recall}
@@ -87,6 +98,8 @@ def _rankings(labels, scores: list, weights=None, clusters=None) -> tuple[list[_
         raise ValueError("labels, scores, weights and clusters need one value per row")
     if not all(np.isfinite(s).all() for s in scores):
         raise ValueError("scores must be finite")
+    if not (np.isfinite(labels).all() and (labels >= 0).all()):
+        raise ValueError("labels are the frauds each row stands for: finite and not negative")
     return [_Ranking(labels, s, weights, codes, n_clusters) for s in scores], n_clusters
 
 
@@ -96,7 +109,8 @@ def _observed(labels, scores, weights) -> dict[str, float]:
 
 
 def average_precision(labels, scores, weights=None) -> float:
-    """Weighted PR-AUC, as sklearn's `average_precision_score(sample_weight=weights)`."""
+    """Weighted PR-AUC, as sklearn's `average_precision_score(sample_weight=weights)` for 0/1
+    labels; a label above 1 is a fraud reported early, standing for unreported ones."""
     return _observed(labels, scores, weights)["pr_auc"]
 
 

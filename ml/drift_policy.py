@@ -2,7 +2,9 @@
 columns moved. Three signals, each with its threshold:
 
 - input drift weighted by importance: the importance shares (`ml.importance`) of the inputs whose
-  Evidently drift test failed, summed; a drifted input the model ignores counts for little;
+  Evidently drift test failed, summed; a drifted input the model ignores counts for little. One
+  day at the threshold raises the alarm, or `sustained_days` running at a lower one (a single
+  day of noise reaches it, a drift stays);
 - prediction drift: Evidently's drift score of the model's scores against the reference's;
 - missed frauds so far: of the cards with a fraud reported by the day's end among the last
   `label_window_days` of transactions, how many the champion let through (every score under the
@@ -17,6 +19,9 @@ import numpy as np
 @dataclass(frozen=True)
 class DriftPolicy:
     weighted_drift_threshold: float = 0.25
+    # Days without drift in the loop benchmark reached 0.15 alone, never two days running.
+    sustained_drift_threshold: float = 0.15
+    sustained_days: int = 2
     # Days without drift in the loop benchmark moved the scores by up to 0.12 (bench/RESULTS.md).
     prediction_drift_threshold: float = 0.2
     missed_fraud_alpha: float = 0.001
@@ -79,14 +84,33 @@ def missed_frauds(
     return len(fraud_cards), int((best < review_threshold).sum())
 
 
+def sustained(drift: float, earlier: list[float], policy: DriftPolicy) -> bool:
+    """Whether the weighted drift reached the sustained threshold on this day and on each of
+    the `sustained_days` − 1 days before it (`earlier`, newest last; a day not reported is
+    missing, and then it did not)."""
+    days = [*earlier[max(0, len(earlier) - policy.sustained_days + 1) :], drift]
+    return len(days) == policy.sustained_days and min(days) >= policy.sustained_drift_threshold
+
+
 def judge(
-    drift: float, prediction_drift: float, missed: MissedFrauds | None, policy: DriftPolicy
+    drift: float,
+    prediction_drift: float,
+    missed: MissedFrauds | None,
+    policy: DriftPolicy,
+    earlier_drift: tuple[float, ...] = (),
 ) -> Verdict:
-    """The day's verdict: an alarm when any signal crosses its threshold."""
+    """The day's verdict: an alarm when any signal crosses its threshold. `earlier_drift`: the
+    weighted drift of the days just before, newest last, as far as they were reported."""
     reasons = []
     if drift >= policy.weighted_drift_threshold:
         reasons.append(
             f"importance-weighted input drift {drift:.2f} >= {policy.weighted_drift_threshold}"
+        )
+    elif sustained(drift, list(earlier_drift), policy):
+        running = ", ".join(f"{d:.2f}" for d in [*earlier_drift, drift][-policy.sustained_days :])
+        reasons.append(
+            f"importance-weighted input drift {running} >= {policy.sustained_drift_threshold} "
+            f"on {policy.sustained_days} days running"
         )
     if prediction_drift >= policy.prediction_drift_threshold:
         reasons.append(
@@ -95,6 +119,8 @@ def judge(
     figures = {
         "weighted_drift": round(drift, 4),
         "weighted_drift_threshold": policy.weighted_drift_threshold,
+        "sustained_drift_threshold": policy.sustained_drift_threshold,
+        "sustained_days": policy.sustained_days,
         "prediction_drift": round(prediction_drift, 4),
         "prediction_drift_threshold": policy.prediction_drift_threshold,
     }

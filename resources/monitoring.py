@@ -12,7 +12,8 @@ from ml.drift_policy import DriftPolicy
 
 class MonitoringResource(dg.ConfigurableResource):
     """The drift alarm (`ml.drift_policy`): a day raises it when the importance-weighted share of
-    drifted inputs reaches `weighted_drift_threshold`, the drift score of the champion's scores
+    drifted inputs reaches `weighted_drift_threshold` (or `sustained_drift_threshold` on
+    `sustained_days` reported days running), the drift score of the champion's scores
     reaches `prediction_drift_threshold`, or the cards with a fraud reported so far in the last
     `label_window_days` hold more the champion missed than its reference window makes likely
     (Fisher's exact test, p < `missed_fraud_alpha`). `check_severity`: WARN shows an alarm or a
@@ -21,6 +22,8 @@ class MonitoringResource(dg.ConfigurableResource):
 
     reports_dir: str
     weighted_drift_threshold: float = DriftPolicy.weighted_drift_threshold
+    sustained_drift_threshold: float = DriftPolicy.sustained_drift_threshold
+    sustained_days: int = DriftPolicy.sustained_days
     prediction_drift_threshold: float = DriftPolicy.prediction_drift_threshold
     missed_fraud_alpha: float = DriftPolicy.missed_fraud_alpha
     label_window_days: int = DriftPolicy.label_window_days
@@ -39,6 +42,8 @@ class MonitoringResource(dg.ConfigurableResource):
     def drift_policy(self) -> DriftPolicy:
         return DriftPolicy(
             weighted_drift_threshold=self.weighted_drift_threshold,
+            sustained_drift_threshold=self.sustained_drift_threshold,
+            sustained_days=self.sustained_days,
             prediction_drift_threshold=self.prediction_drift_threshold,
             missed_fraud_alpha=self.missed_fraud_alpha,
             label_window_days=self.label_window_days,

@@ -89,9 +89,16 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
     resources = {**build_resources(), "spark": spark_resource}
     # A model of five weeks of 700 customers is no benchmark of PR-AUC: only drift retrains here,
     # and its importance spreads thin (inflated amounts weigh 0.2-0.24 of it): the loop's
-    # mechanics are under test, the default thresholds are measured by bench/loop.py.
+    # mechanics are under test (here the sustained-drift rule alone), the default thresholds are
+    # measured by bench/loop.py.
     resources["monitoring"] = MonitoringResource(
-        reports_dir=str(home / "reports"), pr_auc_floor=0, weighted_drift_threshold=0.15
+        reports_dir=str(home / "reports"),
+        pr_auc_floor=0,
+        weighted_drift_threshold=1.0,
+        sustained_drift_threshold=0.15,
+        sustained_days=2,
+        prediction_drift_threshold=100.0,
+        missed_fraud_alpha=0.0,
     )
     instance = dg.DagsterInstance.ephemeral()
 
@@ -116,18 +123,20 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
     release(upstream, landing, DRIFT_START, DRIFT_END)
     run("daily_job", range_tags(DRIFT_START, DRIFT_END))
     run("scoring_job", range_tags(DRIFT_START, DRIFT_END))
-    monitored = [
-        run("monitoring_job", partition_key=d.isoformat()) for d in (DRIFT_START, DRIFT_END)
-    ]
-    reports = [materialized(result)["monitoring/drift_report"] for result in monitored]
+    drifted_days = [DRIFT_START + dt.timedelta(days=i) for i in range(DRIFT_DAYS)]
+    monitored = [run("monitoring_job", partition_key=d.isoformat()) for d in drifted_days]
+    first_report, *reports = [materialized(r)["monitoring/drift_report"] for r in monitored]
     # Labels of the drifted days are not final: their performance is not measured yet.
     assert not any(
         e.asset_key.to_user_string() == "monitoring/model_performance"
         for result in monitored
         for e in result.get_asset_materialization_events()
     )
+    # The drift's first day has no reported day before it; the next ones are its second day.
+    assert not first_report["alarm"] and first_report["weighted_drift"] >= 0.15
     figures = [(r["weighted_drift"], r["prediction_drift"]) for r in reports]
-    assert all(r["alarm"] and r["alarm_reasons"] for r in reports), figures
+    assert all(r["alarm"] for r in reports), figures
+    assert all(r["alarm_reasons"][0].endswith(">= 0.15 on 2 days running") for r in reports)
     assert "amount_usd" in reports[-1]["drifted_columns"]
     assert (home / "reports" / "drift" / f"{DRIFT_END}.html").stat().st_size > 0
 
@@ -136,7 +145,7 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
     [request] = tick.run_requests
     assert request.tags["fraud/trigger"] == "monitoring/drift_report"
     assert request.tags["fraud/trigger_reason"] == (
-        f"{'; '.join(reports[0]['alarm_reasons'])} on {DRIFT_START}"
+        f"{'; '.join(reports[0]['alarm_reasons'])} on {drifted_days[1]}"
     )
     retrain_config = {**TRAINING_CONFIG, "registry__champion": {"config": OPEN_GATE}}
     run("training_job", tags=request.tags, run_config={"ops": retrain_config})

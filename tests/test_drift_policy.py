@@ -72,6 +72,18 @@ def test_each_signal_alone_raises_the_alarm_with_its_reason():
     assert not verdict.alarm and verdict.figures["fraud_cards_reported"] == 40
 
 
+def test_a_lower_drift_alarms_only_when_it_lasts_the_sustained_days():
+    policy = DriftPolicy(sustained_drift_threshold=0.15, sustained_days=2)
+    assert not judge(0.2, 0.0, None, policy).alarm  # the first day reported: nothing before it
+    assert not judge(0.2, 0.0, None, policy, earlier_drift=(0.3, 0.1)).alarm  # yesterday calm
+    assert not judge(0.14, 0.0, None, policy, earlier_drift=(0.2,)).alarm
+    [reason] = judge(0.16, 0.0, None, policy, earlier_drift=(0.0, 0.2)).reasons
+    assert reason == "importance-weighted input drift 0.20, 0.16 >= 0.15 on 2 days running"
+    three = DriftPolicy(sustained_drift_threshold=0.15, sustained_days=3)
+    assert not judge(0.2, 0.0, None, three, earlier_drift=(0.2,)).alarm
+    assert judge(0.2, 0.0, None, three, earlier_drift=(0.15, 0.2)).alarm
+
+
 def test_permutation_importance_finds_the_input_the_model_reads():
     rng = np.random.default_rng(1)
     rows = pd.DataFrame({"signal": rng.normal(size=4000), "noise": rng.normal(size=4000)})

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.metrics import fraud_metrics, precision_at_budget, recall_at_fpr
+from ml.comparison import recall_at_fpr
+from ml.metrics import fraud_metrics, precision_at_budget
 from ml.preprocessing import UNKNOWN, Preprocessor
 from ml.train import TrainParams, check_trainable, train
 
@@ -117,10 +118,10 @@ def test_fraud_metrics_on_hand_built_scores():
     labels = np.array([0] * 98 + [1, 1])
     perfect = np.r_[np.linspace(0, 0.5, 98), [0.9, 0.95]]
     assert fraud_metrics(labels, perfect)["pr_auc"] == pytest.approx(1.0)
-    assert recall_at_fpr(labels, perfect, 0.01) == 1.0
+    assert recall_at_fpr(labels, perfect) == 1.0
     # one fraud hides below every legitimate score: half the frauds at any FPR < 100%
     shuffled = np.r_[np.linspace(0.1, 0.5, 98), [0.9, 0.0]]
-    assert recall_at_fpr(labels, shuffled, 0.01) == 0.5
+    assert recall_at_fpr(labels, shuffled) == 0.5
     assert precision_at_budget(labels, shuffled, 0.02) == 0.5  # two alerts, one fraud
     assert fraud_metrics(labels, np.full(100, 0.02))["brier"] == pytest.approx(
         (98 * 0.02**2 + 2 * 0.98**2) / 100
