@@ -49,13 +49,12 @@ def challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.
 
 
 class PromotionConfig(dg.Config):
-    """The gate: on the same out-of-time test rows the challenger is not worse than the champion
-    (or, for the first model, a gradient-boosting baseline on the same features) with
-    `confidence`, and scores within a latency budget."""
+    """The gate: on the same test rows (recent rows of held-out cards) the challenger is not
+    worse than the champion (or, for the first model, a gradient-boosting baseline on the same
+    features) with `confidence`, and scores within a latency budget."""
 
-    # How far below the incumbent the lower bound of the paired bootstrap interval of the
-    # difference may be. Not 0: the champion's edge is measured on labels from before any drift
-    # (the newest are not final yet), so a model trained on fresher data may tie it.
+    # How far below the incumbent the lower confidence bound of the difference may be. Not 0:
+    # a model trained on fresher data may tie the champion, and a tie should not keep it.
     pr_auc_tolerance: float = 0.02
     recall_tolerance: float = 0.05  # recall at 1% FPR
     min_frauds: int = 30  # fewer labelled frauds in the test split: no verdict, no promotion
@@ -120,7 +119,8 @@ def _comparison_table(intervals: dict, incumbent_name: str, confidence: float) -
     from ml.comparison import METRICS
 
     lines = [
-        f"| metric | {incumbent_name} | challenger | difference | {confidence:.0%} interval |",
+        f"| metric | {incumbent_name} | challenger | difference | one-sided {confidence:.0%} "
+        "bounds |",
         "|---|---|---|---|---|",
     ]
     for metric, paired in intervals.items():
@@ -164,7 +164,7 @@ def _log_to_run(client, version, intervals: dict, frauds: int, status: str) -> N
             asset=CHAMPION,
             blocking=True,
             description="Challenger not worse than the champion (or the baseline) on the "
-            "out-of-time test set beyond the tolerances, with the configured confidence (paired "
+            "test split beyond the tolerances, with the configured confidence (paired "
             "bootstrap by card); scores 1,000 rows within the latency budget and scores account "
             "takeovers higher",
         )

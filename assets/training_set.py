@@ -47,8 +47,11 @@ class TrainingSetConfig(dg.Config):
     maturity_days: int = 45  # a chargeback can arrive up to 45 days after the transaction
     min_reported_share: float = 0.1
     cutoff: str | None = None  # ISO time the labels are read at; default: end of newest day
+    # Shares of cards held out over the newest `holdout_days` (lakehouse.training.holdout_split):
+    # the gate's comparison needs about 100 reported frauds in the test split.
     validation_share: float = 0.15
-    test_share: float = 0.15
+    test_share: float = 0.3
+    holdout_days: float = 35.0
     pit_check_sample: int = 2000
 
 
@@ -84,8 +87,8 @@ def training_set(
     feast: FeastResource,
     lakehouse: LakehouseResource,
 ):
-    """Labels known at the cut-off joined point-in-time to fraud_model_v1's features, by time."""
-    from lakehouse.training import label_cutoff, temporal_split, training_labels
+    """Labels known at the cut-off with fraud_model_v1's features at each time; cards held out."""
+    from lakehouse.training import holdout_split, label_cutoff, training_labels
     from ml.offline_features import point_in_time_join
     from ml.online_features import fill_missing, service_views
 
@@ -117,11 +120,17 @@ def training_set(
     violations, checked = _point_in_time_violations(store, joined, views, config.pit_check_sample)
     joined = fill_missing(joined, specs)
     joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
-    joined["split"] = temporal_split(
-        pa.chunked_array([pa.array(joined["event_timestamp"])]),
-        config.validation_share,
-        config.test_share,
-    ).to_pandas()
+    try:
+        split = holdout_split(
+            pa.chunked_array([pa.array(joined["event_timestamp"])]),
+            joined["card_id"].to_numpy(),
+            config.validation_share,
+            config.test_share,
+            config.holdout_days,
+        )
+    except ValueError as refused:
+        raise dg.Failure(f"training-set split: {refused}") from None
+    joined["split"] = split.to_pandas()
     data = pa.Table.from_pandas(joined, preserve_index=False)
     write = lakehouse.overwrite("features", "training_set", data, *ALL_DAYS)
     by_split = joined.groupby("split")["label"].agg(["count", "mean"])

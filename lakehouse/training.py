@@ -1,5 +1,5 @@
 """Training-set rules: which labels a training set takes at a cut-off (matured ones, or all known
-so far with a correction for reports still to come), and the temporal split."""
+so far with a correction for reports still to come), and the split that holds cards out."""
 
 import datetime as dt
 from dataclasses import dataclass
@@ -133,20 +133,37 @@ def training_labels(
     }
 
 
-def temporal_split(
-    event_times: pa.ChunkedArray, validation_share: float, test_share: float
+def card_buckets(card_ids) -> np.ndarray:
+    """Each card's place in [0, 1), the same for a card in every training set and process."""
+    import pandas as pd
+
+    hashed = pd.util.hash_array(np.asarray(card_ids, dtype=object))
+    return hashed / np.float64(2**64)
+
+
+def holdout_split(
+    event_times: pa.ChunkedArray,
+    card_ids,
+    validation_share: float,
+    test_share: float,
+    holdout_days: float,
 ) -> pa.Array:
-    """train / validation / test by transaction time (oldest first), never at random. Rows at
-    the same instant stay together, so no moment is in two splits."""
+    """train / validation / test: the cards of a stable `test_share` (then `validation_share`)
+    of all cards are held out over the newest `holdout_days`, where their rows are the test
+    (validation) split; every other row trains, the newest days of the other cards included.
+    So a retrain learns the newest regime, and every model, champion or challenger, is judged
+    on recent rows of cards it never trained on there."""
     if not 0 <= validation_share < 1 or not 0 <= test_share < 1:
         raise ValueError("validation_share and test_share must lie in [0, 1)")
     if validation_share + test_share >= 1:
-        raise ValueError("validation_share + test_share must leave rows to train on")
-    times = pc.cast(event_times, pa.int64()).to_numpy(zero_copy_only=False)
+        raise ValueError("validation_share + test_share must leave cards to train on")
+    if holdout_days <= 0:
+        raise ValueError("holdout_days must be positive")
+    in_us = pc.cast(event_times, pa.timestamp("us", event_times.type.tz))
+    times = pc.cast(in_us, pa.int64()).to_numpy(zero_copy_only=False)
     if len(times) == 0:
         return pa.array([], pa.string())
-    held_out = validation_share + test_share
-    validation_from = np.quantile(times, 1 - held_out, method="higher") if held_out else np.inf
-    test_from = np.quantile(times, 1 - test_share, method="higher") if test_share else np.inf
-    split = (times >= validation_from).astype(int) + (times >= test_from)
-    return pa.array(np.array(SPLITS)[split])
+    window = times >= times.max() - round(holdout_days * 86_400e6)
+    bucket = card_buckets(card_ids)
+    split = np.where(bucket < test_share, 2, np.where(bucket < test_share + validation_share, 1, 0))
+    return pa.array(np.array(SPLITS)[np.where(window, split, 0)])

@@ -129,9 +129,11 @@ def paired_bootstrap(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, PairedMetric]:
-    """Per metric, both models on the same rows and the percentile interval of the difference
-    (challenger − champion): each replicate gives every cluster (every row when `clusters` is
-    None) a Poisson(1) multiplicity shared by both models, so a card's rows move together."""
+    """Per metric, both models on the same rows and the percentile bounds of the difference
+    (challenger − champion), each a one-sided `confidence` bound, as the gate's claims are one-
+    sided ("not worse", "worse"): together a 1 − 2 (1 − `confidence`) interval. Each replicate
+    gives every cluster (every row when `clusters` is None) a Poisson(1) multiplicity shared by
+    both models, so a card's rows move together."""
     models, n_clusters = _rankings(labels, [champion_scores, challenger_scores], weights, clusters)
     observed = [m.metrics(np.ones((1, n_clusters))) for m in models]
     rng = np.random.default_rng(seed)
@@ -142,7 +144,7 @@ def paired_bootstrap(
         champion, challenger = (m.metrics(multiplicity) for m in models)
         for metric in METRICS:
             differences[metric].append(challenger[metric] - champion[metric])
-    tail = (1 - confidence) / 2 * 100
+    tail = (1 - confidence) * 100
     result = {}
     for metric in METRICS:
         before, after = (float(model[metric][0]) for model in observed)

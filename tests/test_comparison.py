@@ -167,14 +167,16 @@ def test_the_interval_covers_the_population_difference():
         - recall_at_fpr(population[0], population[1]),
     }
     rng = np.random.default_rng(6)
-    covered = {metric: 0 for metric in truth}
+    below, above = ({metric: 0 for metric in truth} for _ in range(2))
     for seed in range(100):
         rows = rng.choice(len(population[0]), 2000, replace=False)
         sample = [part[rows] for part in population]
         intervals = paired_bootstrap(*sample, resamples=400, seed=seed)
         for metric, paired in intervals.items():
-            covered[metric] += paired.low <= truth[metric] <= paired.high
-    assert all(hits >= 85 for hits in covered.values()), covered
+            below[metric] += paired.low <= truth[metric]
+            above[metric] += truth[metric] <= paired.high
+    # Each bound is one-sided at 95%: about 95 of 100 samples on the right side of each.
+    assert all(hits >= 90 for hits in [*below.values(), *above.values()]), (below, above)
 
 
 def test_clusters_of_duplicated_rows_widen_the_interval():

@@ -1,5 +1,5 @@
 """The training set: labels matured or known so far (weighted for reports still to come),
-point-in-time features, a split by time."""
+point-in-time features, a split that holds cards out over the newest days."""
 
 import datetime as dt
 
@@ -16,10 +16,11 @@ from assets.training_set import training_set
 from assets.velocity import velocity_schema
 from lakehouse.delta import overwrite_days, read_days
 from lakehouse.training import (
+    card_buckets,
     estimate_report_delay,
+    holdout_split,
     labels_known_so_far,
     mature_labels,
-    temporal_split,
     training_labels,
 )
 from resources import build_resources
@@ -173,14 +174,44 @@ def test_too_few_closed_windows_to_estimate_the_delay_is_a_clear_refusal():
     assert meta == {"label_policy": "matured"} and matured["weight"].to_pylist() == [1.0]
 
 
-def test_the_split_follows_time_and_keeps_an_instant_in_one_split():
-    times = [_at(D1, h) for h in range(20)] + [_at(D2, 0)] * 5
-    split = temporal_split(pa.chunked_array([pa.array(times, TS)]), 0.2, 0.2).to_pylist()
-    order = {"train": 0, "validation": 1, "test": 2}
-    assert [order[s] for s in split] == sorted(order[s] for s in split)
-    assert set(split[-5:]) == {"test"}
-    with pytest.raises(ValueError, match="leave rows to train on"):
-        temporal_split(pa.chunked_array([pa.array(times, TS)]), 0.5, 0.5)
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 47 * 24)), min_size=1, max_size=120),
+    st.sampled_from([0.0, 0.15, 0.3]),
+    st.sampled_from([0.0, 0.15]),
+    st.sampled_from([1.0, 7.0, 35.0]),
+)
+def test_held_out_cards_are_recent_rows_never_trained_on_there(rows, test, validation, days):
+    cards = np.array([f"card-{c}" for c, _ in rows], dtype=object)
+    times = [_at(D1, 0) + dt.timedelta(hours=h) for _, h in rows]
+    split = np.array(
+        holdout_split(pa.chunked_array([pa.array(times, TS)]), cards, validation, test, days)
+    )
+    window_from = max(times) - dt.timedelta(days=days)
+    in_window = np.array([t >= window_from for t in times])
+    assert set(split[~in_window]) <= {"train"}  # older rows of every card train
+    for card in set(cards):
+        # In the window a card is in one split: a held-out card never trains there.
+        assert len(set(split[(cards == card) & in_window])) <= 1
+    bucket = dict(zip(cards, card_buckets(cards), strict=True))
+    expected = [
+        "train" if not recent else "test" if bucket[c] < test
+        else "validation" if bucket[c] < test + validation else "train"
+        for c, recent in zip(cards, in_window, strict=True)
+    ]  # fmt: skip
+    assert split.tolist() == expected
+
+
+def test_a_card_keeps_its_place_across_training_sets_and_shares_hold_over_many_cards():
+    cards = np.array([f"card-{i}" for i in range(20_000)], dtype=object)
+    buckets = card_buckets(cards)
+    assert np.array_equal(card_buckets(cards[::-1]), buckets[::-1])  # not the row's position
+    assert abs(np.mean(buckets < 0.3) - 0.3) < 0.02 and 0 <= buckets.min() < buckets.max() < 1
+    times = pa.chunked_array([pa.array([_at(D1, 0)] * 3, TS)])
+    with pytest.raises(ValueError, match="leave cards to train on"):
+        holdout_split(times, cards[:3], 0.5, 0.5, 35)
+    with pytest.raises(ValueError, match="holdout_days must be positive"):
+        holdout_split(times, cards[:3], 0.1, 0.1, 0)
 
 
 def test_training_rows_get_only_features_known_before_their_time(fraud_home):
