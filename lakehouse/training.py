@@ -24,7 +24,7 @@ def mature_labels(labels: pa.Table, cutoff: dt.datetime, maturity_days: int) -> 
     (`maturity_days`) has closed. `label` is 1 for a chargeback reported by the cut-off.
 
     A fraud reported early from a window still open is left out too: taking it would give the
-    newest days only positives, and an out-of-time test split a fraud rate it never has."""
+    newest days only positives, and a test split a fraud rate it never has."""
     cutoff_scalar = pa.scalar(cutoff, pa.timestamp("us", tz="UTC"))
     window_closed = pc.less_equal(
         labels.column("event_timestamp"),
