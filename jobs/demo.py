@@ -436,7 +436,7 @@ def _table_rows(lakehouse) -> list[str]:
 def _figures(meta: dict) -> str:
     """A report's rows and findings as its metadata gives them: flags, fractions (each with its
     `<name>_threshold` when there is one) and lists (short ones in full); not timings, counts,
-    shares and significance levels (context, in the UI), links or tables."""
+    shares, other thresholds and significance levels (context, in the UI), links or tables."""
     shown = [f"rows {meta['dagster/row_count']:,}"] if "dagster/row_count" in meta else []
     for key, value in meta.items():
         if isinstance(value, bool):
@@ -445,7 +445,7 @@ def _figures(meta: dict) -> str:
             listed = ("; ".join(map(str, value)) or "none") if len(value) <= 3 else len(value)
             shown.append(f"{key} {listed}")
         elif isinstance(value, float) and not key.endswith(("_s", "_share", "_alpha")):
-            if key.endswith("_threshold") and key.removesuffix("_threshold") in meta:
+            if key.endswith("_threshold"):  # shown with its figure, or context in the UI
                 continue
             threshold = meta.get(f"{key}_threshold")
             against = f" (threshold {threshold:.3g})" if threshold is not None else ""
