@@ -23,7 +23,9 @@ TRAINING_SET = dg.AssetKey(["features", "training_set"])
 LABELS = dg.AssetKey(["gold", "transaction_labels"])
 DRIFT_CHECK = "no_drift_alarm"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+MIN_WEEKDAY_ROWS = 1000  # fewer reference rows of the day's weekday: every day's are used
 POLICY_TEXT = (
+    "The day is compared with the same weekday of the champion's reference window. "
     "An alarm when any signal crosses its threshold (monitoring resource): the importance shares "
     "of the inputs whose Evidently drift test failed, summed (`weighted_drift`; or the lower "
     "`sustained_drift_threshold` on `sustained_days` reported days running); the Wasserstein "
@@ -73,12 +75,13 @@ def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Tabl
     )
 
 
-def _reference(lakehouse: LakehouseResource, model, training_set_version: str | None):
+def _reference(lakehouse: LakehouseResource, model, training_set_version: str | None, day):
     """The newest window of the champion's training set, its validation and test splits (of
     the table's version it was trained on, while that version is readable), with its scores:
-    (inputs and score; cards, labels and score; what it is). Not the train split: its first
-    weeks hold customers whose 30-day features are still filling up, which a day of serving never
-    looks like."""
+    (inputs and score of `day`'s weekday; cards, labels and score of every day; what it is).
+    Not the train split: its first weeks hold customers whose 30-day features are still filling
+    up, which a day of serving never looks like. The same weekday: a Saturday's daily counts are
+    not a Tuesday's, and that is no drift."""
     from deltalake.exceptions import DeltaError
 
     from ml.registry import input_columns
@@ -93,10 +96,14 @@ def _reference(lakehouse: LakehouseResource, model, training_set_version: str | 
     except (DeltaError, OSError) as gone:  # vacuumed or rebuilt: the latest rows stand in
         rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=newest)
         source = f"features/training_set latest (v{version} unreadable: {gone})"
-    inputs = rows.select(input_columns(model))
-    scores = pa.array(scores_of(model, inputs.to_pandas()), pa.float64())
+    scores = pa.array(scores_of(model, rows.select(input_columns(model)).to_pandas()), pa.float64())
     labelled = rows.select(["card_id", "label"]).append_column("score", scores)
-    return inputs.append_column("score", scores), labelled, source
+    inputs = rows.select(input_columns(model)).append_column("score", scores)
+    # ISO weekday, Monday 1, as pyarrow's day_of_week counts from Monday 0.
+    same_weekday = pc.equal(pc.day_of_week(rows["event_timestamp"]), day.isoweekday() - 1)
+    if (pc.sum(same_weekday).as_py() or 0) >= MIN_WEEKDAY_ROWS:
+        return inputs.filter(same_weekday), labelled, f"{source}, {day:%A}s"
+    return inputs, labelled, f"{source}, every day (too few {day:%A}s)"
 
 
 def _importance(champion, inputs: list[str]) -> tuple[dict[str, float], str]:
@@ -243,7 +250,7 @@ def drift_report(
     model = mlflow_client.pyfunc.load_model(f"models:/{MODEL_NAME}/{champion.version}")
     current = _logged(lakehouse, day, champion.version)
     reference, reference_labels, source = _reference(
-        lakehouse, model, champion.tags.get("training_set_delta_version")
+        lakehouse, model, champion.tags.get("training_set_delta_version"), day
     )
     numeric = [f.name for f in reference.schema if not _is_category(f.type)]
     categorical = [f.name for f in reference.schema if _is_category(f.type)]
