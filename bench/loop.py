@@ -227,6 +227,7 @@ def judged(found: dict, policy) -> dict:
         "prediction_drift": max((d["prediction_drift"] or 0.0) for d in baseline),
         "min_p": min((d["missed_fraud_p_value"] or 1.0) for d in baseline),
         "first_alarm_day": first["index"] + 1 if first else None,
+        "alarms": alarms,
     }
 
 
@@ -282,11 +283,22 @@ def summary(results: list[dict], policy, tolerance: float) -> list[str]:
     return lines
 
 
+def _days(found: dict, policy) -> str:
+    """A run's days: index (0 = the drift's first), A when the policy alarms, weighted drift."""
+    alarms = judged(found, policy)["alarms"]
+    return " ".join(
+        f"{day['index']}:{'A' if hit else '.'}{day['weighted_drift'] or 0:.2f}"
+        for day, hit in zip(found["days"], alarms, strict=True)
+    )
+
+
 def _print_all(results: list[dict], policy) -> None:
     print(HEADER)
     for found in results:
         print(_row(found, policy))
-    print("\n".join(["", *summary(results, policy, tolerance=0.02)]))
+    print("\n".join(["", *summary(results, policy, tolerance=0.02), ""]))
+    for found in results:
+        print(f"{found['scenario']:19} {found['seed']:>4}  {_days(found, policy)}")
 
 
 def main(argv: list[str] | None = None) -> int:
