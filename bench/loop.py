@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from assets.registry import PromotionConfig, serving_reasons
 from ml.drift_policy import DriftPolicy
 
 SCENARIOS = ("baseline", "amount_inflation", "new_fraud_pattern", "merchant_mix_shift")
@@ -231,30 +232,55 @@ def judged(found: dict, policy) -> dict:
     }
 
 
-def _row(found: dict, policy) -> str:
+def gate_judged(found: dict, config) -> tuple[bool, str]:
+    """The run's gate decided again from its recorded bounds by `config` (today's tolerances,
+    whatever the run used): (promote, what the gate saw)."""
+    from ml.comparison import METRICS, PairedMetric, decide
+
+    gate = found["gate"]
+    intervals = {
+        metric: PairedMetric(*(gate[f"{metric}_{k}"] for k in
+                               ("champion", "challenger", "difference", "low", "high")))
+        for metric in METRICS
+    }  # fmt: skip
+    tolerances = {"pr_auc": config.pr_auc_tolerance, "recall_at_1pct_fpr": config.recall_tolerance}
+    verdict = decide(intervals, tolerances, int(gate["frauds"]), config.min_frauds)
+    reasons = verdict.reasons + serving_reasons(
+        gate["latency_ms_1000_rows"], gate["takeover_scored_higher"], config
+    )
+    pr_auc = intervals["pr_auc"]
+    seen = (
+        f"{verdict.status}: PR-AUC {pr_auc.difference:+.3f} [{pr_auc.low:+.3f}, "
+        f"{pr_auc.high:+.3f}] on {int(gate['frauds'])} reported frauds"
+    )
+    return verdict.promote and not reasons, seen
+
+
+def _row(found: dict, policy, config) -> str:
     seen = judged(found, policy)
+    promoted, gate = gate_judged(found, config)
     truth = found["truth"]["pr_auc"]
     delta, low, high = (truth[k] for k in ("difference", "low", "high"))
     return (
         f"{found['scenario']:19} {found['seed']:>4} {seen['baseline_alarms']:>5} "
         f"{seen['weighted_drift']:>6.2f} {seen['prediction_drift']:>6.3f} {seen['min_p']:>8.1e} "
         f"{seen['first_alarm_day'] or '-':>6} "
-        f"{'promoted' if found['promoted'] else 'kept':>9} "
+        f"{'promoted' if promoted else 'kept':>9} "
         f"{delta:+.3f} [{low:+.3f}, {high:+.3f}] {found['truth_frauds']:>6} "
-        f"{found['seconds']:>5}s  {found['reason'][:60]} | "
-        f"gate: {found['gate']['description'][:90]}"
+        f"{found['seconds']:>5}s  {found['reason'][:60]} | gate: {gate}"
     )
 
 
 HEADER = (
     f"{'scenario':19} {'seed':>4} {'b.alm':>5} {'b.wdr':>6} {'b.pdr':>6} {'b.min_p':>8} "
-    f"{'alarm':>6} {'gate':>9} {'truth dPR-AUC new-old [95%]':>27} {'frauds':>6} {'time':>6}"
+    f"{'alarm':>6} {'gate':>9} {'truth dPR-AUC new-old [bounds]':>30} {'frauds':>6} {'time':>6}"
 )
 
 
-def summary(results: list[dict], policy, tolerance: float) -> list[str]:
+def summary(results: list[dict], policy, config, tolerance: float) -> list[str]:
     """The targets, each against the grid's runs."""
     seen = [judged(r, policy) for r in results]
+    promoted = [gate_judged(r, config)[0] for r in results]
     lines = [f"drift alarms on baseline days: {sum(s['baseline_alarms'] for s in seen)} (target 0)"]
     for scenario, within in ALARM_WITHIN.items():
         runs = [s for r, s in zip(results, seen, strict=True) if r["scenario"] == scenario]
@@ -262,19 +288,22 @@ def summary(results: list[dict], policy, tolerance: float) -> list[str]:
             on_time = sum(s["first_alarm_day"] is not None and s["first_alarm_day"] <= within
                           for s in runs)  # fmt: skip
             lines.append(f"{scenario}: alarm within {within} days in {on_time}/{len(runs)} runs")
-    new_pattern = [r for r in results if r["scenario"] == "new_fraud_pattern"]
+    new_pattern = [
+        (r, up) for r, up in zip(results, promoted, strict=True)
+        if r["scenario"] == "new_fraud_pattern"
+    ]  # fmt: skip
     if new_pattern:
-        better = sum(r["promoted"] and r["truth"]["pr_auc"]["difference"] > 0 for r in new_pattern)
+        better = sum(up and r["truth"]["pr_auc"]["difference"] > 0 for r, up in new_pattern)
         lines.append(f"new_fraud_pattern: retrained champion better on truth in "
                      f"{better}/{len(new_pattern)} runs")  # fmt: skip
     agree = worse_promoted = 0
-    for r in results:
+    for r, up in zip(results, promoted, strict=True):
         truth = r["truth"]["pr_auc"]
-        if r["promoted"]:
+        if up:
             agree += truth["difference"] >= -tolerance
         else:
             agree += truth["difference"] <= tolerance
-        worse_promoted += r["promoted"] and truth["high"] < 0
+        worse_promoted += up and truth["high"] < 0
     lines.append(f"gate agrees with the truth in {agree}/{len(results)} runs (target >= 90%; "
                  f"promoted: new not worse than old by more than {tolerance}; kept: new not "
                  f"better by more than {tolerance})")  # fmt: skip
@@ -293,10 +322,11 @@ def _days(found: dict, policy) -> str:
 
 
 def _print_all(results: list[dict], policy) -> None:
+    config = PromotionConfig()
     print(HEADER)
     for found in results:
-        print(_row(found, policy))
-    print("\n".join(["", *summary(results, policy, tolerance=0.02), ""]))
+        print(_row(found, policy, config))
+    print("\n".join(["", *summary(results, policy, config, tolerance=0.02), ""]))
     for found in results:
         print(f"{found['scenario']:19} {found['seed']:>4}  {_days(found, policy)}")
 
@@ -309,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/fraud-bench-loop"))
     parser.add_argument(
         "--summarize", type=Path, nargs="+", metavar="OUT",
-        help="print the rows and targets of earlier runs' folders, judged by today's policy",
+        help="print the rows and targets of earlier runs' folders, judged by today's drift "
+        "policy and gate tolerances",
     )  # fmt: skip
     parser.add_argument("--one", nargs=2, metavar=("SEED", "SCENARIO"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -351,9 +382,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             found = json.loads(result_file.read_text())
             results.append(found)
-            print(_row(found, policy), flush=True)
+            print(_row(found, policy, PromotionConfig()), flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    print("\n".join(["", *summary(results, policy, tolerance=0.02)]))
+    print("\n".join(["", *summary(results, policy, PromotionConfig(), tolerance=0.02)]))
     return 0
 
 
