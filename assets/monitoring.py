@@ -24,6 +24,7 @@ LABELS = dg.AssetKey(["gold", "transaction_labels"])
 DRIFT_CHECK = "no_drift_alarm"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 MIN_WEEKDAY_ROWS = 1000  # fewer reference rows of the day's weekday: every day's are used
+WARMUP = dt.timedelta(days=30)  # the features' longest window
 POLICY_TEXT = (
     "The day is compared with the same weekday of the champion's reference window. "
     "An alarm when any signal crosses its threshold (monitoring resource): the importance shares "
@@ -79,9 +80,9 @@ def _reference(lakehouse: LakehouseResource, model, training_set_version: str | 
     """The newest window of the champion's training set, its validation and test splits (of
     the table's version it was trained on, while that version is readable), with its scores:
     (inputs and score of `day`'s weekday; cards, labels and score of every day; what it is).
-    Not the train split: its first weeks hold customers whose 30-day features are still filling
-    up, which a day of serving never looks like. The same weekday: a Saturday's daily counts are
-    not a Tuesday's, and that is no drift."""
+    Not the train split, nor rows within `WARMUP` of the training set's first: their 30-day
+    features are still filling up, which a day of serving never looks like. The same weekday:
+    a Saturday's daily counts are not a Tuesday's, and that is no drift."""
     from deltalake.exceptions import DeltaError
 
     from ml.registry import input_columns
@@ -89,16 +90,26 @@ def _reference(lakehouse: LakehouseResource, model, training_set_version: str | 
     newest = pc.field("split").isin(["validation", "test"])
     version = int(training_set_version) if training_set_version else None
     try:
-        rows = lakehouse.read(
-            "features", "training_set", *ALL_DAYS, filter_expression=newest, version=version
-        )
+        read = {"version": version}
+        first = lakehouse.read("features", "training_set", *ALL_DAYS, columns=["event_timestamp"],
+                               **read)  # fmt: skip
         source = f"features/training_set v{version}, validation and test splits"
     except (DeltaError, OSError) as gone:  # vacuumed or rebuilt: the latest rows stand in
-        rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=newest)
+        read = {}
+        first = lakehouse.read("features", "training_set", *ALL_DAYS, columns=["event_timestamp"])
         source = f"features/training_set latest (v{version} unreadable: {gone})"
-    scores = pa.array(scores_of(model, rows.select(input_columns(model)).to_pandas()), pa.float64())
+    warm = pc.field("event_timestamp") >= pc.min(first["event_timestamp"]).as_py() + WARMUP
+    rows = lakehouse.read(
+        "features", "training_set", *ALL_DAYS, filter_expression=newest & warm, **read
+    )
+    if rows.num_rows == 0:  # a history shorter than the warm-up: every held-out row
+        rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=newest,
+                              **read)  # fmt: skip
+        source += ", warm-up included"
+    inputs = rows.select(input_columns(model))
+    scores = pa.array(scores_of(model, inputs.to_pandas()), pa.float64())
     labelled = rows.select(["card_id", "label"]).append_column("score", scores)
-    inputs = rows.select(input_columns(model)).append_column("score", scores)
+    inputs = inputs.append_column("score", scores)
     # ISO weekday, Monday 1, as pyarrow's day_of_week counts from Monday 0.
     same_weekday = pc.equal(pc.day_of_week(rows["event_timestamp"]), day.isoweekday() - 1)
     if (pc.sum(same_weekday).as_py() or 0) >= MIN_WEEKDAY_ROWS:
