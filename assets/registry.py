@@ -55,10 +55,11 @@ class PromotionConfig(dg.Config):
 
     # How far below the incumbent the lower confidence bound of the difference may be. Not 0:
     # a model trained on fresher data may tie the champion, and a tie should not keep it. PR-AUC
-    # on labels known so far moves by ±0.03-0.05 between equally good models (which frauds are
-    # reported yet, and never-reported ones ranked among them: bench/RESULTS.md), so less would
-    # keep every tie.
-    pr_auc_tolerance: float = 0.05
+    # on labels known so far is a guard against a clearly worse ranking, not the decider: both
+    # models rank nearly every fraud on top, and which of those frauds are reported yet (some
+    # never are) moves it by up to ±0.06 between models equally good on the truth, where recall
+    # at 1% FPR follows the truth (bench/RESULTS.md).
+    pr_auc_tolerance: float = 0.1
     recall_tolerance: float = 0.05  # recall at 1% FPR
     min_frauds: int = 30  # fewer labelled frauds in the test split: no verdict, no promotion
     confidence: float = 0.95
