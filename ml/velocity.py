@@ -13,8 +13,10 @@ FEATURES = ("txn_count_10m", "txn_count_1h", "amount_sum_1h")
 
 
 def velocity_history(events: pd.DataFrame, key: str) -> pd.DataFrame:
-    """One row per event (`key`, `event_timestamp`, `amount_usd`; ties kept in the given order):
-    the key's velocity right after it, stamped with the event's time."""
+    """One row per event (`key`, `event_timestamp`, `amount_usd`): the key's velocity right
+    after the event's instant, stamped with its time. Events of a key at one instant all carry
+    the state after the last of them, as the online store holds it once the stream has pushed
+    them all: a later read finds the same value whichever of those rows it takes."""
     ordered = events[[key, "event_timestamp", "amount_usd"]].reset_index(drop=True)
     ordered = ordered.sort_values([key, "event_timestamp"], kind="stable")
     keys = ordered[key].to_numpy()
@@ -27,7 +29,7 @@ def velocity_history(events: pd.DataFrame, key: str) -> pd.DataFrame:
     for start, end in _group_bounds(keys):
         # Within one key: rows in [t - window, t] by a search on its sorted times.
         t = times[start:end]
-        here = np.arange(end - start)
+        here = np.searchsorted(t, t, "right") - 1  # the last row of the same instant
         first_10m = np.searchsorted(t, t - ten_minutes, "left")
         first_1h = np.searchsorted(t, t - hour, "left")
         cumulative = np.r_[0.0, np.cumsum(amounts[start:end])]

@@ -35,11 +35,13 @@ def _frame(rows) -> pd.DataFrame:
 def test_the_batch_history_equals_what_the_stream_counter_pushes(rows):
     frame = _frame(rows)
     history = velocity_history(frame, "card_id")
-    counter = VelocityCounter()
+    counter, after_instant = VelocityCounter(), {}
     for index in frame.sort_values("event_timestamp", kind="stable").index:
         card, at, amount = frame.loc[index, ["card_id", "event_timestamp", "amount_usd"]]
-        pushed = counter.add(card, at.to_pydatetime(), amount)
-        batch = history.loc[index]
+        # The online store's value once every event of the card at that instant is pushed.
+        after_instant[card, at] = counter.add(card, at.to_pydatetime(), amount)
+    for index, (card, at) in frame[["card_id", "event_timestamp"]].iterrows():
+        batch, pushed = history.loc[index], after_instant[card, at]
         assert batch["card_id"] == card and batch["event_timestamp"] == at
         assert [batch[f] for f in FEATURES[:2]] == [pushed[f] for f in FEATURES[:2]]
         assert abs(batch["amount_sum_1h"] - pushed["amount_sum_1h"]) < 1e-6
@@ -57,6 +59,13 @@ def test_windows_include_their_edges_and_never_cross_cards():
     assert history["txn_count_10m"].tolist() == [1, 2, 1, 2, 1]
     assert history["txn_count_1h"].tolist() == [1, 2, 3, 3, 1]  # 0 s is 3,600 s before 3,600 s
     assert history["amount_sum_1h"].tolist() == [1.0, 3.0, 7.0, 14.0, 16.0]
+
+
+def test_events_at_one_instant_all_carry_the_state_after_the_last():
+    rows = [("K1", 0, 1.0), ("K1", 60, 2.0), ("K1", 60, 4.0), ("K1", 60, 8.0), ("K1", 120, 1.0)]
+    history = velocity_history(_frame(rows), "card_id")
+    assert history["txn_count_1h"].tolist() == [1, 4, 4, 4, 5]
+    assert history["amount_sum_1h"].tolist() == [1.0, 15.0, 15.0, 15.0, 16.0]
 
 
 def test_an_empty_history_has_the_columns():
