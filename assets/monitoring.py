@@ -98,13 +98,13 @@ def _reference(lakehouse: LakehouseResource, model, training_set_version: str | 
         read = {}
         first = lakehouse.read("features", "training_set", *ALL_DAYS, columns=["event_timestamp"])
         source = f"features/training_set latest (v{version} unreadable: {gone})"
-    warm = pc.field("event_timestamp") >= pc.min(first["event_timestamp"]).as_py() + WARMUP
-    rows = lakehouse.read(
-        "features", "training_set", *ALL_DAYS, filter_expression=newest & warm, **read
+    rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=newest, **read)
+    warm = pc.greater_equal(
+        rows["event_timestamp"], pc.min(first["event_timestamp"]).as_py() + WARMUP
     )
-    if rows.num_rows == 0:  # a history shorter than the warm-up: every held-out row
-        rows = lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=newest,
-                              **read)  # fmt: skip
+    if pc.any(warm).as_py():
+        rows = rows.filter(warm)
+    else:  # a history shorter than the warm-up: every held-out row
         source += ", warm-up included"
     inputs = rows.select(input_columns(model))
     scores = pa.array(scores_of(model, inputs.to_pandas()), pa.float64())

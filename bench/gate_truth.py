@@ -17,17 +17,13 @@ def _truth(test, args):
     """Whether each test row was a fraud in the simulator (the demo's own network, re-run)."""
     import numpy as np
 
-    from simulator.landing import transaction_ids
+    from bench.loop import simulator_truth
     from simulator.network import PaymentNetwork
 
     start = args.today - dt.timedelta(days=args.days + args.drift_days)
     network = PaymentNetwork(args.customers, args.seed, start, scenario=args.scenario,
                              drift_day=args.days)  # fmt: skip
-    wanted, truth = set(test["transaction_id"]), {}
-    for sim in network.days(args.days + args.drift_days):
-        ids = transaction_ids(sim.day, len(sim.transactions)).tolist()
-        frauds = (sim.transactions.pattern > 0).tolist()
-        truth.update((i, f) for i, f in zip(ids, frauds, strict=True) if i in wanted)
+    truth = simulator_truth(network, start, args.today - dt.timedelta(days=1))
     return np.array([truth[t] for t in test["transaction_id"]], dtype=float)
 
 

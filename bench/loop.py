@@ -59,19 +59,26 @@ def _must(result, what: str):
     return result
 
 
-def _truth(seed: int, scenario: str, scale: Scale, first: int, last: int) -> dict[str, bool]:
-    """The simulator's fraud truth of days [first, last] by transaction id."""
+def simulator_truth(network, first: dt.date, last: dt.date) -> dict[str, bool]:
+    """The simulator's fraud truth of days [first, last] by transaction id (the network re-run
+    from its first day)."""
     from simulator.landing import transaction_ids
+
+    truth = {}
+    for sim in network.days((last - network.start).days + 1):
+        if sim.day >= first:
+            ids = transaction_ids(sim.day, len(sim.transactions)).tolist()
+            truth.update(zip(ids, (sim.transactions.pattern > 0).tolist(), strict=True))
+    return truth
+
+
+def _truth(seed: int, scenario: str, scale: Scale, first: int, last: int) -> dict[str, bool]:
+    """The truth of the benchmark's days [first, last] (indices from START)."""
     from simulator.network import PaymentNetwork
 
     drift_day = scale.train_days + scale.watched
     network = PaymentNetwork(scale.customers, seed, START, scenario=scenario, drift_day=drift_day)
-    truth = {}
-    for sim in network.days(last + 1):
-        if sim.day >= _day(first):
-            ids = transaction_ids(sim.day, len(sim.transactions)).tolist()
-            truth.update(zip(ids, (sim.transactions.pattern > 0).tolist(), strict=True))
-    return truth
+    return simulator_truth(network, _day(first), _day(last))
 
 
 def _scores_on_truth(resources, versions: list[str], first: dt.date, last: dt.date, truth):
@@ -281,7 +288,10 @@ def summary(results: list[dict], policy, config, tolerance: float) -> list[str]:
     """The targets, each against the grid's runs."""
     seen = [judged(r, policy) for r in results]
     promoted = [gate_judged(r, config)[0] for r in results]
-    lines = [f"drift alarms on baseline days: {sum(s['baseline_alarms'] for s in seen)} (target 0)"]
+    lines = [
+        f"runs judged: {len(results)} (a run that failed has no row and counts nowhere below)",
+        f"drift alarms on baseline days: {sum(s['baseline_alarms'] for s in seen)} (target 0)",
+    ]
     for scenario, within in ALARM_WITHIN.items():
         runs = [s for r, s in zip(results, seen, strict=True) if r["scenario"] == scenario]
         if runs:
