@@ -33,7 +33,7 @@ POLICY_TEXT = (
     "distance of the day's scores from the reference's, in reference standard deviations "
     "(`prediction_drift`); and the cards with a fraud reported by the day's end among the label "
     "window's transactions that the champion let through, against its reference window (Fisher's "
-    "exact test, one-sided, `missed_fraud_p_value`)."
+    "exact test, one-sided, `missed_fraud_p_value`; first-party disputes left out)."
 )
 PERFORMANCE_CHECK = "pr_auc_above_floor"
 # Yesterday's window at 03:00 UTC: after the daily job (02:00) has closed the day.
@@ -79,7 +79,8 @@ def _logged(lakehouse: LakehouseResource, day: dt.date, version: str) -> pa.Tabl
 def _reference(lakehouse: LakehouseResource, model, training_set_version: str | None, day):
     """The newest window of the champion's training set, its validation and test splits (of
     the table's version it was trained on, while that version is readable), with its scores:
-    (inputs and score of `day`'s weekday; cards, labels and score of every day; what it is).
+    (inputs and score of `day`'s weekday; ids, days, cards, labels and score of every day;
+    what it is).
     Not the train split, nor rows within `WARMUP` of the training set's first: their 30-day
     features are still filling up, which a day of serving never looks like. The same weekday:
     a Saturday's daily counts are not a Tuesday's, and that is no drift."""
@@ -108,7 +109,8 @@ def _reference(lakehouse: LakehouseResource, model, training_set_version: str | 
         source += ", warm-up included"
     inputs = rows.select(input_columns(model))
     scores = pa.array(scores_of(model, inputs.to_pandas()), pa.float64())
-    labelled = rows.select(["card_id", "label"]).append_column("score", scores)
+    labelled = rows.select(["transaction_id", "day", "card_id", "label"])
+    labelled = labelled.append_column("score", scores)
     inputs = inputs.append_column("score", scores)
     # ISO weekday, Monday 1, as pyarrow's day_of_week counts from Monday 0.
     same_weekday = pc.equal(pc.day_of_week(rows["event_timestamp"]), day.isoweekday() - 1)
@@ -134,17 +136,23 @@ def _importance(champion, inputs: list[str]) -> tuple[dict[str, float], str]:
 
 def _missed_frauds(lakehouse, day: dt.date, version: str, reference, policy):
     """The champion's reported fraud cards of the label window (reports known by the day's end)
-    and those it missed, with the same counts in its `reference` window (a table of `card_id`,
-    `label` and `score`)."""
+    and those it missed, with the same counts in its `reference` window (a table of
+    `transaction_id`, `day`, `card_id`, `label` and `score`); first-party disputes left out of
+    both."""
     from deltalake.exceptions import TableNotFoundError
 
     from ml.drift_policy import MissedFrauds, missed_frauds
 
-    def counted(table: pa.Table, labels) -> tuple[int, int]:
-        arrays = [table[c].to_numpy(zero_copy_only=False) for c in ("card_id", "score")]
-        return missed_frauds(arrays[0], np.asarray(labels), arrays[1], policy.review_threshold)
+    first_party = pa.array(policy.first_party_reason_codes, pa.string())
 
-    reference_counts = counted(reference, reference["label"].to_numpy(zero_copy_only=False))
+    def counted(table: pa.Table, frauds: pa.Array) -> tuple[int, int]:
+        cards, scores = (table[c].to_numpy(zero_copy_only=False) for c in ("card_id", "score"))
+        labels = frauds.to_numpy(zero_copy_only=False).astype(int)
+        return missed_frauds(cards, labels, scores, policy.review_threshold)
+
+    def third_party(table: pa.Table, frauds: pa.Array) -> pa.Array:
+        return pc.and_(frauds, pc.invert(pc.is_in(table["reason_code"], first_party)))
+
     first = day - dt.timedelta(days=policy.label_window_days - 1)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
     by_champion = pc.field("model_version") == str(version)
@@ -155,14 +163,23 @@ def _missed_frauds(lakehouse, day: dt.date, version: str, reference, policy):
         )  # fmt: skip
         labels = lakehouse.read(
             "gold", "transaction_labels", first, day,
-            columns=["transaction_id", "card_id", "reported_at"],
+            columns=["transaction_id", "card_id", "reported_at", "reason_code"],
+        )  # fmt: skip
+        reference_days = pc.min_max(reference["day"])
+        reasons = lakehouse.read(
+            "gold", "transaction_labels", reference_days["min"].as_py() or day,
+            reference_days["max"].as_py() or day, columns=["transaction_id", "reason_code"],
+            filter_expression=pc.field("reason_code").isin(first_party),
         )  # fmt: skip
     except TableNotFoundError:
-        return MissedFrauds(0, 0, *reference_counts)
+        frauds = pc.equal(reference["label"], 1)
+        return MissedFrauds(0, 0, *counted(reference, frauds))
+    reference = reference.join(reasons, "transaction_id")
+    reference_counts = counted(reference, third_party(reference, pc.equal(reference["label"], 1)))
     best = scored.group_by("transaction_id").aggregate([("score", "max")])
     joined = best.join(labels, "transaction_id").rename_columns({"score_max": "score"})
     reported = pc.fill_null(pc.less(joined["reported_at"], pa.scalar(end, TIMESTAMP)), False)
-    found_cards, found_missed = counted(joined, reported.to_numpy(zero_copy_only=False).astype(int))
+    found_cards, found_missed = counted(joined, third_party(joined, reported))
     return MissedFrauds(found_cards, found_missed, *reference_counts)
 
 

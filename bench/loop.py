@@ -26,7 +26,8 @@ from ml.drift_policy import DriftPolicy
 SCENARIOS = ("baseline", "amount_inflation", "new_fraud_pattern", "merchant_mix_shift")
 START = dt.date(2026, 5, 1)
 TUNING = {"num_samples": 2, "max_epochs": 6}
-FIGURES = ("weighted_drift", "prediction_drift", "missed_fraud_p_value", "drift_share")
+FIGURES = ("weighted_drift", "prediction_drift", "missed_fraud_p_value", "drift_share",
+           "fraud_cards_reported", "fraud_cards_missed")  # fmt: skip
 ALARM_WITHIN = {"amount_inflation": 3, "merchant_mix_shift": 3, "new_fraud_pattern": 7}
 
 

@@ -9,7 +9,10 @@ columns moved. Three signals, each with its threshold:
 - missed frauds so far: of the cards with a fraud reported by the day's end among the last
   `label_window_days` of transactions, how many the champion let through (every score under the
   review threshold), against how many it let through in its reference window: Fisher's exact
-  test, one-sided. Report delays do not bias it: a fraud's delay does not depend on its score."""
+  test, one-sided. Report delays do not bias it: a fraud's delay does not depend on its score.
+  Disputes of the cardholder's own purchases (`first_party_reason_codes`) are left out on both
+  sides: no transaction model sees them coming, and they would set a floor of "missed" cards
+  that hides a new pattern the champion lets through."""
 
 from dataclasses import dataclass, field
 
@@ -27,6 +30,7 @@ class DriftPolicy:
     missed_fraud_alpha: float = 0.001
     label_window_days: int = 7
     review_threshold: float = 0.5
+    first_party_reason_codes: tuple[str, ...] = ("not_recognised",)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ class MonitoringResource(dg.ConfigurableResource):
     `sustained_days` reported days running), the drift score of the champion's scores
     reaches `prediction_drift_threshold`, or the cards with a fraud reported so far in the last
     `label_window_days` hold more the champion missed than its reference window makes likely
-    (Fisher's exact test, p < `missed_fraud_alpha`). `check_severity`: WARN shows an alarm or a
-    crossed floor, ERROR also blocks what is downstream; the drift sensor retrains on an alarm
-    whichever the severity."""
+    (Fisher's exact test, p < `missed_fraud_alpha`; reports with a reason code in
+    `first_party_reason_codes`, disputes of the cardholder's own purchases, left out).
+    `check_severity`: WARN shows an alarm or a crossed floor, ERROR also blocks what is
+    downstream; the drift sensor retrains on an alarm whichever the severity."""
 
     reports_dir: str
     weighted_drift_threshold: float = DriftPolicy.weighted_drift_threshold
@@ -28,6 +29,8 @@ class MonitoringResource(dg.ConfigurableResource):
     missed_fraud_alpha: float = DriftPolicy.missed_fraud_alpha
     label_window_days: int = DriftPolicy.label_window_days
     review_threshold: float = DriftPolicy.review_threshold  # a score under it is let through
+    # pydantic copies field defaults, so the list is not shared
+    first_party_reason_codes: list[str] = list(DriftPolicy.first_party_reason_codes)  # noqa: RUF012
     pr_auc_floor: float = 0.3
     min_frauds: int = 5  # fewer labelled frauds in a window: its PR-AUC is noise, not judged
     check_severity: Literal["WARN", "ERROR"] = "WARN"
@@ -48,6 +51,7 @@ class MonitoringResource(dg.ConfigurableResource):
             missed_fraud_alpha=self.missed_fraud_alpha,
             label_window_days=self.label_window_days,
             review_threshold=self.review_threshold,
+            first_party_reason_codes=tuple(self.first_party_reason_codes),
         )
 
     @property
