@@ -49,9 +49,11 @@ class TrainingSetConfig(dg.Config):
     cutoff: str | None = None  # ISO time the labels are read at; default: end of newest day
     # Shares of cards held out over the newest `holdout_days` (lakehouse.training.holdout_split):
     # the gate's paired comparison resolves PR-AUC to about ±0.05 on 100 reported frauds, so the
-    # test split takes many cards and eight weeks.
-    validation_share: float = 0.15
-    test_share: float = 0.4
+    # test split takes eight weeks; but a new pattern has only 1-9 reports a week after it starts
+    # at the demo's scale (bench/RESULTS.md), and each held-out card is one a retrain cannot
+    # learn it from, so 60% of cards train.
+    validation_share: float = 0.1
+    test_share: float = 0.3
     holdout_days: float = 56.0
     pit_check_sample: int = 2000
 
