@@ -29,7 +29,8 @@ POLICY_TEXT = (
     "The day is compared with the same weekday of the champion's reference window. "
     "An alarm when any signal crosses its threshold (monitoring resource): the importance shares "
     "of the inputs whose Evidently drift test failed, summed (`weighted_drift`; or the lower "
-    "`sustained_drift_threshold` on `sustained_days` reported days running); the Wasserstein "
+    "`sustained_drift_threshold` on `sustained_days` reported days running); the share of "
+    "inputs whose test failed, importance aside (`drift_share`); the Wasserstein "
     "distance of the day's scores from the reference's, in reference standard deviations "
     "(`prediction_drift`); and the cards with a fraud reported by the day's end among the label "
     "window's transactions that the champion let through, against its reference window (Fisher's "
@@ -264,7 +265,8 @@ def drift_report(
     monitoring: MonitoringResource,
 ):
     """Evidently report of the day's logged inputs and scores against the champion's training
-    window, and the day's drift verdict: weighted input drift, prediction drift, missed frauds."""
+    window, and the day's drift verdict: weighted and broad input drift, prediction drift,
+    missed frauds."""
     import mlflow as mlflow_client
 
     from ml.drift import EmptyWindow, detect_drift, sketch
@@ -311,14 +313,15 @@ def drift_report(
     html, json = result.save(monitoring.reports("drift"), day.isoformat())
     features = [c for c in result.columns if c.column != "score"]
     importance, importance_source = _importance(champion, [c.column for c in features])
+    drifted = [c.column for c in features if c.drifted]
     verdict = judge(
         weighted_drift({c.column: c.drifted for c in features}, importance),
         _prediction_drift(reference["score"].to_numpy(), current["score"].to_numpy()),
         _missed_frauds(lakehouse, day, champion.version, reference_labels, policy),
         policy,
         _earlier_drift(context.instance, day, policy.sustained_days - 1, champion.version),
+        drift_share=len(drifted) / len(features) if features else 0.0,
     )
-    drifted = [c.column for c in features if c.drifted]
     summary = "; ".join(verdict.reasons) or "no signal crossed its threshold"
     yield dg.MaterializeResult(
         metadata={
@@ -327,7 +330,6 @@ def drift_report(
             "alarm": verdict.alarm,
             "alarm_reasons": verdict.reasons,
             **verdict.figures,
-            "drift_share": round(len(drifted) / len(features), 4) if features else 0.0,
             "drifted_columns": drifted,
             "importance": importance_source,
             **_report_links(html, json),

@@ -216,6 +216,7 @@ def judged(found: dict, policy) -> dict:
         return (
             weighted[at] >= policy.weighted_drift_threshold
             or sustained(weighted[at], weighted[:at], policy)
+            or (day["drift_share"] or 0.0) >= policy.drift_share_threshold
             or (day["prediction_drift"] or 0.0) >= policy.prediction_drift_threshold
             or (day["missed_fraud_p_value"] or 1.0) < policy.missed_fraud_alpha
         )
@@ -233,6 +234,7 @@ def judged(found: dict, policy) -> dict:
             hit for d, hit in zip(found["days"], alarms, strict=True) if d in baseline
         ),
         "weighted_drift": max((d["weighted_drift"] or 0.0) for d in baseline),
+        "drift_share": max((d["drift_share"] or 0.0) for d in baseline),
         "prediction_drift": max((d["prediction_drift"] or 0.0) for d in baseline),
         "min_p": min((d["missed_fraud_p_value"] or 1.0) for d in baseline),
         "first_alarm_day": first["index"] + 1 if first else None,
@@ -271,7 +273,8 @@ def _row(found: dict, policy, config) -> str:
     delta, low, high = (truth[k] for k in ("difference", "low", "high"))
     return (
         f"{found['scenario']:19} {found['seed']:>4} {seen['baseline_alarms']:>5} "
-        f"{seen['weighted_drift']:>6.2f} {seen['prediction_drift']:>6.3f} {seen['min_p']:>8.1e} "
+        f"{seen['weighted_drift']:>6.2f} {seen['drift_share']:>6.2f} "
+        f"{seen['prediction_drift']:>6.3f} {seen['min_p']:>8.1e} "
         f"{seen['first_alarm_day'] or '-':>6} "
         f"{'promoted' if promoted else 'kept':>9} "
         f"{delta:+.3f} [{low:+.3f}, {high:+.3f}] {found['truth_frauds']:>6} "
@@ -280,8 +283,9 @@ def _row(found: dict, policy, config) -> str:
 
 
 HEADER = (
-    f"{'scenario':19} {'seed':>4} {'b.alm':>5} {'b.wdr':>6} {'b.pdr':>6} {'b.min_p':>8} "
-    f"{'alarm':>6} {'gate':>9} {'truth dPR-AUC new-old [bounds]':>30} {'frauds':>6} {'time':>6}"
+    f"{'scenario':19} {'seed':>4} {'b.alm':>5} {'b.wdr':>6} {'b.dsh':>6} {'b.pdr':>6} "
+    f"{'b.min_p':>8} {'alarm':>6} {'gate':>9} {'truth dPR-AUC new-old [bounds]':>30} "
+    f"{'frauds':>6} {'time':>6}"
 )
 
 

@@ -436,7 +436,8 @@ def _table_rows(lakehouse) -> list[str]:
 def _figures(meta: dict) -> str:
     """A report's rows and findings as its metadata gives them: flags, fractions (each with its
     `<name>_threshold` when there is one) and lists (short ones in full); not timings, counts,
-    shares, other thresholds and significance levels (context, in the UI), links or tables."""
+    shares without a threshold, other thresholds and significance levels (context, in the UI),
+    links or tables."""
     shown = [f"rows {meta['dagster/row_count']:,}"] if "dagster/row_count" in meta else []
     for key, value in meta.items():
         if isinstance(value, bool):
@@ -444,8 +445,10 @@ def _figures(meta: dict) -> str:
         elif isinstance(value, list):
             listed = ("; ".join(map(str, value)) or "none") if len(value) <= 3 else len(value)
             shown.append(f"{key} {listed}")
-        elif isinstance(value, float) and not key.endswith(("_s", "_share", "_alpha")):
+        elif isinstance(value, float) and not key.endswith(("_s", "_alpha")):
             if key.endswith("_threshold"):  # shown with its figure, or context in the UI
+                continue
+            if key.endswith("_share") and f"{key}_threshold" not in meta:
                 continue
             threshold = meta.get(f"{key}_threshold")
             against = f" (threshold {threshold:.3g})" if threshold is not None else ""

@@ -13,8 +13,9 @@ from ml.drift_policy import DriftPolicy
 class MonitoringResource(dg.ConfigurableResource):
     """The drift alarm (`ml.drift_policy`): a day raises it when the importance-weighted share of
     drifted inputs reaches `weighted_drift_threshold` (or `sustained_drift_threshold` on
-    `sustained_days` reported days running), the drift score of the champion's scores
-    reaches `prediction_drift_threshold`, or the cards with a fraud reported so far in the last
+    `sustained_days` reported days running), the share of drifted inputs, importance aside,
+    reaches `drift_share_threshold`, the drift score of the champion's scores reaches
+    `prediction_drift_threshold`, or the cards with a fraud reported so far in the last
     `label_window_days` hold more the champion missed than its reference window makes likely
     (Fisher's exact test, p < `missed_fraud_alpha`; reports with a reason code in
     `first_party_reason_codes`, disputes of the cardholder's own purchases, left out).
@@ -25,6 +26,7 @@ class MonitoringResource(dg.ConfigurableResource):
     weighted_drift_threshold: float = DriftPolicy.weighted_drift_threshold
     sustained_drift_threshold: float = DriftPolicy.sustained_drift_threshold
     sustained_days: int = DriftPolicy.sustained_days
+    drift_share_threshold: float = DriftPolicy.drift_share_threshold
     prediction_drift_threshold: float = DriftPolicy.prediction_drift_threshold
     missed_fraud_alpha: float = DriftPolicy.missed_fraud_alpha
     label_window_days: int = DriftPolicy.label_window_days
@@ -47,6 +49,7 @@ class MonitoringResource(dg.ConfigurableResource):
             weighted_drift_threshold=self.weighted_drift_threshold,
             sustained_drift_threshold=self.sustained_drift_threshold,
             sustained_days=self.sustained_days,
+            drift_share_threshold=self.drift_share_threshold,
             prediction_drift_threshold=self.prediction_drift_threshold,
             missed_fraud_alpha=self.missed_fraud_alpha,
             label_window_days=self.label_window_days,

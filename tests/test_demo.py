@@ -152,10 +152,11 @@ def test_a_drift_report_prints_the_figures_its_metadata_gives():
              "weighted_drift": 0.31, "weighted_drift_threshold": 0.25,
              "sustained_drift_threshold": 0.15, "fraud_cards_missed": 3,
              "reference_missed_share": 0.07, "missed_fraud_alpha": 0.001, "drift_share": 0.2,
-             "drifted_columns": ["a", "b", "c", "d"], "columns": "| column |"}  # fmt: skip
+             "drift_share_threshold": 0.25, "drifted_columns": ["a", "b", "c", "d"],
+             "columns": "| column |"}  # fmt: skip
     assert _figures(alarm) == (
         "rows 2,000, alarm True, alarm_reasons weighted drift 0.31, weighted_drift 0.31 "
-        "(threshold 0.25), drifted_columns 4"
+        "(threshold 0.25), drift_share 0.2 (threshold 0.25), drifted_columns 4"
     )
     assert _figures({"dagster/row_count": 0, "status": "no score was logged"}) == "rows 0"
 

@@ -14,6 +14,11 @@ POLICY = DriftPolicy(
 )
 
 
+def _judge(*args, drift_share: float = 0.0, **kwargs):
+    """A day's verdict; few of its inputs drifted unless said."""
+    return judge(*args, drift_share=drift_share, **kwargs)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 6), st.booleans(), st.floats(0, 1)), min_size=0, max_size=40),
@@ -57,31 +62,35 @@ def test_drift_counts_by_how_much_the_model_relies_on_the_drifted_inputs():
     importance = {"amount_usd": 0.5, "channel": 0.05, "merchant_category": 0.45}
     assert weighted_drift({"amount_usd": True, "channel": False}, importance) == 0.5
     assert weighted_drift({"channel": True, "unknown": True}, importance) == 0.05
-    quiet = judge(weighted_drift({"channel": True}, importance), 0.02, None, POLICY)
+    quiet = _judge(weighted_drift({"channel": True}, importance), 0.02, None, POLICY)
     assert not quiet.alarm and quiet.reasons == []
     assert quiet.figures["weighted_drift_threshold"] == 0.25
 
 
 def test_each_signal_alone_raises_the_alarm_with_its_reason():
     calm = MissedFrauds(40, 12, 100, 30)
-    assert judge(0.3, 0.0, calm, POLICY).reasons == ["importance-weighted input drift 0.30 >= 0.25"]
-    assert judge(0.0, 0.12, calm, POLICY).reasons == ["prediction drift 0.120 >= 0.1"]
-    [reason] = judge(0.0, 0.0, MissedFrauds(40, 30, 100, 30), POLICY).reasons
+    [reason] = _judge(0.3, 0.0, calm, POLICY).reasons
+    assert reason == "importance-weighted input drift 0.30 >= 0.25"
+    assert _judge(0.0, 0.12, calm, POLICY).reasons == ["prediction drift 0.120 >= 0.1"]
+    [reason] = _judge(0.0, 0.0, MissedFrauds(40, 30, 100, 30), POLICY).reasons
     assert reason.startswith("30 of 40 reported fraud cards missed (reference 30 of 100, p=")
-    verdict = judge(0.0, 0.0, calm, POLICY)
+    [reason] = _judge(0.1, 0.0, calm, POLICY, drift_share=0.37).reasons
+    assert reason == "37% of inputs drifted >= 25%"
+    verdict = _judge(0.0, 0.0, calm, POLICY, drift_share=0.24)
     assert not verdict.alarm and verdict.figures["fraud_cards_reported"] == 40
+    assert verdict.figures["drift_share"] == 0.24
 
 
 def test_a_lower_drift_alarms_only_when_it_lasts_the_sustained_days():
     policy = DriftPolicy(sustained_drift_threshold=0.15, sustained_days=2)
-    assert not judge(0.2, 0.0, None, policy).alarm  # the first day reported: nothing before it
-    assert not judge(0.2, 0.0, None, policy, earlier_drift=(0.3, 0.1)).alarm  # yesterday calm
-    assert not judge(0.14, 0.0, None, policy, earlier_drift=(0.2,)).alarm
-    [reason] = judge(0.16, 0.0, None, policy, earlier_drift=(0.0, 0.2)).reasons
+    assert not _judge(0.2, 0.0, None, policy).alarm  # the first day reported: nothing before it
+    assert not _judge(0.2, 0.0, None, policy, earlier_drift=(0.3, 0.1)).alarm  # yesterday calm
+    assert not _judge(0.14, 0.0, None, policy, earlier_drift=(0.2,)).alarm
+    [reason] = _judge(0.16, 0.0, None, policy, earlier_drift=(0.0, 0.2)).reasons
     assert reason == "importance-weighted input drift 0.20, 0.16 >= 0.15 on 2 days running"
     three = DriftPolicy(sustained_drift_threshold=0.15, sustained_days=3)
-    assert not judge(0.2, 0.0, None, three, earlier_drift=(0.2,)).alarm
-    assert judge(0.2, 0.0, None, three, earlier_drift=(0.15, 0.2)).alarm
+    assert not _judge(0.2, 0.0, None, three, earlier_drift=(0.2,)).alarm
+    assert _judge(0.2, 0.0, None, three, earlier_drift=(0.15, 0.2)).alarm
 
 
 def test_permutation_importance_finds_the_input_the_model_reads():
