@@ -26,12 +26,12 @@ import numpy as np
 @dataclass(frozen=True)
 class DriftPolicy:
     weighted_drift_threshold: float = 0.25
-    # Days without drift in the loop benchmark stayed at or under 0.13 (bench/RESULTS.md).
+    # Days without drift in the loop benchmark stayed at or under 0.18 (bench/RESULTS.md).
     sustained_drift_threshold: float = 0.15
     sustained_days: int = 2
     # Days without drift in the loop benchmark: at most 7% of inputs drifted (bench/RESULTS.md).
     drift_share_threshold: float = 0.25
-    # Days without drift in the loop benchmark moved the scores by up to 0.12 (bench/RESULTS.md).
+    # Days without drift in the loop benchmark moved the scores by up to 0.09 (bench/RESULTS.md).
     prediction_drift_threshold: float = 0.2
     missed_fraud_alpha: float = 0.001
     label_window_days: int = 7
