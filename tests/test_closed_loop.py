@@ -95,6 +95,7 @@ def test_drift_retrains_promotes_and_rebuilds_the_bento(tmp_path, spark_resource
         reports_dir=str(home / "reports"),
         pr_auc_floor=0,
         weighted_drift_threshold=1.0,
+        drift_share_threshold=1.0,
         sustained_drift_threshold=0.15,
         sustained_days=2,
         prediction_drift_threshold=100.0,
