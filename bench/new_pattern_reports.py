@@ -7,7 +7,6 @@ even on such a card. The simulator alone,
 no pipeline: `python -m bench.new_pattern_reports [--seeds 30] [--held-out 0.55 0.4]`."""
 
 import argparse
-import datetime as dt
 
 import numpy as np
 
@@ -15,13 +14,12 @@ import numpy as np
 def reported_cards(seed: int, scale) -> list[str]:
     """The cards of the bust-outs of the drifted days reported by the retrain's cut-off."""
     from bench.loop import START
-    from simulator.network import MS_PER_DAY, PATTERN_CODE, PaymentNetwork
+    from simulator.network import MS_PER_DAY, PATTERN_CODE, PaymentNetwork, day_start_ms
     from simulator.population import card_id
 
     drift_day = scale.train_days + scale.watched
     cutoff_day = drift_day + scale.drift
-    start_ms = int(dt.datetime.combine(START, dt.time(), dt.UTC).timestamp() * 1000)
-    cutoff_ms = start_ms + cutoff_day * MS_PER_DAY
+    cutoff_ms = day_start_ms(START) + cutoff_day * MS_PER_DAY
     network = PaymentNetwork(scale.customers, seed, START, scenario="new_fraud_pattern",
                              drift_day=drift_day)  # fmt: skip
     cards = []
