@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from resources.settings import prepare_process_environment
+from settings.env import prepare_process_environment
 
 prepare_process_environment()
 

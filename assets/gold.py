@@ -14,7 +14,7 @@ from assets.partitions import daily_partitions, partition_days, single_run
 from lakehouse.contracts import contract_path, verify_contract
 from resources.dbt import load_dbt_project
 from resources.lakehouse import LakehouseResource
-from resources.settings import fraud_home
+from settings.env import fraud_home
 
 dbt_project = load_dbt_project()
 GOLD_TABLES = (

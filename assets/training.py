@@ -15,7 +15,7 @@ from resources.k8s import TRAINING_POD
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.ray import RayResource
-from resources.settings import REPO_ROOT, fraud_home
+from settings.env import REPO_ROOT, fraud_home
 
 TRAINING_SET = dg.AssetKey(["features", "training_set"])
 

@@ -30,8 +30,8 @@ def _silver(rows: int, day: dt.date):
     import pyarrow.compute as pc
 
     from lakehouse.delta import ALL_DAYS, read_days
-    from resources.settings import lakehouse_root
     from serving.transaction import SCORING_COLUMNS
+    from settings.env import lakehouse_root
 
     demo = read_days(f"{lakehouse_root()}/silver/transactions", *ALL_DAYS, columns=SCORING_COLUMNS)
     picked = demo.take(np.arange(rows) % demo.num_rows)
@@ -53,8 +53,8 @@ def _model_only(frame_rows) -> float:
     from ml.feature_store import FEATURE_SERVICE, open_serving_store
     from ml.online_features import OnlineFeatures
     from ml.registry import load_by_alias
-    from resources.settings import fraud_home, mlflow_tracking_uri
     from serving.scoring import CircuitBreaker, Scorer
+    from settings.env import fraud_home, mlflow_tracking_uri
 
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     model, version = load_by_alias("champion")
@@ -82,7 +82,7 @@ def main() -> int:
     from assets.scoring import BATCH_SCORES
     from bench.process_tree import run_measured
     from lakehouse.delta import overwrite_days
-    from resources.settings import prepare_process_environment
+    from settings.env import prepare_process_environment
 
     prepare_process_environment()
     day = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from ml.comparison import paired_bootstrap
     from ml.registry import MODEL_NAME
     from resources import build_resources
-    from resources.settings import prepare_process_environment
+    from settings.env import prepare_process_environment
 
     prepare_process_environment()
     resources = build_resources()

@@ -130,7 +130,7 @@ def run_one(seed: int, scenario: str, scale: Scale) -> dict:
     from ml.comparison import paired_bootstrap
     from ml.registry import MODEL_NAME
     from resources import build_resources
-    from resources.settings import fraud_home, prepare_process_environment
+    from settings.env import fraud_home, prepare_process_environment
     from simulator.landing import generate
 
     prepare_process_environment()

@@ -217,7 +217,7 @@ def main() -> int:
     parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    from resources.settings import prepare_process_environment
+    from settings.env import prepare_process_environment
     from tests.services import ensure_redis, flush_redis_db
 
     backends = args.backend or ["sqlite", "redis"]

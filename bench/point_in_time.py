@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     from ml.offline_features import as_of_values, historical_features, joined_at
     from ml.online_features import service_views
     from resources import build_resources
-    from resources.settings import prepare_process_environment
     from serving.transaction import SCORING_COLUMNS
+    from settings.env import prepare_process_environment
 
     prepare_process_environment()
     resources = build_resources()

@@ -37,7 +37,7 @@ SCRIPT = os.path.join(os.path.dirname(__file__), "wrk_score.lua")
 def _payloads(n: int, path: str) -> int:
     """Write `n` request bodies of demo transactions to `path`, one per line; how many."""
     from lakehouse.delta import ALL_DAYS, read_days
-    from resources.settings import lakehouse_root
+    from settings.env import lakehouse_root
 
     columns = ["transaction_id", "event_timestamp", "customer_id", "card_id", "merchant_id",
                "merchant_category", "merchant_country", "device_id", "channel", "amount",
@@ -107,8 +107,8 @@ def main() -> int:
         return 2
 
     from bench.redis_online import demo_features_in_redis
-    from resources.settings import prepare_process_environment
     from serving.bento import build
+    from settings.env import prepare_process_environment
 
     prepare_process_environment()
     demo_features_in_redis()

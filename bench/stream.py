@@ -39,8 +39,8 @@ def main() -> int:
 
     from bench.redis_online import demo_features_in_redis
     from lakehouse.delta import ALL_DAYS, read_days
-    from resources.settings import prepare_process_environment
     from serving.stream import build_worker
+    from settings.env import prepare_process_environment
     from simulator.stream import publish
     from tests.services import ensure_redis, flush_redis_db
 

@@ -33,7 +33,7 @@ def main() -> int:
     from ml.metrics import fraud_metrics
     from ml.train import TrainParams, train
     from ml.tuning import tune_model
-    from resources.settings import fraud_home, prepare_process_environment
+    from settings.env import fraud_home, prepare_process_environment
 
     prepare_process_environment()
     path = fraud_home() / "lakehouse/features/training_set"

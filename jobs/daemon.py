@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources.settings import REPO_ROOT
+from settings.env import REPO_ROOT
 
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 

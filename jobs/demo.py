@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from resources.settings import (
+from settings.env import (
     REPO_ROOT,
     fraud_home,
     mlflow_tracking_uri,
@@ -329,7 +329,7 @@ def _stream(messages: int, instance, customers: int, seed: int) -> tuple[str, in
     happened, how many were scored and by which model version (None: Redis does not answer)."""
     import redis
 
-    from serving.stream import StreamSettings
+    from settings.stream import StreamSettings
     from simulator.stream import publish
 
     settings = StreamSettings.from_environment()

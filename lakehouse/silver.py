@@ -19,22 +19,11 @@ from lakehouse.landing import (
     LandingSource,
 )
 from lakehouse.quarantine import QUARANTINE_SCHEMA
+from settings.currencies import KNOWN_CURRENCIES, USD_PER_UNIT
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-KNOWN_CURRENCIES: tuple[str, ...] = ("USD", "EUR", "GBP", "CAD", "BRL", "NGN", "RUB", "THB")
-# Reference FX rates (USD per unit) used to express every amount in USD.
-USD_PER_UNIT: dict[str, float] = {
-    "USD": 1.0,
-    "EUR": 1 / 0.92,
-    "GBP": 1 / 0.79,
-    "CAD": 1 / 1.36,
-    "BRL": 1 / 5.0,
-    "NGN": 1 / 1500.0,
-    "RUB": 1 / 92.0,
-    "THB": 1 / 36.0,
-}
 TIMESTAMP_FORMATS = ("yyyy-MM-dd'T'HH:mm:ss.SSSX", "yyyy-MM-dd'T'HH:mm:ssX")
 AMOUNT_PATTERN = r"^-?[0-9]{1,12}(\.[0-9]{1,2})?$"
 

@@ -13,8 +13,8 @@ from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.monitoring import MonitoringResource
 from resources.ray import RayResource
-from resources.settings import fraud_env, fraud_home, lakehouse_root, mlflow_tracking_uri
 from resources.spark import SparkResource
+from settings.env import fraud_env, fraud_home, lakehouse_root, mlflow_tracking_uri
 
 
 def build_resources() -> dict[str, object]:

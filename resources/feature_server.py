@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=6566)
     args = parser.parse_args(argv)
 
-    from resources.settings import fraud_home, prepare_process_environment
+    from settings.env import fraud_home, prepare_process_environment
 
     prepare_process_environment()
     folder = write_config(fraud_home() / "feast" / "server").parent

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from resources.settings import REPO_ROOT
+from settings.env import REPO_ROOT
 
 BENTOFILE = REPO_ROOT / "serving" / "bentofile.yaml"
 BENTO_NAME = "fraud_scoring"
@@ -40,8 +40,8 @@ def build() -> dict:
     import mlflow
     from bentoml.exceptions import NotFound
 
-    from resources.settings import mlflow_tracking_uri, prepare_process_environment
     from serving.champion import export_champion
+    from settings.env import mlflow_tracking_uri, prepare_process_environment
 
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())

@@ -78,11 +78,11 @@ class FraudScoring:
 
         from ml.feature_store import FEATURE_SERVICE, open_serving_store
         from ml.online_features import OnlineFeatures
-        from resources.settings import fraud_home, lakehouse_root, prepare_process_environment
         from serving.batcher import AdaptiveBatcher
         from serving.champion import load_stored
         from serving.prediction_log import PredictionLogWriter
         from serving.scoring import CircuitBreaker, Scorer
+        from settings.env import fraud_home, lakehouse_root, prepare_process_environment
 
         prepare_process_environment()
         # One worker per core: torch's own threads would only fight the other workers for it

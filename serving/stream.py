@@ -16,43 +16,19 @@ import argparse
 import datetime as dt
 import json
 import logging
-import os
 import signal
-import socket
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from serving import heap
+from settings.stream import StreamSettings
 
 if TYPE_CHECKING:
     from serving.transaction import Transaction
 
 log = logging.getLogger("serving.stream")
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-@dataclass(frozen=True)
-class StreamSettings:
-    url: str
-    name: str
-    group: str
-    consumer: str
-
-    @property
-    def dead_letter(self) -> str:
-        return f"{self.name}:dead"
-
-    @classmethod
-    def from_environment(cls) -> "StreamSettings":
-        return cls(
-            url=os.environ.get("STREAM_URL", DEFAULT_URL),
-            name=os.environ.get("STREAM_NAME", "fraud:transactions"),
-            group=os.environ.get("STREAM_GROUP", "scorers"),
-            consumer=os.environ.get("STREAM_CONSUMER", f"{socket.gethostname()}-{os.getpid()}"),
-        )
 
 
 def parse(fields: dict) -> "Transaction":
@@ -213,15 +189,15 @@ def build_worker(flush_s: float = 1.0) -> StreamWorker:
     from ml.feature_store import FEATURE_SERVICE, open_serving_store
     from ml.online_features import OnlineFeatures
     from ml.registry import load_by_alias
-    from resources.settings import (
+    from serving.prediction_log import PredictionLogWriter
+    from serving.scoring import CircuitBreaker, Scorer
+    from serving.velocity_push import BackgroundPush
+    from settings.env import (
         fraud_home,
         lakehouse_root,
         mlflow_tracking_uri,
         prepare_process_environment,
     )
-    from serving.prediction_log import PredictionLogWriter
-    from serving.scoring import CircuitBreaker, Scorer
-    from serving.velocity_push import BackgroundPush
 
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
@@ -248,7 +224,7 @@ def feast_push():
     from feast.data_source import PushMode
 
     from ml.feature_store import open_serving_store
-    from resources.settings import fraud_home, prepare_process_environment
+    from settings.env import fraud_home, prepare_process_environment
 
     prepare_process_environment()
     store = open_serving_store(fraud_home())

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lakehouse.silver import KNOWN_CURRENCIES, USD_PER_UNIT
+from settings.currencies import KNOWN_CURRENCIES, USD_PER_UNIT
 
 Currency = Literal[KNOWN_CURRENCIES]  # type: ignore[valid-type]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 def _stream(args) -> int:
     import redis
 
-    from serving.stream import StreamSettings
+    from settings.stream import StreamSettings
     from simulator.stream import publish
 
     settings = StreamSettings.from_environment()

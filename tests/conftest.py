@@ -12,7 +12,7 @@ import pytest
 
 from assets.metadata import materialized  # noqa: F401 - the tests' name for it
 from assets.partitions import range_tags
-from resources.settings import prepare_process_environment
+from settings.env import prepare_process_environment
 from tests.services import ensure_redis, flush_redis_db
 
 

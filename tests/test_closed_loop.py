@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from jobs.demo import release
 from resources.mlflow import MODEL_NAME
 from resources.monitoring import MonitoringResource
-from resources.settings import prepare_process_environment
+from settings.env import prepare_process_environment
 from simulator.landing import generate
 from tests.conftest import materialized, range_tags
 from tests.test_training_loop import TRAINING_CONFIG

@@ -117,7 +117,7 @@ def test_lazy_imports_of_a_run_resolve_once_the_repo_leaves_sys_path():
     import subprocess
     import sys
 
-    from resources.settings import REPO_ROOT
+    from settings.env import REPO_ROOT
 
     code = (
         "import sys; import definitions; "
@@ -137,7 +137,7 @@ def test_serving_imports_no_dagster():
     import subprocess
     import sys
 
-    from resources.settings import REPO_ROOT
+    from settings.env import REPO_ROOT
 
     code = (
         "import sys, os; os.environ['FRAUD_API_KEY'] = 'k'; "

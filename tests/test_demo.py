@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from jobs.demo import GATE_STEP, LoopFacts, _figures, loop_verdict
-from resources.settings import REPO_ROOT
+from settings.env import REPO_ROOT
 
 CLOSED = LoopFacts(
     champion_before="1",

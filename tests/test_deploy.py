@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from resources.settings import REPO_ROOT
+from settings.env import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 KUBERNETES_VERSION = "1.33"

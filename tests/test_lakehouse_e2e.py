@@ -12,7 +12,7 @@ import pytest
 
 from lakehouse import contracts
 from lakehouse.delta import read_days, table_version
-from resources.settings import prepare_process_environment
+from settings.env import prepare_process_environment
 from simulator.landing import generate
 from tests.conftest import check_results, materialized, run_lakehouse
 

@@ -12,7 +12,7 @@ import pytest
 
 from assets.monitoring import DRIFT_REPORT
 from jobs.daemon import Daemon
-from resources.settings import REPO_ROOT
+from settings.env import REPO_ROOT
 from tests.services import fresh_postgres_database
 
 DATABASE = "fraud_dagster_instance_test"

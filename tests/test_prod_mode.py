@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from resources.settings import REPO_ROOT
+from settings.env import REPO_ROOT
 from tests.services import ensure_redis, flush_redis_db, fresh_postgres_database
 
 pytestmark = [pytest.mark.spark, pytest.mark.dbt]
@@ -24,7 +24,7 @@ RUN = """
 import datetime as dt, json
 import dagster as dg
 from resources import build_resources
-from resources.settings import prepare_process_environment
+from settings.env import prepare_process_environment
 from simulator.landing import generate
 from tests.conftest import materialized, range_tags
 

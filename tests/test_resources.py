@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from resources import build_resources
-from resources.settings import fraud_env
+from settings.env import fraud_env
 
 
 def test_local_resources_live_under_fraud_home(fraud_home):

@@ -75,7 +75,7 @@ def test_a_bad_transaction_is_refused_naming_the_field(change, field):
 def test_usd_amounts_equal_silvers_spark_rounding(spark, amounts):
     from pyspark.sql import functions as F
 
-    from lakehouse.silver import USD_PER_UNIT
+    from settings.currencies import USD_PER_UNIT
 
     rate = F.create_map(*[x for c, r in USD_PER_UNIT.items() for x in (F.lit(c), F.lit(r))])
     frame = spark.createDataFrame([(str(a), c) for a, c in amounts], "amount string, cur string")

@@ -85,8 +85,8 @@ def _wait_ready(expected: int = 200, seconds: float = 120) -> None:
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """Features online in the test Redis, a champion in BentoML's store, the API serving it."""
-    from resources.settings import prepare_process_environment
     from serving.bento import build_in_subprocess
+    from settings.env import prepare_process_environment
     from tests.champions import features_online_with_a_champion
 
     home = tmp_path_factory.mktemp("serving") / "fraud_home"
@@ -174,9 +174,10 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     from resources import build_resources
     from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer
-    from serving.stream import StreamSettings, StreamWorker
+    from serving.stream import StreamWorker
     from serving.transaction import Transaction
     from serving.velocity_push import InlinePush
+    from settings.stream import StreamSettings
 
     version, home, env = service
     for name, value in env.items():

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lakehouse.landing import FRAUD_REPORTS, TRANSACTIONS
-from lakehouse.silver import KNOWN_CURRENCIES, clean_fraud_reports, clean_transactions
+from lakehouse.silver import clean_fraud_reports, clean_transactions
+from settings.currencies import KNOWN_CURRENCIES
 from simulator.malformed import NO_CURRENCY
 
 pytestmark = pytest.mark.spark

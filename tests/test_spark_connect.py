@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from resources.settings import REPO_ROOT
+from settings.env import REPO_ROOT
 
 pytestmark = pytest.mark.spark
 # A process holds either a local or a remote Spark session, and the suite's local one is

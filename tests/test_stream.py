@@ -50,8 +50,9 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
     from ml.online_features import OnlineFeatures
     from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer
-    from serving.stream import StreamSettings, StreamWorker
+    from serving.stream import StreamWorker
     from serving.velocity_push import InlinePush
+    from settings.stream import StreamSettings
     from simulator.stream import publish
 
     client, version, store = streaming
@@ -88,7 +89,7 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
 
 
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(streaming, fraud_home):
-    from serving.stream import StreamSettings
+    from settings.stream import StreamSettings
     from simulator.stream import publish
 
     client, _, _ = streaming
@@ -127,7 +128,7 @@ def test_the_backlog_is_scored_from_dagster_and_the_job_stops_when_it_is_drained
     streaming, fraud_home
 ):
     from jobs.stream import stream_drain_job
-    from serving.stream import StreamSettings
+    from settings.stream import StreamSettings
     from simulator.stream import publish
 
     client, version, _ = streaming

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from lakehouse.delta import ALL_DAYS, read_days
 from resources.mlflow import MODEL_NAME
-from resources.settings import prepare_process_environment
+from settings.env import prepare_process_environment
 from simulator.landing import generate
 from tests.conftest import check_results, materialized, range_tags
 

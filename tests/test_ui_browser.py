@@ -11,7 +11,7 @@ import dagster as dg
 import pytest
 
 from jobs.daemon import DagsterProcess
-from resources.settings import REPO_ROOT, prepare_process_environment
+from settings.env import REPO_ROOT, prepare_process_environment
 from tests.conftest import free_port
 from tests.services import ensure_chromium
 
