@@ -56,7 +56,7 @@ demo:
 	@$(MAKE) --no-print-directory venv $(MANIFEST) dagster-home >$(DEMO_SETUP_LOG) 2>&1 || { \
 		tail -n 40 $(DEMO_SETUP_LOG); echo "make demo: the setup failed (all of it: $(DEMO_SETUP_LOG))"; \
 		exit 1; }
-	@$(BIN)/python -m jobs.demo --days $(DAYS) --drift-days $(DRIFT_DAYS) --customers $(CUSTOMERS) \
+	@$(BIN)/python -m demo.runner --days $(DAYS) --drift-days $(DRIFT_DAYS) --customers $(CUSTOMERS) \
 		--seed $(SEED) --scenario $(SCENARIO) --setup-log $(DEMO_SETUP_LOG)
 
 ## test: lint, format, definitions, then the whole test suite (pytest's "no tests" fails too)
@@ -67,11 +67,12 @@ test: venv lint $(MANIFEST) dagster-home
 
 ## feature-server: Feast's HTTP feature server on this environment's online store (FEATURE_PORT)
 feature-server: venv
-	$(BIN)/python -m resources.feature_server --port $(FEATURE_PORT)
+	$(BIN)/python -m serving.feature_server --port $(FEATURE_PORT)
 
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 ## dev: the Dagster UI on http://localhost:3000
 dev: venv $(MANIFEST) dagster-home

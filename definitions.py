@@ -16,7 +16,7 @@ from assets import (  # noqa: E402
 )
 from jobs import jobs, schedules  # noqa: E402
 from resources import build_resources  # noqa: E402
-from sensors import sensor_jobs, sensors  # noqa: E402
+from sensors import sensors  # noqa: E402
 
 defs = dg.Definitions(
     assets=[
@@ -27,7 +27,7 @@ defs = dg.Definitions(
         *monitoring_assets,
     ],
     asset_checks=asset_checks,
-    jobs=[*jobs, *sensor_jobs],
+    jobs=jobs,
     schedules=schedules,
     sensors=sensors,
     resources=build_resources(),

@@ -7,6 +7,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets import keys
 from assets.metadata import counts_table, delta_metadata
 from assets.partitions import daily_partitions, days_between, partition_days, single_run
 from lakehouse.landing import SCHEMA_ERROR, SOURCES, LandingSource, read_landing_file
@@ -38,7 +39,7 @@ def _replace_file_rejections(
 
 def build_bronze_asset(source: LandingSource) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["bronze", source.table],
+        key=keys.bronze(source.table),
         group_name="bronze",
         partitions_def=daily_partitions,
         backfill_policy=single_run,

@@ -7,10 +7,11 @@ import time
 import dagster as dg
 import pyarrow.compute as pc
 
+from assets import keys
 from assets.partitions import daily_partitions, partition_days, single_run
 from assets.velocity import velocity_schema
+from features.offline import source_keys
 from lakehouse.delta import ALL_DAYS, overwrite_days, read_days, table_exists
-from ml.offline_features import source_keys
 from resources.feast import FeastResource
 
 # The views fed by gold (not by pushes), each with its gold table.
@@ -21,7 +22,7 @@ GOLD_TABLE_OF_VIEW = {
     "customer_country": "customer_country_daily_features",
 }
 BATCH_VIEWS = tuple(GOLD_TABLE_OF_VIEW)
-GOLD_FEATURES = [dg.AssetKey(["gold", table]) for table in GOLD_TABLE_OF_VIEW.values()]
+GOLD_FEATURES = [keys.gold(table) for table in GOLD_TABLE_OF_VIEW.values()]
 
 
 def _missing_columns(view, join_keys: list[str]) -> list[str]:
@@ -42,7 +43,7 @@ def _create_push_history(view, join_key: str) -> None:
 
 
 @dg.asset(
-    key=["features", "feast_registry"],
+    key=keys.FEAST_REGISTRY,
     group_name="features",
     deps=GOLD_FEATURES,
     kinds={"feast"},
@@ -136,16 +137,16 @@ def _parity(store, view, gold, window_start, window_end, sample: int = 200) -> t
 
 
 @dg.asset(
-    key=["features", "online_store"],
+    key=keys.ONLINE_STORE,
     group_name="features",
-    deps=[dg.AssetKey(["features", "feast_registry"]), *GOLD_FEATURES],
+    deps=[keys.FEAST_REGISTRY, *GOLD_FEATURES],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     kinds={"feast", "sqlite"},
     check_specs=[
         dg.AssetCheckSpec(
             "online_offline_parity",
-            asset=dg.AssetKey(["features", "online_store"]),
+            asset=keys.ONLINE_STORE,
             description="Online values equal the newest offline (gold) values, within 1e-6",
         )
     ],
@@ -195,14 +196,14 @@ def online_store(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.
 
 
 @dg.asset_check(
-    asset=dg.AssetKey(["features", "online_store"]),
+    asset=keys.ONLINE_STORE,
     name="fresh_within_ttl",
     description="The newest online value of each daily view is younger than the view's TTL",
 )
 def online_store_fresh(feast: FeastResource) -> dg.AssetCheckResult:
     """Reads the online store itself: per view, the newest value's age and how many entities
     hold a value older than the TTL (or none), as a lookup at this moment would see them."""
-    from ml.online_features import OnlineFeatures
+    from features.lookup import OnlineFeatures
 
     store = feast.store()
     now = time.time()

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from assets import keys
 from assets.metadata import contract_check_result, delta_metadata
 from assets.partitions import daily_partitions, partition_days, single_run
 from lakehouse.contracts import contract_path, verify_contract
@@ -31,7 +32,7 @@ class GoldTranslator(DagsterDbtTranslator):
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "model":
-            return dg.AssetKey(["gold", dbt_resource_props["name"]])
+            return keys.gold(dbt_resource_props["name"])
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
@@ -120,7 +121,7 @@ def gold_dbt_models(
     specs=[
         dg.AssetCheckSpec(
             "soda_contract",
-            asset=dg.AssetKey(["gold", table]),
+            asset=keys.gold(table),
             blocking=True,
             partitions_def=daily_partitions,
             description="Soda contract on the gold Delta partitions just written",
@@ -140,4 +141,4 @@ def gold_contracts(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseR
             data,
             variables={"min_rows": "1" if silver_rows else "0"},
         )
-        yield contract_check_result(outcome, dg.AssetKey(["gold", table]))
+        yield contract_check_result(outcome, keys.gold(table))

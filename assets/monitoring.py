@@ -9,18 +9,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets import keys
 from assets.partitions import daily_partitions
-from assets.registry import CHAMPION, scores_of
-from assets.scoring import PREDICTION_LOG
 from lakehouse.delta import ALL_DAYS
+from ml.promotion import scores_of
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.monitoring import MonitoringResource
 
-DRIFT_REPORT = dg.AssetKey(["monitoring", "drift_report"])
-MODEL_PERFORMANCE = dg.AssetKey(["monitoring", "model_performance"])
-TRAINING_SET = dg.AssetKey(["features", "training_set"])
-LABELS = dg.AssetKey(["gold", "transaction_labels"])
 DRIFT_CHECK = "no_drift_alarm"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 MIN_WEEKDAY_ROWS = 1000  # fewer reference rows of the day's weekday: every day's are used
@@ -142,7 +138,7 @@ def _missed_frauds(lakehouse, day: dt.date, version: str, reference, policy):
     both."""
     from deltalake.exceptions import TableNotFoundError
 
-    from ml.drift_policy import MissedFrauds, missed_frauds
+    from monitoring.drift_policy import MissedFrauds, missed_frauds
 
     first_party = pa.array(policy.first_party_reason_codes, pa.string())
 
@@ -191,7 +187,7 @@ def _earlier_drift(instance, day: dt.date, days: int, version: str) -> tuple[flo
     for back in range(1, days + 1):
         key = (day - dt.timedelta(days=back)).isoformat()
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(DRIFT_REPORT, asset_partitions=[key]), limit=1
+            dg.AssetRecordsFilter(keys.DRIFT_REPORT, asset_partitions=[key]), limit=1
         ).records
         metadata = records[0].asset_materialization.metadata if records else {}
         drift, champion = metadata.get("weighted_drift"), metadata.get("champion_version")
@@ -242,16 +238,16 @@ def _drift_table(columns, importance: dict[str, float]) -> dg.MetadataValue:
 
 
 @dg.asset(
-    key=DRIFT_REPORT,
+    key=keys.DRIFT_REPORT,
     group_name="monitoring",
-    deps=[PREDICTION_LOG, CHAMPION, TRAINING_SET, LABELS],
+    deps=[keys.PREDICTION_LOG, keys.CHAMPION, keys.TRAINING_SET, keys.LABELS],
     partitions_def=daily_partitions,
     automation_condition=DAILY_REPORT,
     kinds={"evidently"},
     check_specs=[
         dg.AssetCheckSpec(
             DRIFT_CHECK,
-            asset=DRIFT_REPORT,
+            asset=keys.DRIFT_REPORT,
             description="No drift alarm: importance-weighted input drift, prediction drift and "
             "missed frauds so far stay within the monitoring policy (WARN or ERROR by the "
             "monitoring resource)",
@@ -269,9 +265,9 @@ def drift_report(
     missed frauds."""
     import mlflow as mlflow_client
 
-    from ml.drift import EmptyWindow, detect_drift, sketch
-    from ml.drift_policy import judge, weighted_drift
     from ml.registry import MODEL_NAME
+    from monitoring.drift import EmptyWindow, detect_drift, sketch
+    from monitoring.drift_policy import judge, weighted_drift
 
     started = time.perf_counter()
     day = dt.date.fromisoformat(context.partition_key)
@@ -357,9 +353,9 @@ class PerformanceConfig(dg.Config):
 
 
 @dg.asset(
-    key=MODEL_PERFORMANCE,
+    key=keys.MODEL_PERFORMANCE,
     group_name="monitoring",
-    deps=[PREDICTION_LOG, CHAMPION, LABELS],
+    deps=[keys.PREDICTION_LOG, keys.CHAMPION, keys.LABELS],
     partitions_def=daily_partitions,
     automation_condition=DAILY_REPORT,
     output_required=False,
@@ -375,7 +371,7 @@ def model_performance(
     """Evidently classification report of the champion's logged scores of the day against
     its matured labels: PR-AUC, recall at 1% FPR, precision and recall when flagged."""
     from lakehouse.training import label_cutoff, mature_labels
-    from ml.performance import measure_performance
+    from monitoring.performance import measure_performance
 
     day = dt.date.fromisoformat(context.partition_key)
     champion = _champion(mlflow)
@@ -424,7 +420,7 @@ def model_performance(
 
 
 @dg.asset_check(
-    asset=MODEL_PERFORMANCE,
+    asset=keys.MODEL_PERFORMANCE,
     name=PERFORMANCE_CHECK,
     partitions_def=daily_partitions,
     description="The champion's PR-AUC on the day's matured labels stays above the monitoring "
@@ -435,7 +431,8 @@ def performance_above_floor(
 ) -> dg.AssetCheckResult:
     """Judges the partition's latest materialization; too few frauds are not judged."""
     [record] = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(MODEL_PERFORMANCE, asset_partitions=[context.partition_key]), limit=1
+        dg.AssetRecordsFilter(keys.MODEL_PERFORMANCE, asset_partitions=[context.partition_key]),
+        limit=1,
     ).records
     metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
     pr_auc, frauds, floor = metadata["pr_auc"], metadata["frauds"], monitoring.pr_auc_floor

@@ -6,6 +6,7 @@ from collections import Counter
 import dagster as dg
 import pyarrow as pa
 
+from assets import keys
 from assets.metadata import contract_check_result, counts_table, delta_metadata
 from assets.partitions import daily_partitions, partition_days, single_run
 from lakehouse.contracts import contract_path, verify_contract
@@ -16,23 +17,18 @@ from resources.lakehouse import LakehouseResource
 from resources.spark import SparkResource, arrow_to_spark
 
 TABLES = tuple(CLEANERS)  # transactions, fraud_reports
-QUARANTINE = dg.AssetKey(["silver", "quarantine"])
 CONTRACT = "soda_contract"
 # One step builds all three tables from both bronze tables, so all three declare both: a
 # backfill's targeted partitions must then be the same for every key of this multi-asset
 # (with different deps Dagster 1.13 refuses UI backfills of bronze + silver).
-BRONZE = [dg.AssetKey(["bronze", "transactions"]), dg.AssetKey(["bronze", "fraud_reports"])]
+BRONZE = [keys.BRONZE_TRANSACTIONS, keys.BRONZE_FRAUD_REPORTS]
 RECONCILES = "reconciles_with_bronze"
-
-
-def _key(table: str) -> dg.AssetKey:
-    return dg.AssetKey(["silver", table])
 
 
 def _reconciliation(table: str, bronze_rows: int, cleaned: Cleaned) -> dg.AssetCheckResult:
     accounted = cleaned.valid.num_rows + cleaned.rejected.num_rows + cleaned.duplicates
     return dg.AssetCheckResult(
-        asset_key=_key(table),
+        asset_key=keys.silver(table),
         check_name=RECONCILES,
         passed=accounted == bronze_rows,
         severity=dg.AssetCheckSeverity.ERROR,
@@ -50,19 +46,19 @@ def _reconciliation(table: str, bronze_rows: int, cleaned: Cleaned) -> dg.AssetC
     name="silver_tables",
     specs=[
         dg.AssetSpec(
-            _key("transactions"),
+            keys.silver("transactions"),
             deps=BRONZE,
             kinds={"spark", "delta"},
             description="Typed, validated card transactions, one row per transaction_id.",
         ),
         dg.AssetSpec(
-            _key("fraud_reports"),
+            keys.silver("fraud_reports"),
             deps=BRONZE,
             kinds={"spark", "delta"},
             description="Typed, validated chargebacks, one row per disputed transaction_id.",
         ),
         dg.AssetSpec(
-            QUARANTINE,
+            keys.QUARANTINE,
             deps=BRONZE,
             kinds={"spark", "delta"},
             description="Every rejected row or landing file with its stage, source and reason.",
@@ -71,12 +67,12 @@ def _reconciliation(table: str, bronze_rows: int, cleaned: Cleaned) -> dg.AssetC
     check_specs=[
         *[
             dg.AssetCheckSpec(CONTRACT, asset=key, blocking=True, description="Soda contract")
-            for key in (_key("transactions"), _key("fraud_reports"), QUARANTINE)
+            for key in (keys.silver("transactions"), keys.silver("fraud_reports"), keys.QUARANTINE)
         ],
         *[
             dg.AssetCheckSpec(
                 RECONCILES,
-                asset=_key(t),
+                asset=keys.silver(t),
                 blocking=True,
                 description="bronze rows = silver + quarantined + duplicates",
             )
@@ -114,7 +110,7 @@ def silver_tables(
                 f"{cleaned.rejected.num_rows:,} quarantined, {cleaned.duplicates:,} duplicates"
             )
             yield dg.MaterializeResult(
-                asset_key=_key(table),
+                asset_key=keys.silver(table),
                 metadata={
                     **delta_metadata(write, cleaned.valid.schema, start, end),
                     "bronze_rows": bronze.num_rows,
@@ -123,7 +119,7 @@ def silver_tables(
                     "quarantine_reasons": counts_table(reasons, "reason"),
                 },
                 check_results=[
-                    contract_check_result(contract, _key(table)),
+                    contract_check_result(contract, keys.silver(table)),
                     _reconciliation(table, bronze.num_rows, cleaned),
                 ],
             )
@@ -143,11 +139,11 @@ def silver_tables(
         )
     )
     yield dg.MaterializeResult(
-        asset_key=QUARANTINE,
+        asset_key=keys.QUARANTINE,
         metadata={
             **delta_metadata(write, quarantined.schema, start, end),
             "reasons": counts_table(reasons, "table: reason"),
             "duration_s": round(time.perf_counter() - started, 2),
         },
-        check_results=[contract_check_result(contract, QUARANTINE)],
+        check_results=[contract_check_result(contract, keys.QUARANTINE)],
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets import keys
 from assets.metadata import latest_metadata
 from assets.training_set import SERVICE
 from lakehouse.delta import ALL_DAYS
@@ -16,8 +17,6 @@ from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.ray import RayResource
 from settings.env import REPO_ROOT, fraud_home
-
-TRAINING_SET = dg.AssetKey(["features", "training_set"])
 
 
 class TuningConfig(dg.Config):
@@ -69,9 +68,9 @@ def _image(path: Path) -> dg.MetadataValue:
 
 
 @dg.asset(
-    key=["training", "tuned_model"],
+    key=keys.TUNED_MODEL,
     group_name="training",
-    deps=[TRAINING_SET],
+    deps=[keys.TRAINING_SET],
     kinds={"ray", "pytorch", "mlflow"},
     op_tags=TRAINING_POD,
 )
@@ -126,7 +125,7 @@ def tuned_model(
         result.best_model.score, valid, result.best_model.preprocessor.input_columns,
         weights=row_weights(valid), seed=config.seed,
     )  # fmt: skip
-    upstream = latest_metadata(context.instance, TRAINING_SET)
+    upstream = latest_metadata(context.instance, keys.TRAINING_SET)
     tags = {
         "training_set_delta_version": str(version),
         "feature_service": SERVICE,

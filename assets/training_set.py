@@ -7,9 +7,10 @@ from typing import Literal
 import dagster as dg
 import pyarrow as pa
 
+from assets import keys
 from assets.velocity import VELOCITY_KEYS
+from features.store import FEATURE_SERVICE as SERVICE
 from lakehouse.delta import ALL_DAYS
-from ml.feature_store import FEATURE_SERVICE as SERVICE
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
 
@@ -20,7 +21,7 @@ def _point_in_time_violations(store, joined, views, sample_size: int) -> tuple[i
     missing) is a violation."""
     import numpy as np
 
-    from ml.offline_features import historical_features, joined_at
+    from features.offline import historical_features, joined_at
 
     sample = joined.sample(n=min(sample_size, len(joined)), random_state=0)
     wrong = np.zeros(len(sample), dtype=bool)
@@ -66,17 +67,17 @@ ENTITY_COLUMNS = [
 
 
 @dg.asset(
-    key=["features", "training_set"],
+    key=keys.TRAINING_SET,
     group_name="features",
     deps=[
-        dg.AssetKey(["features", "feast_registry"]),
-        dg.AssetKey(["gold", "transaction_labels"]),
+        keys.FEAST_REGISTRY,
+        keys.LABELS,
         *VELOCITY_KEYS.values(),
     ],
     check_specs=[
         dg.AssetCheckSpec(
             "point_in_time_correct",
-            asset=dg.AssetKey(["features", "training_set"]),
+            asset=keys.TRAINING_SET,
             blocking=True,
             description="No feature value comes from after its row's transaction time: a sample "
             "of rows recomputed by Feast's own point-in-time retrieval",
@@ -91,9 +92,9 @@ def training_set(
     lakehouse: LakehouseResource,
 ):
     """Labels known at the cut-off with fraud_model_v1's features at each time; cards held out."""
+    from features.offline import point_in_time_join
+    from features.views import fill_missing, service_views
     from lakehouse.training import holdout_split, label_cutoff, training_labels
-    from ml.offline_features import point_in_time_join
-    from ml.online_features import fill_missing, service_views
 
     started = time.perf_counter()
     labels = lakehouse.read("gold", "transaction_labels", *ALL_DAYS)

@@ -6,13 +6,12 @@ import time
 import dagster as dg
 import pyarrow as pa
 
+from assets import keys
 from assets.partitions import daily_partitions, partition_days, single_run
 from resources.lakehouse import LakehouseResource
 
 VELOCITY_ENTITIES = {"card": "card_id", "customer": "customer_id"}
-VELOCITY_KEYS = {
-    entity: dg.AssetKey(["features", f"{entity}_velocity"]) for entity in VELOCITY_ENTITIES
-}
+VELOCITY_KEYS = {entity: keys.velocity(entity) for entity in VELOCITY_ENTITIES}
 
 
 def velocity_schema(key: str) -> pa.Schema:
@@ -34,7 +33,7 @@ def velocity_schema(key: str) -> pa.Schema:
         dg.AssetSpec(
             key,
             group_name="features",
-            deps=[dg.AssetKey(["silver", "transactions"])],
+            deps=[keys.SILVER_TRANSACTIONS],
             description=f"Velocity of each {entity} after each of its transactions (Delta): "
             "the offline history of the stream's push source.",
             kinds={"delta", "pandas"},
@@ -46,7 +45,7 @@ def velocity_schema(key: str) -> pa.Schema:
 )
 def velocity_history(context: dg.AssetExecutionContext, lakehouse: LakehouseResource):
     """Velocity per card and customer over silver transactions, as the stream worker counts."""
-    from ml.velocity import velocity_history as history
+    from features.velocity import velocity_history as history
 
     started = time.perf_counter()
     start, end = partition_days(context)

@@ -50,8 +50,8 @@ def _model_only(frame_rows) -> float:
     """Best rows/s of 3 of the champion's packaged scoring of a ready feature frame."""
     import mlflow
 
-    from ml.feature_store import FEATURE_SERVICE, open_serving_store
-    from ml.online_features import OnlineFeatures
+    from features.lookup import OnlineFeatures
+    from features.store import FEATURE_SERVICE, open_serving_store
     from ml.registry import load_by_alias
     from serving.scoring import CircuitBreaker, Scorer
     from settings.env import fraud_home, mlflow_tracking_uri
@@ -79,7 +79,7 @@ def main() -> int:
 
     import dagster as dg
 
-    from assets.scoring import BATCH_SCORES
+    from assets.keys import BATCH_SCORES
     from bench.process_tree import run_measured
     from lakehouse.delta import overwrite_days
     from settings.env import prepare_process_environment

@@ -2,7 +2,7 @@
 (14 numbers, 6 categories; 4 of them drifted), two ways, each in its own process:
 - naive: Evidently's DataDriftPreset on the full pandas frames;
 - sketch: the reference held as Arrow (as read from Delta), sketched to 100k rows
-  (`ml.drift.sketch`), then the same preset (`ml.drift.detect_drift`).
+  (`monitoring.drift.sketch`), then the same preset (`monitoring.drift.detect_drift`).
 Prints the wall time of each (data in memory -> verdicts), the peak resident memory of each
 process, and both sets of drifted-column verdicts.
 
@@ -46,7 +46,7 @@ def _run(mode: str, reference_rows: int, current_rows: int, out: str) -> None:
     import pandas as pd
     import pyarrow as pa
 
-    from ml.drift import detect_drift, sketch
+    from monitoring.drift import detect_drift, sketch
 
     numeric = [f"num_{i}" for i in range(NUMERIC)]
     categorical = [f"cat_{i}" for i in range(CATEGORICAL)]

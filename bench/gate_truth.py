@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
     import pyarrow.compute as pc
 
-    from assets.registry import scores_of
     from lakehouse.delta import ALL_DAYS
     from ml.comparison import paired_bootstrap
+    from ml.promotion import scores_of
     from ml.registry import MODEL_NAME
     from resources import build_resources
     from settings.env import prepare_process_environment

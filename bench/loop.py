@@ -20,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from assets.registry import PromotionConfig, serving_reasons
-from ml.drift_policy import DriftPolicy
+from ml.promotion import GatePolicy, serving_reasons
+from monitoring.drift_policy import DriftPolicy
 
 SCENARIOS = ("baseline", "amount_inflation", "new_fraud_pattern", "merchant_mix_shift")
 START = dt.date(2026, 5, 1)
@@ -88,8 +88,8 @@ def _scores_on_truth(resources, versions: list[str], first: dt.date, last: dt.da
     import mlflow
     import numpy as np
 
-    from ml.feature_store import FEATURE_SERVICE
-    from ml.offline_features import PointInTimeFeatures
+    from features.offline import PointInTimeFeatures
+    from features.store import FEATURE_SERVICE
     from ml.registry import MODEL_NAME
     from serving.scoring import Scorer, Unguarded
     from serving.transaction import SCORING_COLUMNS
@@ -126,7 +126,7 @@ def run_one(seed: int, scenario: str, scale: Scale) -> dict:
     from mlflow import MlflowClient
 
     from assets.partitions import range_tags
-    from jobs.demo import release
+    from demo.runner import release
     from ml.comparison import paired_bootstrap
     from ml.registry import MODEL_NAME
     from resources import build_resources
@@ -207,7 +207,7 @@ def judged(found: dict, policy) -> dict:
     the alarms on baseline days, their largest figures, and the drift day of the first alarm
     (1 = the drift's first day)."""
 
-    from ml.drift_policy import sustained
+    from monitoring.drift_policy import sustained
 
     weighted = [day["weighted_drift"] or 0.0 for day in found["days"]]
 
@@ -337,7 +337,7 @@ def _days(found: dict, policy) -> str:
 
 
 def _print_all(results: list[dict], policy) -> None:
-    config = PromotionConfig()
+    config = GatePolicy()
     print(HEADER)
     for found in results:
         print(_row(found, policy, config))
@@ -397,9 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             found = json.loads(result_file.read_text())
             results.append(found)
-            print(_row(found, policy, PromotionConfig()), flush=True)
+            print(_row(found, policy, GatePolicy()), flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1, default=str))
-    print("\n".join(["", *summary(results, policy, PromotionConfig(), tolerance=0.02)]))
+    print("\n".join(["", *summary(results, policy, GatePolicy(), tolerance=0.02)]))
     return 0
 
 

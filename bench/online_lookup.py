@@ -5,9 +5,9 @@
 For SQLite and for Redis (127.0.0.1:6379, db 12, flushed): fills a throw-away FRAUD_HOME with
 gold-shaped features (Feast apply + materialize through the Dagster assets) and pushed velocity
 values, then times, after a warm-up:
-- in-process, the project's path (`ml.online_features.OnlineFeatures`) and Feast's SDK
+- in-process, the project's path (`features.lookup.OnlineFeatures`) and Feast's SDK
   (`FeatureStore.get_online_features`), one entity row per call and 64 rows per call;
-- over HTTP, the feature server as deployed (`python -m resources.feature_server`), one keep-alive
+- over HTTP, the feature server as deployed (`python -m serving.feature_server`), one keep-alive
   connection, one entity row and 64 rows per call.
 Targets (issue 4): in-process p99 <= 1 ms for one entity and <= 2 ms for 64 (Redis); over HTTP
 p99 <= 3 ms with no call over 20 ms in 10k.
@@ -172,7 +172,7 @@ def _http_client(port: int, features: list[str]):
 
 
 def _backend(name: str, args) -> None:
-    from ml.online_features import OnlineFeatures
+    from features.lookup import OnlineFeatures
     from resources import build_resources
 
     _fill(args.customers, args.merchants)
@@ -192,7 +192,7 @@ def _backend(name: str, args) -> None:
         for n, count in ((1, args.lookups), (BATCH, args.batch_lookups)):
             print(_line(name, path, n, _time(call, rows_of(n), count, args.warmup)), flush=True)
     server = start_server(
-        [sys.executable, "-m", "resources.feature_server", "--port", str(PORT)],
+        [sys.executable, "-m", "serving.feature_server", "--port", str(PORT)],
         dict(os.environ),
         f"http://127.0.0.1:{PORT}/health",
     )
@@ -217,8 +217,8 @@ def main() -> int:
     parser.add_argument("--no-header", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    from demo.services import ensure_redis, flush_redis_db
     from settings.env import prepare_process_environment
-    from tests.services import ensure_redis, flush_redis_db
 
     backends = args.backend or ["sqlite", "redis"]
     if len(backends) > 1:

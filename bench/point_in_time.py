@@ -1,5 +1,5 @@
 """Benchmark: point-in-time features of the last `--days` days of silver transactions, per view,
-by the project's as-of join (`ml.offline_features.as_of_values`) and by Feast's own
+by the project's as-of join (`features.offline.as_of_values`) and by Feast's own
 `get_historical_features` (its file offline store), on `make demo`'s state: seconds each and the
 values that differ (run `make demo` first).
 
@@ -20,10 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import pyarrow.compute as pc
 
+    from features.offline import as_of_values, historical_features, joined_at
+    from features.store import FEATURE_SERVICE
+    from features.views import service_views
     from lakehouse.delta import ALL_DAYS
-    from ml.feature_store import FEATURE_SERVICE
-    from ml.offline_features import as_of_values, historical_features, joined_at
-    from ml.online_features import service_views
     from resources import build_resources
     from serving.transaction import SCORING_COLUMNS
     from settings.env import prepare_process_environment

@@ -13,8 +13,8 @@ def demo_features_in_redis(db: int = REDIS_DB) -> str:
     import dagster as dg
 
     from assets.features import feast_registry, online_store
+    from demo.services import ensure_redis, flush_redis_db
     from resources import build_resources
-    from tests.services import ensure_redis, flush_redis_db
 
     ensure_redis()
     flush_redis_db(db)

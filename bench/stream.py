@@ -38,11 +38,11 @@ def main() -> int:
     import redis
 
     from bench.redis_online import demo_features_in_redis
+    from demo.services import ensure_redis, flush_redis_db
     from lakehouse.delta import ALL_DAYS, read_days
     from serving.stream import build_worker
     from settings.env import prepare_process_environment
     from simulator.stream import publish
-    from tests.services import ensure_redis, flush_redis_db
 
     prepare_process_environment()
     ensure_redis()

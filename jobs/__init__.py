@@ -1,11 +1,13 @@
-"""Asset jobs per layer, the daily job (landing to the online store) and its schedule."""
+"""Every job: asset jobs per layer, the daily job (landing to the online store), training,
+scoring, the bento, monitoring, the stream's drain and a person's approval; and the schedules."""
 
 from __future__ import annotations
 
 import dagster as dg
 
+from assets import keys
 from assets.partitions import daily_partitions
-from assets.registry import approve_champion_job
+from jobs.approval import approve_champion_job
 from jobs.stream import stream_drain_job
 from resources.k8s import LAKEHOUSE_POD, TRAINING_POD
 
@@ -30,9 +32,7 @@ lakehouse_job = dg.define_asset_job(
     description="Landing to gold for a day; a failed blocking check stops what is downstream.",
 )
 
-DAILY_FEATURES = dg.AssetSelection.groups("features") - dg.AssetSelection.assets(
-    ["features", "training_set"]
-)
+DAILY_FEATURES = dg.AssetSelection.groups("features") - dg.AssetSelection.assets(keys.TRAINING_SET)
 features_job = dg.define_asset_job(
     "features_job",
     selection=DAILY_FEATURES,
@@ -48,7 +48,7 @@ daily_job = dg.define_asset_job(
 )
 training_job = dg.define_asset_job(
     "training_job",
-    selection=dg.AssetSelection.assets(["features", "training_set"])
+    selection=dg.AssetSelection.assets(keys.TRAINING_SET)
     | dg.AssetSelection.groups("training", "registry"),
     description="Training set -> Ray Tune -> challenger -> gated champion.",
     tags=TRAINING_POD,
@@ -56,20 +56,22 @@ training_job = dg.define_asset_job(
 
 scoring_job = dg.define_asset_job(
     "scoring_job",
-    selection=dg.AssetSelection.assets(
-        ["scoring", "batch_scores"]
-    ).required_multi_asset_neighbors(),
+    selection=dg.AssetSelection.assets(keys.BATCH_SCORES).required_multi_asset_neighbors(),
     partitions_def=daily_partitions,
     description="The days' silver transactions scored by the champion, and their log rows.",
 )
 monitoring_job = dg.define_asset_job(
     "monitoring_job",
-    selection=dg.AssetSelection.assets(
-        ["monitoring", "drift_report"], ["monitoring", "model_performance"]
-    ),
+    selection=dg.AssetSelection.assets(keys.DRIFT_REPORT, keys.MODEL_PERFORMANCE),
     partitions_def=daily_partitions,
     description="A day's drift report and, once its labels have matured, the champion's "
     "performance on it (one run per day: one report per day).",
+)
+
+bento_job = dg.define_asset_job(
+    "bento_job",
+    selection=dg.AssetSelection.assets(keys.BENTO),
+    description="The champion's bento (BentoML model store, bento tagged by version).",
 )
 
 # At 02:00 UTC, yesterday's partition: the upstream systems have closed the day by then.
@@ -89,6 +91,6 @@ weekly_training_schedule = dg.ScheduleDefinition(
 
 jobs = [
     bronze_job, silver_job, gold_job, lakehouse_job, features_job, daily_job, training_job,
-    approve_champion_job, stream_drain_job, scoring_job, monitoring_job,
+    approve_champion_job, stream_drain_job, scoring_job, bento_job, monitoring_job,
 ]  # fmt: skip
 schedules = [daily_schedule, weekly_training_schedule]

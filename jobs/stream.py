@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from assets import keys
+
 
 class DrainConfig(dg.Config):
     """Messages per read; the live worker (`python -m serving.stream`) keeps running instead."""
@@ -19,7 +21,7 @@ def drain_stream(context: dg.OpExecutionContext, config: DrainConfig) -> dict:
     context.log.info(f"{worker.settings.name}: {counts}")
     context.log_event(
         dg.AssetMaterialization(
-            ["monitoring", "prediction_log"],
+            keys.PREDICTION_LOG,
             metadata={
                 "stream_rows_written": counts["scored"],
                 "dead_lettered": counts["dead_lettered"],

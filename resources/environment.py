@@ -6,7 +6,7 @@ import os
 
 import dagster as dg
 
-from ml.feature_store import settings_from_environment
+from features.store import settings_from_environment
 from resources.dbt import dbt_cli, load_dbt_project
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from ml.feature_store import FEATURE_REPO, feast_settings, open_feature_store
+from features.store import FEATURE_REPO, feast_settings, open_feature_store
 
 if TYPE_CHECKING:
     from feast import FeatureStore, RepoConfig

@@ -7,12 +7,12 @@ from typing import Literal
 
 import dagster as dg
 
-from ml.drift_policy import DriftPolicy
+from monitoring.drift_policy import DriftPolicy
 
 
 class MonitoringResource(dg.ConfigurableResource):
-    """The drift alarm (`ml.drift_policy`): a day raises it when the importance-weighted share of
-    drifted inputs reaches `weighted_drift_threshold` (or `sustained_drift_threshold` on
+    """The drift alarm (`monitoring.drift_policy`): a day raises it when the importance-weighted
+    share of drifted inputs reaches `weighted_drift_threshold` (or `sustained_drift_threshold` on
     `sustained_days` reported days running), the share of drifted inputs, importance aside,
     reaches `drift_share_threshold`, the drift score of the champion's scores reaches
     `prediction_drift_threshold`, or the cards with a fraud reported so far in the last

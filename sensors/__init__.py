@@ -3,7 +3,8 @@ of the monitoring reports."""
 
 import dagster as dg
 
-from sensors.champion import bento_job, champion_sensor
+from assets import keys
+from sensors.champion import champion_sensor
 from sensors.drift import drift_retrain_sensor
 from sensors.landing import landing_sensor
 
@@ -11,12 +12,10 @@ from sensors.landing import landing_sensor
 # would cover every asset, stays off: the other layers run by schedule and sensor).
 monitoring_automation = dg.AutomationConditionSensorDefinition(
     "monitoring_automation",
-    target=dg.AssetSelection.groups("monitoring")
-    - dg.AssetSelection.assets(["monitoring", "prediction_log"]),
+    target=dg.AssetSelection.groups("monitoring") - dg.AssetSelection.assets(keys.PREDICTION_LOG),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=300,
     description="Materializes yesterday's drift report and performance at 03:00 UTC.",
 )
 
 sensors = [landing_sensor, champion_sensor, drift_retrain_sensor, monitoring_automation]
-sensor_jobs = [bento_job]

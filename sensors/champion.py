@@ -2,14 +2,9 @@
 
 import dagster as dg
 
+from jobs import bento_job
 from ml.registry import MODEL_NAME, version_by_alias
 from resources.mlflow import MlflowResource
-
-bento_job = dg.define_asset_job(
-    "bento_job",
-    selection=dg.AssetSelection.assets(["scoring", "bento"]),
-    description="The champion's bento (BentoML model store, bento tagged by version).",
-)
 
 
 @dg.sensor(

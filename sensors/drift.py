@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from assets.monitoring import DRIFT_REPORT, MODEL_PERFORMANCE
+from assets.keys import DRIFT_REPORT, MODEL_PERFORMANCE
 from jobs import training_job
 from resources.monitoring import MonitoringResource
 
@@ -28,7 +28,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class RetrainPolicy:
-    """A drift report's own verdict decides on drift (`ml.drift_policy`); these decide on
+    """A drift report's own verdict decides on drift (`monitoring.drift_policy`); these decide on
     measured performance and on how often to retrain."""
 
     pr_auc_floor: float

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets import keys
 from assets.partitions import daily_partitions
 from jobs import bronze_job
 from lakehouse.landing import SOURCES
@@ -71,7 +72,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, lakehouse: LakehouseReso
             dg.RunRequest(
                 run_key=file.run_key,
                 partition_key=file.day.isoformat(),
-                asset_selection=[dg.AssetKey(["bronze", file.table])],
+                asset_selection=[keys.bronze(file.table)],
                 tags={"fraud/landing_file": file.relative_path},
             )
         )

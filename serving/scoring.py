@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml.online_features import OnlineFeatures
+from features.lookup import OnlineFeatures
 from ml.preprocessing import Frame, row_count
 from ml.registry import input_columns
 

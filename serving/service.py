@@ -76,8 +76,8 @@ class FraudScoring:
     def __init__(self):
         import torch
 
-        from ml.feature_store import FEATURE_SERVICE, open_serving_store
-        from ml.online_features import OnlineFeatures
+        from features.lookup import OnlineFeatures
+        from features.store import FEATURE_SERVICE, open_serving_store
         from serving.batcher import AdaptiveBatcher
         from serving.champion import load_stored
         from serving.prediction_log import PredictionLogWriter

@@ -68,7 +68,7 @@ class StreamWorker:
     log row is committed (the log writer commits in the background, every `flush_s`)."""
 
     def __init__(self, settings: StreamSettings, scorer, velocity_push, log_writer, redis_client):
-        from ml.velocity import VelocityCounter
+        from features.velocity import VelocityCounter
 
         self.settings, self.scorer, self.log = settings, scorer, log_writer
         self.velocity_push, self.redis = velocity_push, redis_client
@@ -186,8 +186,8 @@ def build_worker(flush_s: float = 1.0) -> StreamWorker:
     import mlflow
     import redis
 
-    from ml.feature_store import FEATURE_SERVICE, open_serving_store
-    from ml.online_features import OnlineFeatures
+    from features.lookup import OnlineFeatures
+    from features.store import FEATURE_SERVICE, open_serving_store
     from ml.registry import load_by_alias
     from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer
@@ -223,7 +223,7 @@ def feast_push():
     """Push to this environment's feature store (what the velocity child process runs)."""
     from feast.data_source import PushMode
 
-    from ml.feature_store import open_serving_store
+    from features.store import open_serving_store
     from settings.env import fraud_home, prepare_process_environment
 
     prepare_process_environment()

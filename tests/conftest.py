@@ -12,8 +12,8 @@ import pytest
 
 from assets.metadata import materialized  # noqa: F401 - the tests' name for it
 from assets.partitions import range_tags
+from demo.services import ensure_redis, flush_redis_db
 from settings.env import prepare_process_environment
-from tests.services import ensure_redis, flush_redis_db
 
 
 @pytest.fixture

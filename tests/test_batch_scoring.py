@@ -54,8 +54,8 @@ def _score(resources, instance, chunk_rows: int):
 
 
 def test_a_partition_is_scored_in_chunks_like_online_and_a_rerun_replaces_it(fraud_home):
-    from ml.feature_store import FEATURE_SERVICE
-    from ml.online_features import OnlineFeatures
+    from features.lookup import OnlineFeatures
+    from features.store import FEATURE_SERVICE
     from serving.scoring import CircuitBreaker, Scorer
 
     resources, version = features_online_with_a_champion(fraud_home, RECENT)

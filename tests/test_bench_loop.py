@@ -1,7 +1,7 @@
 """bench/loop.py's judgement of a run's recorded days by a drift policy (it re-judges old runs)."""
 
 from bench.loop import judged
-from ml.drift_policy import DriftPolicy
+from monitoring.drift_policy import DriftPolicy
 
 POLICY = DriftPolicy(
     weighted_drift_threshold=0.25, sustained_drift_threshold=0.15, sustained_days=2

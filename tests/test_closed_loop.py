@@ -9,7 +9,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from jobs.demo import release
+from demo.runner import release
 from resources.mlflow import MODEL_NAME
 from resources.monitoring import MonitoringResource
 from settings.env import prepare_process_environment

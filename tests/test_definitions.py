@@ -122,7 +122,7 @@ def test_lazy_imports_of_a_run_resolve_once_the_repo_leaves_sys_path():
     code = (
         "import sys; import definitions; "
         "sys.path[:] = [p for p in sys.path if p not in ('', sys.argv[1])]; "
-        "import ml.online_features, ml.train, ml.tuning, ml.packaging, ml.baseline; "
+        "import features.lookup, ml.train, ml.tuning, ml.packaging, ml.baseline; "
         "import serving.bento, serving.scoring; print('ok')"
     )
     done = subprocess.run(

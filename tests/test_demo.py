@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from jobs.demo import GATE_STEP, LoopFacts, _figures, loop_verdict
+from demo.runner import GATE_STEP, LoopFacts, _figures, loop_verdict
 from settings.env import REPO_ROOT
 
 CLOSED = LoopFacts(
@@ -166,7 +166,7 @@ FAKE_DEMO = textwrap.dedent(
     """
     import logging, subprocess, sys, warnings
 
-    import jobs.demo as demo
+    import demo.runner as demo
     from tests.test_demo import CLOSED
 
     def fake_loop(args, stages, facts):

@@ -1,5 +1,6 @@
-"""Drift detection (ml.drift): Evidently's preset finds a shifted column and nothing between two
-samples of one distribution; a sketch of the reference gives the full reference's verdicts."""
+"""Drift detection (monitoring.drift): Evidently's preset finds a shifted column and nothing
+between two samples of one distribution; a sketch of the reference gives the full reference's
+verdicts."""
 
 import numpy as np
 import pandas as pd
@@ -8,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.drift import EmptyWindow, _apportion, detect_drift, sketch
+from monitoring.drift import EmptyWindow, _apportion, detect_drift, sketch
 from simulator.network import PaymentNetwork
 
 NUMERIC, CATEGORICAL = ["amount", "count"], ["channel"]

@@ -6,8 +6,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.drift_policy import DriftPolicy, MissedFrauds, judge, missed_frauds, weighted_drift
 from ml.importance import permutation_importance
+from monitoring.drift_policy import DriftPolicy, MissedFrauds, judge, missed_frauds, weighted_drift
 
 POLICY = DriftPolicy(
     weighted_drift_threshold=0.25, prediction_drift_threshold=0.1, missed_fraud_alpha=0.001

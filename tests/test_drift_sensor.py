@@ -6,7 +6,7 @@ import datetime as dt
 import dagster as dg
 import pytest
 
-from assets.monitoring import DRIFT_REPORT, MODEL_PERFORMANCE
+from assets.keys import DRIFT_REPORT, MODEL_PERFORMANCE
 from resources.monitoring import MonitoringResource
 from sensors.drift import Finding, RetrainCursor, RetrainPolicy, decide, drift_retrain_sensor
 

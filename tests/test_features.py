@@ -181,7 +181,7 @@ def test_the_feast_cli_applies_and_materializes_the_same_repo(fraud_home):
     import sys
     from pathlib import Path
 
-    from ml.online_features import OnlineFeatures
+    from features.lookup import OnlineFeatures
 
     today = dt.datetime.now(dt.UTC).date()
     _write_gold(fraud_home, days=(today - dt.timedelta(days=2), today - dt.timedelta(days=1)))

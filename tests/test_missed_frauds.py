@@ -6,7 +6,7 @@ import datetime as dt
 import pyarrow as pa
 
 from assets.monitoring import _missed_frauds
-from ml.drift_policy import DriftPolicy
+from monitoring.drift_policy import DriftPolicy
 from resources.lakehouse import LakehouseResource
 
 DAY = dt.date(2026, 5, 20)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assets.features import feast_registry, online_store, online_store_fresh
-from ml.online_features import OnlineFeatures
+from features.lookup import OnlineFeatures
 from resources import build_resources
 from tests.conftest import range_tags
 from tests.test_features import D1, D2, _write_gold
@@ -151,22 +151,23 @@ def test_the_freshness_check_fails_with_the_stale_count_on_old_features(fraud_ho
 
 
 def test_the_fast_readers_agree_with_feasts_own_online_read(fresh):
-    from ml.online_features import _Entities, _FeastReader
+    from features.lookup import _Entities
+    from features.stores import FeastReader
 
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     _push(fresh, "card", "K1", NOW - dt.timedelta(minutes=5), count=3)
     rows = [ROW, {**ROW, "customer_id": "C2", "merchant_id": "M9"}, ROW]
     uniques = _Entities(rows, lookup.key_sets).uniques
     fast = lookup._reader.read(uniques)
-    assert type(lookup._reader).__name__ == f"_{fresh.config.online_store.type.title()}Reader"
-    assert fast == _FeastReader(fresh, lookup.views).read(uniques)
+    assert type(lookup._reader).__name__ == f"{fresh.config.online_store.type.title()}Reader"
+    assert fast == FeastReader(fresh, lookup.views).read(uniques)
     merchant_stamps = fast[[v.name for v in lookup.views].index("merchant_daily")][0]
     assert merchant_stamps[0] is not None and merchant_stamps[1] is None  # M9 is unknown
 
 
 def test_production_settings_redis_online_and_a_postgres_registry(fraud_home, monkeypatch):
+    from demo.services import ensure_redis, flush_redis_db, fresh_postgres_database
     from tests.conftest import REDIS_TEST_DB
-    from tests.services import ensure_redis, flush_redis_db, fresh_postgres_database
 
     ensure_redis()
     flush_redis_db(REDIS_TEST_DB)
@@ -187,9 +188,9 @@ def test_production_settings_redis_online_and_a_postgres_registry(fraud_home, mo
 def test_entity_keys_are_serialized_as_feast_serializes_them(values):
     from feast.infra.key_encoding_utils import serialize_entity_key
 
-    from ml.online_features import _entity_key, _string_key_serializer
+    from features.keys import entity_key, string_key_serializer
 
     join_keys = tuple(sorted(f"key_{i}" for i in range(len(values))))
     entity = values[0] if len(values) == 1 else tuple(values)
-    expected = serialize_entity_key(_entity_key(join_keys, entity), 3)
-    assert _string_key_serializer(join_keys)(entity) == expected
+    expected = serialize_entity_key(entity_key(join_keys, entity), 3)
+    assert string_key_serializer(join_keys)(entity) == expected

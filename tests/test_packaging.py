@@ -29,7 +29,7 @@ print(json.dumps(model.predict(rows)["fraud_probability"].tolist()))
 @pytest.fixture(params=["sqlite", "postgres"])
 def tracking(request, fraud_home, monkeypatch):
     if request.param == "postgres":
-        from tests.services import fresh_postgres_database
+        from demo.services import fresh_postgres_database
 
         monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_postgres_database("fraud_mlflow_test"))
     resource = build_resources()["mlflow"]

@@ -10,10 +10,10 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from assets.monitoring import DRIFT_REPORT
-from jobs.daemon import Daemon
+from assets.keys import DRIFT_REPORT
+from demo.dagster_processes import Daemon
+from demo.services import fresh_postgres_database
 from settings.env import REPO_ROOT
-from tests.services import fresh_postgres_database
 
 DATABASE = "fraud_dagster_instance_test"
 PASSWORD = "pg-sentinel-7f3a9c"  # trust auth ignores it: it is here to be looked for

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
+from demo.services import ensure_redis, flush_redis_db, fresh_postgres_database
 from settings.env import REPO_ROOT
-from tests.services import ensure_redis, flush_redis_db, fresh_postgres_database
 
 pytestmark = [pytest.mark.spark, pytest.mark.dbt]
 REDIS_DB = 12

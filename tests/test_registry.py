@@ -12,9 +12,11 @@ import pandas as pd
 import pyarrow as pa
 from mlflow import MlflowClient
 
-from assets.registry import approve_champion_job, champion, serving_reasons
+from assets.registry import champion
+from jobs.approval import approve_champion_job
 from lakehouse.delta import overwrite_days
 from ml.packaging import log_model
+from ml.promotion import serving_reasons
 from ml.train import TrainParams, train
 from resources import build_resources
 from resources.mlflow import MODEL_NAME

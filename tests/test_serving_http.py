@@ -168,9 +168,9 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     from feast.data_source import PushMode
 
     from assets.scoring import batch_scoring
+    from features.lookup import OnlineFeatures
+    from features.store import FEATURE_SERVICE
     from lakehouse.delta import ALL_DAYS, overwrite_days, read_days
-    from ml.feature_store import FEATURE_SERVICE
-    from ml.online_features import OnlineFeatures
     from resources import build_resources
     from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer

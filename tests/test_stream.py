@@ -14,8 +14,8 @@ import dagster as dg
 import pytest
 import redis
 
+from demo.services import ensure_redis, flush_redis_db
 from lakehouse.delta import ALL_DAYS, read_days, table_exists
-from tests.services import ensure_redis, flush_redis_db
 
 STREAM_DB = 14  # apart from the online-store tests' database
 NOW = dt.datetime.now(dt.UTC)
@@ -46,8 +46,8 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
     import mlflow
     from feast.data_source import PushMode
 
-    from ml.feature_store import FEATURE_SERVICE
-    from ml.online_features import OnlineFeatures
+    from features.lookup import OnlineFeatures
+    from features.store import FEATURE_SERVICE
     from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer
     from serving.stream import StreamWorker

@@ -84,8 +84,8 @@ def test_the_train_job_runs_set_tuning_challenger_and_champion(loop):
 
 
 def test_a_takeover_scores_higher_than_the_same_customers_usual_purchase(loop):
-    from assets.registry import scores_of
     from ml.behaviour import most_foreign_country, takeover_scores_higher
+    from ml.promotion import scores_of
 
     mlflow.set_tracking_uri(loop.tracking)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")

@@ -311,7 +311,7 @@ def test_the_as_of_join_gives_what_feasts_own_retrieval_gives(fraud_home):
     """The training set's join (one sorted as-of join per view) against Feast's
     get_historical_features on the same rows: before any value, within and past each view's TTL,
     unknown entities, a missing device, and velocity pushes at the very row's time."""
-    from ml.offline_features import as_of_values, historical_features, joined_at
+    from features.offline import as_of_values, historical_features, joined_at
 
     _write_gold(fraud_home)
     pushes = [("K1", _at(D2, 9) + dt.timedelta(minutes=m), m) for m in (0, 20, 50, 55)]

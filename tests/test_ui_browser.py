@@ -10,10 +10,10 @@ import urllib.request
 import dagster as dg
 import pytest
 
-from jobs.daemon import DagsterProcess
+from demo.dagster_processes import DagsterProcess
+from demo.services import ensure_chromium
 from settings.env import REPO_ROOT, prepare_process_environment
 from tests.conftest import free_port
-from tests.services import ensure_chromium
 
 pytestmark = [pytest.mark.spark]
 DAY = dt.date(2026, 3, 1)

@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ml.velocity import FEATURES, VelocityCounter, velocity_history
+from features.velocity import FEATURES, VelocityCounter, velocity_history
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 

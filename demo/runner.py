@@ -41,7 +41,7 @@ FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo.runner", description=__doc__)
     # 90 baseline days: the first 45 have passed the 45-day chargeback window, so labels have
     # matured (with 60, the 15 matured days held ~20 frauds in the test split: too few to gate).
     parser.add_argument("--days", type=int, default=90, help="baseline days (default 90)")
@@ -461,7 +461,7 @@ def _forget_earlier_reports(instance) -> None:
     retrain starts no cooldown (the sensor's cursor, kept in Dagster's history, is set)."""
     import subprocess
 
-    from assets.monitoring import DRIFT_REPORT, MODEL_PERFORMANCE
+    from assets.keys import DRIFT_REPORT, MODEL_PERFORMANCE
     from sensors.drift import RetrainCursor
 
     seen = {}
@@ -484,7 +484,7 @@ def run_demo(args, stages: Stages, facts: LoopFacts) -> list[str]:
     import dagster as dg
 
     from assets.partitions import days_between, range_tags
-    from jobs.daemon import Daemon
+    from demo.dagster_processes import Daemon
     from resources import build_resources
 
     home = fraud_home()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ml.metrics import fraud_metrics
-from ml.reports import SavedReport
+from monitoring.reports import SavedReport
 
 
 @dataclass(frozen=True)

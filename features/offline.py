@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ml.online_features import Rows, fill_missing, service_views
+from features.lookup import Rows
+from features.views import fill_missing, service_views
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ml.reports import SavedReport
+from monitoring.reports import SavedReport
 
 SKETCH_ROWS = 100_000
 

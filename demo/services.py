@@ -1,4 +1,5 @@
-"""Local services the tests talk to: started when they are down, as on a fresh machine."""
+"""Local services (Redis, Postgres, a browser) for running the platform on one machine, as the
+tests and the benchmarks do: started when they are down, as on a fresh machine."""
 
 import os
 import shutil

@@ -1,0 +1,199 @@
+"""The promotion gate, without Dagster: the challenger against the incumbent (the champion, or a
+gradient-boosting baseline for the first model) on the same test rows, its serving checks
+(latency, account takeovers), the verdict's wording and the registry's aliases."""
+
+import time
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from ml.registry import MODEL_NAME, input_columns, version_by_alias
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """What the gate asks of a challenger: on the same test rows (recent rows of held-out cards)
+    it is not worse than the incumbent with `confidence`, and it scores within a latency budget
+    (the defaults of the champion asset's config)."""
+
+    # How far below the incumbent the lower confidence bound of the difference may be. Not 0:
+    # a model trained on fresher data may tie the champion, and a tie should not keep it. PR-AUC
+    # on labels known so far is a guard against a clearly worse ranking, not the decider: both
+    # models rank nearly every fraud on top, and which of those frauds are reported yet (some
+    # never are) moves it by up to ±0.06 between models equally good on the truth, where recall
+    # at 1% FPR follows the truth (bench/RESULTS.md).
+    pr_auc_tolerance: float = 0.1
+    recall_tolerance: float = 0.05  # recall at 1% FPR
+    min_frauds: int = 30  # fewer labelled frauds in the test split: no verdict, no promotion
+    confidence: float = 0.95
+    resamples: int = 2000
+    latency_budget_ms: float = 250.0  # scoring 1,000 rows on CPU
+    # Share of the test set's usual purchases whose account-takeover variant (same customer,
+    # five times the amount, a new device, a new foreign country) must score higher.
+    min_takeover_share: float = 0.9
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The gate's figures on one challenger, and whether it passed."""
+
+    intervals: dict  # metric -> ml.comparison.PairedMetric
+    frauds: int
+    rows: int
+    weighted: bool  # labels weighted by the training set's `weight` (reports still arriving)
+    status: str  # ml.comparison.GateVerdict.status
+    passed: bool
+    reasons: list[str]  # why it did not pass
+    latency_ms: float
+    takeover_share: float
+    takeover_checked: int
+
+    def figures(self) -> dict[str, float]:
+        """Each metric's incumbent, challenger, difference and bounds, flat."""
+        return {
+            f"{metric}_{name}": value
+            for metric, paired in self.intervals.items()
+            for name, value in asdict(paired).items()
+        }
+
+    def description(self, version: str, incumbent_name: str, confidence: float) -> str:
+        """The verdict in one sentence, as the gate's check shows it."""
+        if self.passed and self.status == "not shown worse":
+            return (
+                f"v{version} is not shown worse than {incumbent_name} (no champion serving; its "
+                f"{confidence:.0%} intervals reach 0)"
+            )
+        if self.passed:
+            return (
+                f"v{version} is {self.status} than {incumbent_name} with {confidence:.0%} "
+                "confidence"
+            )
+        reasons = "; ".join(self.reasons)
+        return f"v{version} not promoted ({self.status} vs {incumbent_name}): {reasons}"
+
+
+def scores_of(model, rows: pd.DataFrame):
+    """The pyfunc's fraud probabilities for training-set rows (only its input columns)."""
+    return model.predict(rows[input_columns(model)])["fraud_probability"].to_numpy()
+
+
+def latency_ms(model, rows: pd.DataFrame) -> float:
+    """Median wall time of scoring 1,000 rows, of five calls after one warm-up."""
+    batch = rows[input_columns(model)].sample(n=1000, replace=len(rows) < 1000, random_state=0)
+    model.predict(batch)
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        model.predict(batch)
+        timings.append((time.perf_counter() - started) * 1000)
+    return sorted(timings)[2]
+
+
+def serving_reasons(latency: float, takeover_share: float, policy: GatePolicy) -> list[str]:
+    """The reasons besides quality the challenger may not be promoted: too slow, or misjudging
+    account takeovers. A NaN takeover share (no usual purchase to perturb) is not a reason."""
+    reasons = []
+    if latency > policy.latency_budget_ms:
+        reasons.append(f"1,000-row batch {latency:.0f} ms > budget {policy.latency_budget_ms} ms")
+    if takeover_share < policy.min_takeover_share:
+        reasons.append(
+            f"takeover variants scored higher for {takeover_share:.1%} of usual purchases "
+            f"< {policy.min_takeover_share:.0%}"
+        )
+    return reasons
+
+
+def evaluate(
+    challenger, incumbent, train: pd.DataFrame, test: pd.DataFrame, policy: GatePolicy
+) -> GateResult:
+    """The gate on the test split: the paired bootstrap by card (labels weighted as training
+    weights them), the non-inferiority verdict, then latency and account takeovers. `incumbent`
+    None: the baseline trained on `train` stands in."""
+    from ml.baseline import baseline_scores
+    from ml.behaviour import most_foreign_country, takeover_scores_higher
+    from ml.comparison import decide, paired_bootstrap
+    from ml.train import row_weights
+
+    challenger_scores = scores_of(challenger, test)
+    incumbent_scores = (
+        scores_of(incumbent, test) if incumbent is not None else baseline_scores(train, test)
+    )
+    frauds = int((test["label"] == 1).sum())
+    intervals = paired_bootstrap(
+        test["label"].to_numpy() * row_weights(test),  # an early report stands for unreported
+        incumbent_scores,
+        challenger_scores,
+        clusters=test["card_id"].to_numpy(),
+        resamples=policy.resamples,
+        confidence=policy.confidence,
+    )
+    tolerances = {"pr_auc": policy.pr_auc_tolerance, "recall_at_1pct_fpr": policy.recall_tolerance}
+    verdict = decide(
+        intervals, tolerances, frauds, policy.min_frauds, replacing=incumbent is not None
+    )
+    latency = latency_ms(challenger, test)
+    takeover_share, takeover_checked = takeover_scores_higher(
+        lambda rows: scores_of(challenger, rows), test, most_foreign_country(train)
+    )
+    reasons = verdict.reasons + serving_reasons(latency, takeover_share, policy)
+    return GateResult(
+        intervals=intervals,
+        frauds=frauds,
+        rows=len(test),
+        weighted="weight" in test,
+        status=verdict.status,
+        passed=verdict.promote and not reasons,
+        reasons=reasons,
+        latency_ms=latency,
+        takeover_share=takeover_share,
+        takeover_checked=takeover_checked,
+    )
+
+
+def comparison_table(intervals: dict, incumbent_name: str, confidence: float) -> str:
+    """The paired comparison as a markdown table."""
+    from ml.comparison import METRICS
+
+    lines = [
+        f"| metric | {incumbent_name} | challenger | difference | one-sided {confidence:.0%} "
+        "bounds |",
+        "|---|---|---|---|---|",
+    ]
+    for metric, paired in intervals.items():
+        lines.append(
+            f"| {METRICS[metric]} | {paired.champion:.4f} | {paired.challenger:.4f} | "
+            f"{paired.difference:+.4f} | [{paired.low:+.4f}, {paired.high:+.4f}] |"
+        )
+    return "\n".join(lines)
+
+
+def log_to_run(client, version, result: GateResult) -> None:
+    """The gate's figures on the challenger's MLflow run."""
+    from mlflow.entities import Metric, RunTag
+
+    run_id = version.run_id or version.tags.get("mlflow_run_id")
+    if not run_id:
+        return
+    now = int(time.time() * 1000)
+    figures = {"gate_frauds": result.frauds}
+    for metric, paired in result.intervals.items():
+        figures |= {
+            f"gate_{metric}_delta": paired.difference,
+            f"gate_{metric}_delta_low": paired.low,
+            f"gate_{metric}_delta_high": paired.high,
+        }
+    client.log_batch(
+        run_id,
+        metrics=[Metric(name, float(value), now, 0) for name, value in figures.items()],
+        tags=[RunTag("gate_status", result.status)],
+    )
+
+
+def promote(client, version: str) -> str | None:
+    """Move `champion` to `version`; the former champion keeps `previous`. Returns it."""
+    current = version_by_alias("champion")
+    former = current.version if current else None
+    if former is not None and former != version:
+        client.set_registered_model_alias(MODEL_NAME, "previous", former)
+    client.set_registered_model_alias(MODEL_NAME, "champion", version)
+    return former
