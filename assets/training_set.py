@@ -15,28 +15,6 @@ from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
 
 
-def _point_in_time_violations(store, joined, views, sample_size: int) -> tuple[int, int]:
-    """(violations, rows checked): a sample of joined rows recomputed by Feast's own
-    point-in-time retrieval; a value that differs (from after the row's time, stale, or
-    missing) is a violation."""
-    import numpy as np
-
-    from features.offline import historical_features, joined_at
-
-    sample = joined.sample(n=min(sample_size, len(joined)), random_state=0)
-    wrong = np.zeros(len(sample), dtype=bool)
-    for view in views:
-        at = sample[[*view.join_keys, "event_timestamp"]]
-        at = at.assign(event_timestamp=at.event_timestamp - joined_at(view))
-        expected = historical_features(store, at, [view])
-        for feature in view.features:
-            column = f"{view.name}__{feature.name}"
-            got = sample[column].astype("float64").to_numpy()
-            want = expected[column].astype("float64").to_numpy()
-            wrong |= ~((np.abs(got - want) <= 1e-6) | (np.isnan(got) & np.isnan(want)))
-    return int(wrong.sum()), len(sample)
-
-
 class TrainingSetConfig(dg.Config):
     """Which labels the training set takes, and its split. `known_so_far` (the default) takes
     every transaction at least as old as the age by which `min_reported_share` of chargebacks
@@ -57,13 +35,6 @@ class TrainingSetConfig(dg.Config):
     test_share: float = 0.3
     holdout_days: float = 56.0
     pit_check_sample: int = 2000
-
-
-ENTITY_COLUMNS = [
-    "transaction_id", "event_timestamp", "day", "customer_id", "merchant_id", "card_id",
-    "device_id", "merchant_category", "merchant_country", "channel", "amount_usd", "label",
-    "weight", "reported_at",
-]  # fmt: skip
 
 
 @dg.asset(
@@ -92,9 +63,8 @@ def training_set(
     lakehouse: LakehouseResource,
 ):
     """Labels known at the cut-off with fraud_model_v1's features at each time; cards held out."""
-    from features.offline import point_in_time_join
-    from features.views import fill_missing, service_views
-    from lakehouse.training import holdout_split, label_cutoff, training_labels
+    from features.training_set import SplitRefused, build, missing_per_view, split_table
+    from lakehouse.training import label_cutoff, training_labels
 
     started = time.perf_counter()
     labels = lakehouse.read("gold", "transaction_labels", *ALL_DAYS)
@@ -116,28 +86,17 @@ def training_set(
             f"no label is usable by {cutoff.isoformat()} with a {config.maturity_days}-day "
             f"window ({config.label_policy}): simulate more days or lower maturity_days"
         )
-    store = feast.store()
-    specs = service_views(store, SERVICE)
-    views = [store.get_feature_view(spec.name) for spec in specs]
-    entities = labelled.select(ENTITY_COLUMNS).to_pandas()
-    joined = point_in_time_join(entities, views)
-    violations, checked = _point_in_time_violations(store, joined, views, config.pit_check_sample)
-    joined = fill_missing(joined, specs)
-    joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
     try:
-        split = holdout_split(
-            pa.chunked_array([pa.array(joined["event_timestamp"])]),
-            joined["card_id"].to_numpy(),
-            config.validation_share,
-            config.test_share,
-            config.holdout_days,
-        )
-    except ValueError as refused:
+        built = build(
+            feast.store(), labelled, SERVICE, config.validation_share, config.test_share,
+            config.holdout_days, config.pit_check_sample,
+        )  # fmt: skip
+    except SplitRefused as refused:
         raise dg.Failure(f"training-set split: {refused}") from None
-    joined["split"] = split.to_pandas()
-    data = pa.Table.from_pandas(joined, preserve_index=False)
-    write = lakehouse.overwrite("features", "training_set", data, *ALL_DAYS)
-    by_split = joined.groupby("split")["label"].agg(["count", "mean"])
+    joined = built.rows
+    write = lakehouse.overwrite(
+        "features", "training_set", pa.Table.from_pandas(joined, preserve_index=False), *ALL_DAYS
+    )
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(joined),
@@ -148,22 +107,8 @@ def training_set(
             **label_metadata,
             "feature_service": SERVICE,
             "feature_columns": sum("__" in c and not c.endswith("__missing") for c in joined),
-            "rows_missing_a_view": dg.MetadataValue.json(
-                {
-                    c.removesuffix("__missing"): int(joined[c].sum())
-                    for c in joined
-                    if c.endswith("__missing")
-                }
-            ),
-            "splits": dg.MetadataValue.md(
-                "| split | rows | fraud rate | from | to |\n|---|---|---|---|---|\n"
-                + "\n".join(
-                    f"| {s} | {int(by_split.loc[s, 'count']):,} | {by_split.loc[s, 'mean']:.3%} "
-                    f"| {joined.loc[joined.split == s, 'event_timestamp'].min()} "
-                    f"| {joined.loc[joined.split == s, 'event_timestamp'].max()} |"
-                    for s in by_split.index
-                )
-            ),
+            "rows_missing_a_view": dg.MetadataValue.json(missing_per_view(joined)),
+            "splits": dg.MetadataValue.md(split_table(joined)),
             "delta_version": write.version,
             "dagster/uri": write.uri,
             "duration_s": round(time.perf_counter() - started, 2),
@@ -171,9 +116,9 @@ def training_set(
         check_results=[
             dg.AssetCheckResult(
                 check_name="point_in_time_correct",
-                passed=violations == 0,
+                passed=built.violations == 0,
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"rows_checked": checked, "violations": violations},
+                metadata={"rows_checked": built.checked, "violations": built.violations},
             )
         ],
     )

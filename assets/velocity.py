@@ -8,24 +8,10 @@ import pyarrow as pa
 
 from assets import keys
 from assets.partitions import daily_partitions, partition_days, single_run
+from features.velocity import VELOCITY_ENTITIES, velocity_schema
 from resources.lakehouse import LakehouseResource
 
-VELOCITY_ENTITIES = {"card": "card_id", "customer": "customer_id"}
 VELOCITY_KEYS = {entity: keys.velocity(entity) for entity in VELOCITY_ENTITIES}
-
-
-def velocity_schema(key: str) -> pa.Schema:
-    """The Delta schema of a velocity history: what the push source carries, plus `day`."""
-    return pa.schema(
-        [
-            (key, pa.string()),
-            ("txn_count_10m", pa.int64()),
-            ("txn_count_1h", pa.int64()),
-            ("amount_sum_1h", pa.float64()),
-            ("event_timestamp", pa.timestamp("us", tz="UTC")),
-            ("day", pa.date32()),
-        ]
-    )
 
 
 @dg.multi_asset(

@@ -57,7 +57,8 @@ def _fill(customers: int, merchants: int) -> None:
     import pyarrow as pa
     from feast.data_source import PushMode
 
-    from assets.features import BATCH_VIEWS, feast_registry, online_store
+    from assets.features import feast_registry, online_store
+    from features.online_store import BATCH_VIEWS
     from lakehouse.delta import overwrite_days
     from resources import build_resources
 

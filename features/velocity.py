@@ -4,15 +4,35 @@ history that training reads and for the stream worker that feeds the online stor
 
 import datetime as dt
 from collections import defaultdict, deque
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TEN_MINUTES, HOUR = dt.timedelta(minutes=10), dt.timedelta(hours=1)
 FEATURES = ("txn_count_10m", "txn_count_1h", "amount_sum_1h")
+# The entities with velocity features, and their join keys.
+VELOCITY_ENTITIES = {"card": "card_id", "customer": "customer_id"}
 
 
-def velocity_history(events: pd.DataFrame, key: str) -> pd.DataFrame:
+def velocity_schema(key: str) -> pa.Schema:
+    """The Delta schema of a velocity history: what the push source carries, plus `day`."""
+    return pa.schema(
+        [
+            (key, pa.string()),
+            ("txn_count_10m", pa.int64()),
+            ("txn_count_1h", pa.int64()),
+            ("amount_sum_1h", pa.float64()),
+            ("event_timestamp", pa.timestamp("us", tz="UTC")),
+            ("day", pa.date32()),
+        ]
+    )
+
+
+def velocity_history(events: "pd.DataFrame", key: str) -> "pd.DataFrame":
     """One row per event (`key`, `event_timestamp`, `amount_usd`): the key's velocity right
     after the event's instant, stamped with its time. Events of a key at one instant all carry
     the state after the last of them, as the online store holds it once the stream has pushed
@@ -36,6 +56,8 @@ def velocity_history(events: pd.DataFrame, key: str) -> pd.DataFrame:
         counts_10m[start:end] = here - first_10m + 1
         counts_1h[start:end] = here - first_1h + 1
         sums_1h[start:end] = cumulative[here + 1] - cumulative[first_1h]
+    import pandas as pd
+
     out = pd.DataFrame(
         {
             key: ordered[key],

@@ -36,3 +36,16 @@ def permutation_importance(
     if total == 0:
         return {column: 1 / len(columns) for column in columns}
     return {column: drop / total for column, drop in drops.items()}
+
+
+def logged_importance(run_id: str, inputs: list[str]) -> tuple[dict[str, float], str]:
+    """The permutation importance per input logged with run `run_id`'s model, or equal shares
+    when it has none: (shares, where they come from)."""
+    import mlflow as mlflow_client
+
+    try:
+        found = mlflow_client.artifacts.load_dict(f"runs:/{run_id}/{IMPORTANCE_FILE}")
+    except Exception as missing:  # a model logged without it: every input counts the same
+        return {c: 1 / len(inputs) for c in inputs}, f"equal ({IMPORTANCE_FILE}: {missing})"
+    source = f"permutation importance of run {run_id}"
+    return {c: float(found.get(c, 0.0)) for c in inputs}, source

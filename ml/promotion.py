@@ -4,10 +4,12 @@ gradient-boosting baseline for the first model) on the same test rows, its servi
 
 import time
 from dataclasses import asdict, dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ml.registry import MODEL_NAME, input_columns, version_by_alias
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -72,12 +74,12 @@ class GateResult:
         return f"v{version} not promoted ({self.status} vs {incumbent_name}): {reasons}"
 
 
-def scores_of(model, rows: pd.DataFrame):
+def scores_of(model, rows: "pd.DataFrame"):
     """The pyfunc's fraud probabilities for training-set rows (only its input columns)."""
     return model.predict(rows[input_columns(model)])["fraud_probability"].to_numpy()
 
 
-def latency_ms(model, rows: pd.DataFrame) -> float:
+def latency_ms(model, rows: "pd.DataFrame") -> float:
     """Median wall time of scoring 1,000 rows, of five calls after one warm-up."""
     batch = rows[input_columns(model)].sample(n=1000, replace=len(rows) < 1000, random_state=0)
     model.predict(batch)
@@ -104,7 +106,7 @@ def serving_reasons(latency: float, takeover_share: float, policy: GatePolicy) -
 
 
 def evaluate(
-    challenger, incumbent, train: pd.DataFrame, test: pd.DataFrame, policy: GatePolicy
+    challenger, incumbent, train: "pd.DataFrame", test: "pd.DataFrame", policy: GatePolicy
 ) -> GateResult:
     """The gate on the test split: the paired bootstrap by card (labels weighted as training
     weights them), the non-inferiority verdict, then latency and account takeovers. `incumbent`

@@ -139,3 +139,49 @@ def detect_drift(
     drifts += unusable
     share = sum(d.drifted for d in drifts) / len(drifts) if drifts else 0.0
     return DriftResult(columns=drifts, drift_share=share, snapshot=snapshot)
+
+
+def is_category(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_boolean(data_type)
+        or pa.types.is_dictionary(data_type)
+    )
+
+
+def prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray) -> float:
+    """The Wasserstein distance of the day's scores from the reference's, in reference standard
+    deviations (Evidently's normed measure, whatever the window's size)."""
+    from scipy.stats import wasserstein_distance
+
+    spread = float(np.std(reference_scores)) or 1.0
+    return float(wasserstein_distance(reference_scores, current_scores)) / spread
+
+
+def drift_table(columns: list[ColumnDrift], importance: dict[str, float]) -> str:
+    """Drifted columns first, then by the model's reliance on them."""
+    ordered = sorted(columns, key=lambda c: (not c.drifted, -importance.get(c.column, 0.0)))
+    rows = "\n".join(
+        f"| {c.column} | {importance.get(c.column, float('nan')):.3f} | {c.method} | "
+        f"{c.score:.3f} | {c.threshold:.2f} | {'**drifted**' if c.drifted else 'ok'} |"
+        for c in ordered
+    )
+    return (
+        "| column | importance | test | score | threshold | verdict |\n|---|---|---|---|---|---|\n"
+        + rows
+    )
+
+
+def compare_windows(reference: pa.Table, current: pa.Table) -> DriftResult:
+    """`current` (the day's logged inputs and scores) against the sketched `reference`, on the
+    reference's columns, with the data summary. Raises EmptyWindow when either has no row."""
+    numeric = [f.name for f in reference.schema if not is_category(f.type)]
+    categorical = [f.name for f in reference.schema if is_category(f.type)]
+    return detect_drift(
+        sketch(reference, numeric, categorical),
+        current.select(reference.column_names).to_pandas(),
+        numeric,
+        categorical,
+        data_summary=True,
+    )

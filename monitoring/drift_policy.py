@@ -22,6 +22,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The policy in words, as the drift report shows it in the UI.
+POLICY_TEXT = (
+    "The day is compared with the same weekday of the champion's reference window. "
+    "An alarm when any signal crosses its threshold (monitoring resource): the importance shares "
+    "of the inputs whose Evidently drift test failed, summed (`weighted_drift`; or the lower "
+    "`sustained_drift_threshold` on `sustained_days` reported days running); the share of "
+    "inputs whose test failed, importance aside (`drift_share`); the Wasserstein "
+    "distance of the day's scores from the reference's, in reference standard deviations "
+    "(`prediction_drift`); and the cards with a fraud reported by the day's end among the label "
+    "window's transactions that the champion let through, against its reference window (Fisher's "
+    "exact test, one-sided, `missed_fraud_p_value`; first-party disputes left out)."
+)
+
 
 @dataclass(frozen=True)
 class DriftPolicy:

@@ -154,7 +154,7 @@ def test_a_gold_table_missing_a_column_fails_apply_naming_the_column(fraud_home)
 
 
 def test_parity_catches_an_online_store_that_lags_gold(applied):
-    from assets.features import BATCH_VIEWS, _parity, source_frame
+    from features.online_store import BATCH_VIEWS, parity, source_frame
 
     assert _materialize([online_store], range_tags(D1, D2)).success
     uri = str(applied / "lakehouse/gold/customer_daily_features")
@@ -167,9 +167,7 @@ def test_parity_catches_an_online_store_that_lags_gold(applied):
     views = [store.get_feature_view(name) for name in BATCH_VIEWS]
     mismatches, checked = (
         sum(counts)
-        for counts in zip(
-            *(_parity(store, v, source_frame(v), *window) for v in views), strict=True
-        )
+        for counts in zip(*(parity(store, v, source_frame(v), *window) for v in views), strict=True)
     )
     assert checked == 5
     assert mismatches == len(CUSTOMER_INTS) + len(CUSTOMER_FLOATS)  # every C1 feature differs

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from assets.features import feast_registry
 from assets.training_set import training_set
-from assets.velocity import velocity_schema
+from features.velocity import velocity_schema
 from lakehouse.delta import overwrite_days, read_days
 from lakehouse.training import (
     card_buckets,
