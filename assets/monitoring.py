@@ -191,7 +191,7 @@ def model_performance(
     its matured labels: PR-AUC, recall at 1% FPR, precision and recall when flagged."""
     from lakehouse.training import label_cutoff, mature_labels
     from monitoring.performance import measure_performance
-    from monitoring.windows import logged
+    from monitoring.windows import labelled_scores, logged
 
     day = dt.date.fromisoformat(context.partition_key)
     champion = _champion(mlflow)
@@ -208,17 +208,11 @@ def model_performance(
     if scored.num_rows == 0:
         context.log.info(f"no score of champion v{champion.version} was logged on {day}")
         return
-    joined = (
-        scored.select(["transaction_id", "score"])
-        .group_by("transaction_id")
-        .aggregate([("score", "max")])  # scored on several paths: the highest score counts
-        .join(matured.select(["transaction_id", "label"]), "transaction_id")
-    )
-    labels_of, scores_of_day = joined.column("label"), joined.column("score_max")
-    if pc.count_distinct(labels_of).as_py() < 2:
+    joined = labelled_scores(scored, matured)
+    if pc.count_distinct(joined["label"]).as_py() < 2:
         context.log.info(f"{day}: {joined.num_rows} labelled scores, one class only")
         return
-    found = measure_performance(labels_of, scores_of_day, config.flag_threshold)
+    found = measure_performance(joined["label"], joined["score"], config.flag_threshold)
     html, json = found.save(monitoring.reports("performance"), day.isoformat())
     metrics = found.metrics
     shown = {k: round(metrics[k], 4) for k in PERFORMANCE_METRICS}

@@ -6,7 +6,15 @@ import pyarrow.compute as pc
 from assets import keys
 from assets.metadata import latest_metadata
 from lakehouse.delta import ALL_DAYS
-from ml.promotion import GatePolicy, comparison_table, evaluate, log_to_run, promote
+from ml.promotion import (
+    GatePolicy,
+    Unloadable,
+    comparison_table,
+    evaluate,
+    load_pair,
+    log_to_run,
+    promote,
+)  # fmt: skip
 from ml.registry import MODEL_NAME, version_by_alias
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
@@ -103,7 +111,6 @@ def champion(
     lakehouse: LakehouseResource,
 ):
     """Alias `champion` of fraud-detector, moved to the challenger when the gate passes."""
-    import mlflow as mlflow_client
     from mlflow import MlflowClient
 
     mlflow.activate()
@@ -123,22 +130,16 @@ def champion(
         "approval": config.approval,
         "compared_with": incumbent_name,
     }
-    loaded = {}
-    for role, version in (("challenger", candidate), ("champion", incumbent)):
-        try:
-            if version is not None:
-                loaded[role] = mlflow_client.pyfunc.load_model(
-                    f"models:/{MODEL_NAME}/{version.version}"
-                )
-        except Exception as error:  # whatever breaks a model, it cannot take part
-            client.set_model_version_tag(MODEL_NAME, candidate.version, "gate", "failed")
-            yield dg.MaterializeResult(metadata=unchanged)
-            yield _refusal(f"could not load {role} v{version.version}: {error}", incumbent_name)
-            return
-
+    try:
+        challenger_model, incumbent_model = load_pair(candidate, incumbent)
+    except Unloadable as error:  # whatever breaks a model, it cannot take part
+        client.set_model_version_tag(MODEL_NAME, candidate.version, "gate", "failed")
+        yield dg.MaterializeResult(metadata=unchanged)
+        yield _refusal(str(error), incumbent_name)
+        return
     policy = config.policy()
     result = evaluate(
-        loaded["challenger"], loaded.get("champion"), _split(lakehouse, "train"),
+        challenger_model, incumbent_model, _split(lakehouse, "train"),
         _split(lakehouse, "test"), policy,
     )  # fmt: skip
     log_to_run(client, candidate, result)

@@ -74,6 +74,27 @@ class GateResult:
         return f"v{version} not promoted ({self.status} vs {incumbent_name}): {reasons}"
 
 
+class Unloadable(RuntimeError):
+    """A model of the comparison could not be loaded: it cannot take part."""
+
+
+def load_pair(challenger, incumbent):
+    """The pyfuncs of the challenger's and the incumbent's registry versions (the incumbent
+    None when there is none); Unloadable, naming which, when one fails to load."""
+    import mlflow
+
+    loaded = []
+    for role, version in (("challenger", challenger), ("champion", incumbent)):
+        if version is None:
+            loaded.append(None)
+            continue
+        try:
+            loaded.append(mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version.version}"))
+        except Exception as error:  # whatever breaks a model
+            raise Unloadable(f"could not load {role} v{version.version}: {error}") from error
+    return tuple(loaded)
+
+
 def scores_of(model, rows: "pd.DataFrame"):
     """The pyfunc's fraud probabilities for training-set rows (only its input columns)."""
     return model.predict(rows[input_columns(model)])["fraud_probability"].to_numpy()

@@ -130,3 +130,14 @@ def missed_fraud_counts(
     reported = pc.fill_null(pc.less(joined["reported_at"], pa.scalar(end, TIMESTAMP)), False)
     found_cards, found_missed = counted(joined, third_party(joined, reported))
     return MissedFrauds(found_cards, found_missed, *reference_counts)
+
+
+def labelled_scores(scored: pa.Table, matured: pa.Table) -> pa.Table:
+    """`transaction_id`, `score` and `label` of the logged transactions with a matured label; a
+    transaction scored on several paths counts with its highest score."""
+    best = scored.select(["transaction_id", "score"]).group_by("transaction_id")
+    return (
+        best.aggregate([("score", "max")])
+        .join(matured.select(["transaction_id", "label"]), "transaction_id")
+        .rename_columns({"score_max": "score"})
+    )
