@@ -1,19 +1,18 @@
-"""Shared fixtures: an isolated FRAUD_HOME per test, a Spark session, lakehouse runs."""
+"""Shared fixtures (an isolated FRAUD_HOME per test, a Spark session, the online store on SQLite
+and Redis, a Spark Connect server) and the check that every test carries one tier marker."""
 
-import datetime as dt
 import os
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from assets.metadata import materialized  # noqa: F401 - the tests' name for it
-from assets.partitions import range_tags
 from demo.services import ensure_redis, flush_redis_db
 from settings.env import prepare_process_environment
+from tests.support.network import free_port
+from tests.support.online_store import REDIS_TEST_DB
 
 
 @pytest.fixture
@@ -41,38 +40,6 @@ def spark(spark_resource):
         yield session
 
 
-def run_lakehouse(selection, start: dt.date, end: dt.date, instance=None, spark_resource=None):
-    """Materialize `selection` (asset keys or a selection string) for days [start, end]."""
-    from assets import asset_checks, lakehouse_assets
-    from resources import build_resources
-
-    resources = build_resources()
-    if spark_resource is not None:
-        resources["spark"] = spark_resource
-    return dg.materialize(
-        [*lakehouse_assets, *asset_checks],
-        selection=selection,
-        resources=resources,
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        tags=range_tags(start, end),
-        raise_on_error=False,
-    )
-
-
-def check_results(result) -> dict[tuple[str, str], bool]:
-    return {
-        (e.asset_key.to_user_string(), e.check_name): e.passed
-        for e in (
-            ev.event_specific_data
-            for ev in result.all_events
-            if ev.event_type_value == "ASSET_CHECK_EVALUATION"
-        )
-    }
-
-
-REDIS_TEST_DB = 13
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def online_kind(request, monkeypatch):
     """Every online-store test runs against SQLite and against a real Redis."""
@@ -81,12 +48,6 @@ def online_kind(request, monkeypatch):
         flush_redis_db(REDIS_TEST_DB)
         monkeypatch.setenv("FEAST_ONLINE_STORE", f"redis://127.0.0.1:6379,db={REDIS_TEST_DB}")
     return request.param
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -128,4 +89,32 @@ def connect_url(tmp_path_factory):
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+        )
+
+
+TIERS = ("unit", "integration", "e2e")
+# A test that needs one of these (or is marked spark or dbt) is not a unit test.
+NOT_UNIT_MARKERS = ("spark", "dbt")
+NOT_UNIT_FIXTURES = ("spark", "spark_resource", "connect_url", "online_kind")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: every collected test is checked
+def pytest_collection_modifyitems(config, items):
+    """Refuse the session when a test carries no tier marker or several (`make test-fast` runs
+    `-m unit`: an unmarked test would silently run in no tier), or is `unit` but needs Spark,
+    dbt or a service."""
+    wrong = []
+    for item in items:
+        tiers = [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: {', '.join(tiers) or 'no tier'}")
+        elif tiers == ["unit"]:
+            needs = [m for m in NOT_UNIT_MARKERS if item.get_closest_marker(m)]
+            needs += [f for f in NOT_UNIT_FIXTURES if f in getattr(item, "fixturenames", ())]
+            if needs:
+                wrong.append(f"{item.nodeid}: unit, but needs {', '.join(dict.fromkeys(needs))}")
+    if wrong:
+        raise pytest.UsageError(
+            f"every test carries exactly one tier marker of {', '.join(TIERS)} (a unit test needs "
+            "no Spark, dbt or service); these do not:\n  " + "\n  ".join(wrong)
         )

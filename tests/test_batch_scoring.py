@@ -6,10 +6,11 @@ import datetime as dt
 import dagster as dg
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from assets.scoring import batch_scoring
 from lakehouse.delta import overwrite_days, read_days
-from tests.champions import features_online_with_a_champion
+from tests.support.champions import features_online_with_a_champion
 
 NOW = dt.datetime.now(dt.UTC)
 DAY = NOW.date() - dt.timedelta(days=1)
@@ -53,6 +54,7 @@ def _score(resources, instance, chunk_rows: int):
     )  # fmt: skip
 
 
+@pytest.mark.integration
 def test_a_partition_is_scored_in_chunks_like_online_and_a_rerun_replaces_it(fraud_home):
     from features.lookup import OnlineFeatures
     from features.store import FEATURE_SERVICE
@@ -91,6 +93,7 @@ def test_a_partition_is_scored_in_chunks_like_online_and_a_rerun_replaces_it(fra
     assert stranger["features"]["amount_usd"] == rows[2]["amount_usd"]
 
 
+@pytest.mark.unit
 def test_as_of_without_online_features_is_refused_saying_why(fraud_home):
     from resources import build_resources
 

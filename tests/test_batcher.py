@@ -8,6 +8,8 @@ import pytest
 
 from serving.batcher import AdaptiveBatcher
 
+pytestmark = pytest.mark.unit
+
 
 class Recorder:
     """A score function that records its batches and can be held until released."""

@@ -2,8 +2,11 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from ml.behaviour import takeover_scores_higher, takeover_variants, usual_purchases
+
+pytestmark = pytest.mark.unit
 
 
 def _rows() -> pd.DataFrame:

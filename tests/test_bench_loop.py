@@ -1,8 +1,11 @@
 """bench/loop.py's judgement of a run's recorded days by a drift policy (it re-judges old runs)."""
 
+import pytest
+
 from bench.loop import judged
 from monitoring.drift_policy import DriftPolicy
 
+pytestmark = pytest.mark.unit
 POLICY = DriftPolicy(
     weighted_drift_threshold=0.25, sustained_drift_threshold=0.15, sustained_days=2
 )

@@ -2,12 +2,13 @@
 champion sensor when the alias moves; the bentofile's pins follow the lock."""
 
 import dagster as dg
+import pytest
 import yaml
 
 from assets.scoring import bento
 from resources import build_resources
 from sensors.champion import champion_sensor
-from tests.champions import register_champion
+from tests.support.champions import register_champion
 
 
 def _evaluate_sensor():
@@ -15,6 +16,7 @@ def _evaluate_sensor():
     return champion_sensor(context)
 
 
+@pytest.mark.integration
 def test_the_bento_is_built_for_the_champion_once_and_the_sensor_follows_the_alias(fraud_home):
     assert isinstance(_evaluate_sensor(), dg.SkipReason)  # no champion yet
     build_resources()["mlflow"].activate()
@@ -38,6 +40,7 @@ def test_the_bento_is_built_for_the_champion_once_and_the_sensor_follows_the_ali
     assert _evaluate_sensor().run_key == f"champion-v{newer}" != request.run_key
 
 
+@pytest.mark.unit
 def test_the_bentofile_pins_what_requirements_lock_pins():
     from serving.bento import BENTOFILE, REPO_ROOT
 

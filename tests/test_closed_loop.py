@@ -9,15 +9,16 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from assets.metadata import materialized
+from assets.partitions import range_tags
 from demo.runner import release
 from resources.mlflow import MODEL_NAME
 from resources.monitoring import MonitoringResource
 from settings.env import prepare_process_environment
 from simulator.landing import generate
-from tests.conftest import materialized, range_tags
-from tests.test_training_loop import TRAINING_CONFIG
+from tests.support.training import TRAINING_CONFIG
 
-pytestmark = [pytest.mark.spark, pytest.mark.dbt]
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.dbt]
 START, BASELINE_DAYS, DRIFT_DAYS = dt.date(2026, 3, 1), 35, 3
 DRIFT_START = START + dt.timedelta(days=BASELINE_DAYS)
 DRIFT_END = DRIFT_START + dt.timedelta(days=DRIFT_DAYS - 1)

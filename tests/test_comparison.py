@@ -16,6 +16,7 @@ from ml.comparison import (
     recall_at_fpr,
 )
 
+pytestmark = pytest.mark.unit
 TOLERANCES = {"pr_auc": 0.02, "recall_at_1pct_fpr": 0.05}
 
 

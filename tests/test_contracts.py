@@ -3,9 +3,11 @@
 import datetime as dt
 
 import pyarrow as pa
+import pytest
 
 from lakehouse.contracts import contract_path, verify_contract
 
+pytestmark = pytest.mark.unit
 T = dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC)
 
 

@@ -1,9 +1,11 @@
 """The code location: names users see, blocking checks, jobs, schedule and sensor."""
 
 import dagster as dg
+import pytest
 
 from definitions import defs
 
+pytestmark = pytest.mark.unit
 EXPECTED_ASSETS = {
     "bronze/transactions",
     "bronze/fraud_reports",

@@ -9,6 +9,7 @@ import pytest
 
 from lakehouse.delta import overwrite_days, read_days, table_version
 
+pytestmark = pytest.mark.unit
 D1, D2, D3 = (dt.date(2026, 1, d) for d in (1, 2, 3))
 
 

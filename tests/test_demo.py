@@ -9,23 +9,11 @@ import textwrap
 
 import pytest
 
-from demo.runner import GATE_STEP, LoopFacts, _figures, loop_verdict
+from demo.runner import GATE_STEP, _figures, loop_verdict
 from settings.env import REPO_ROOT
+from tests.support.loop_facts import CLOSED
 
-CLOSED = LoopFacts(
-    champion_before="1",
-    drift_verdicts="11-20 no alarm, 11-29 ALARM",
-    retrain_run="1a2b3c4d-run",
-    retrain_reason="importance-weighted input drift 0.41 >= 0.25 on 2026-11-29",
-    retrain_status="SUCCESS",
-    gate_passed=True,
-    gate_description="v2 is better than champion v1 with 95% confidence",
-    champion_after="2",
-    bento_run="5e6f7a8b-run",
-    bento_status="SUCCESS",
-    served_by="the stream (250 scored)",
-    served_versions=("2",),
-)
+pytestmark = pytest.mark.unit
 REFUSED = {
     "retrain_status": "FAILURE",
     "failed_steps": (GATE_STEP,),
@@ -167,7 +155,7 @@ FAKE_DEMO = textwrap.dedent(
     import logging, subprocess, sys, warnings
 
     import demo.runner as demo
-    from tests.test_demo import CLOSED
+    from tests.support.loop_facts import CLOSED
 
     def fake_loop(args, stages, facts):
         stages.next("a fake stage")

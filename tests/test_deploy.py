@@ -13,6 +13,7 @@ import yaml
 
 from settings.env import REPO_ROOT
 
+pytestmark = pytest.mark.unit
 DEPLOY = REPO_ROOT / "deploy"
 KUBERNETES_VERSION = "1.33"
 CUSTOM_KINDS = {("ray.io/v1", "RayCluster")}

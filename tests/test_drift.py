@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from monitoring.drift import EmptyWindow, _apportion, detect_drift, sketch
 from simulator.network import PaymentNetwork
 
+pytestmark = pytest.mark.unit
 NUMERIC, CATEGORICAL = ["amount", "count"], ["channel"]
 
 

@@ -3,12 +3,14 @@ against its threshold; the permutation importance that weights the inputs."""
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ml.importance import permutation_importance
 from monitoring.drift_policy import DriftPolicy, MissedFrauds, judge, missed_frauds, weighted_drift
 
+pytestmark = pytest.mark.unit
 POLICY = DriftPolicy(
     weighted_drift_threshold=0.25, prediction_drift_threshold=0.1, missed_fraud_alpha=0.001
 )

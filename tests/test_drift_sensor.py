@@ -10,6 +10,7 @@ from assets.keys import DRIFT_REPORT, MODEL_PERFORMANCE
 from resources.monitoring import MonitoringResource
 from sensors.drift import Finding, RetrainCursor, RetrainPolicy, decide, drift_retrain_sensor
 
+pytestmark = pytest.mark.unit
 POLICY = RetrainPolicy(pr_auc_floor=0.4, min_frauds=5, cooldown=dt.timedelta(hours=24))
 NOW = dt.datetime(2026, 11, 30, 6, tzinfo=dt.UTC)
 DRIFT, PERFORMANCE = DRIFT_REPORT.to_user_string(), MODEL_PERFORMANCE.to_user_string()

@@ -3,74 +3,16 @@
 import datetime as dt
 
 import dagster as dg
-import pyarrow as pa
 import pytest
 
 from assets.features import feast_registry, online_store
+from assets.partitions import range_tags
 from lakehouse.delta import overwrite_days, remove_replaced_files
 from resources import build_resources
-from tests.conftest import REDIS_TEST_DB, range_tags
+from tests.support.gold import CUSTOMER_FLOATS, CUSTOMER_INTS, D1, D2, gold_table, write_gold
+from tests.support.online_store import REDIS_TEST_DB
 
-D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
-CUSTOMER_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_merchants_30d",
-                 "distinct_countries_30d", "distinct_devices_30d"]  # fmt: skip
-CUSTOMER_FLOATS = ["amount_sum_1d", "amount_sum_7d", "amount_sum_30d", "amount_avg_30d",
-                   "amount_max_30d"]  # fmt: skip
-MERCHANT_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_cards_1d",
-                 "distinct_cards_7d", "fraud_reports_known_30d"]  # fmt: skip
-MERCHANT_FLOATS = ["amount_avg_30d", "fraud_rate_30d"]
-PAIR_INTS, PAIR_FLOATS = ["txn_count_30d", "active_days_30d"], ["amount_max_30d"]
-
-
-def _gold(keys: str | tuple[str, ...], ints: list[str], floats: list[str], rows: list[tuple]):
-    """Gold feature rows (entity, day, seed) where every feature of (entity, day) is derived
-    from `seed`; an entity of several `keys` is a tuple of their values."""
-    keys = (keys,) if isinstance(keys, str) else keys
-    entities = [(r[0],) if isinstance(r[0], str) else r[0] for r in rows]
-    columns = {
-        **{key: [e[i] for e in entities] for i, key in enumerate(keys)},
-        "day": [r[1] for r in rows],
-        "feature_timestamp": [
-            dt.datetime.combine(r[1] + dt.timedelta(days=1), dt.time(), dt.UTC) for r in rows
-        ],
-    }
-    for i, name in enumerate(ints):
-        columns[name] = [r[2] * 10 + i for r in rows]
-    for i, name in enumerate(floats):
-        columns[name] = [r[2] + i / 8 for r in rows]
-    schema = pa.schema(
-        [(key, pa.string()) for key in keys]
-        + [
-            ("day", pa.date32()),
-            ("feature_timestamp", pa.timestamp("us", tz="UTC")),
-        ]
-        + [(n, pa.int64()) for n in ints]
-        + [(n, pa.float64()) for n in floats]
-    )
-    return pa.table(columns, schema=schema)
-
-
-def _write_gold(home, drop_column: str | None = None, days=(D1, D2)) -> None:
-    """Customers C1 (seed 1 on the first day, 2 on the second) and C2 (seed 3, first day only);
-    merchant M1 (seeds 4 and 5); C1 with device D1 (seeds 6 and 7) and in country US (seed 8,
-    second day only)."""
-    first, second = days
-    customers = _gold("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS,
-                      [("C1", first, 1), ("C1", second, 2), ("C2", first, 3)])  # fmt: skip
-    merchants = _gold(
-        "merchant_id", MERCHANT_INTS, MERCHANT_FLOATS, [("M1", first, 4), ("M1", second, 5)]
-    )
-    if drop_column:
-        customers = customers.drop([drop_column])
-    root = home / "lakehouse/gold"
-    overwrite_days(str(root / "customer_daily_features"), customers, first, second)
-    overwrite_days(str(root / "merchant_daily_features"), merchants, first, second)
-    devices = _gold(("customer_id", "device_id"), PAIR_INTS, PAIR_FLOATS,
-                    [(("C1", "D1"), first, 6), (("C1", "D1"), second, 7)])  # fmt: skip
-    countries = _gold(("customer_id", "merchant_country"), PAIR_INTS, PAIR_FLOATS,
-                      [(("C1", "US"), second, 8)])  # fmt: skip
-    overwrite_days(str(root / "customer_device_daily_features"), devices, first, second)
-    overwrite_days(str(root / "customer_country_daily_features"), countries, first, second)
+pytestmark = pytest.mark.integration
 
 
 def _materialize(assets, tags=None):
@@ -108,7 +50,7 @@ def _stored_records(home) -> int:
 
 @pytest.fixture
 def applied(fraud_home, online_kind):
-    _write_gold(fraud_home)
+    write_gold(fraud_home)
     assert _materialize([feast_registry]).success
     return fraud_home
 
@@ -138,7 +80,7 @@ def test_a_backfill_of_an_old_day_leaves_the_newest_values_online(applied):
     # remove the replaced files, which Feast's file store would otherwise still read.
     uri = str(applied / "lakehouse/gold/customer_daily_features")
     overwrite_days(
-        uri, _gold("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS, [("C1", D2, 7)]), D2, D2
+        uri, gold_table("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS, [("C1", D2, 7)]), D2, D2
     )
     assert remove_replaced_files(uri) > 0
     assert _materialize([online_store], range_tags(D1, D1)).success  # backfill of day 1 only
@@ -146,7 +88,7 @@ def test_a_backfill_of_an_old_day_leaves_the_newest_values_online(applied):
 
 
 def test_a_gold_table_missing_a_column_fails_apply_naming_the_column(fraud_home):
-    _write_gold(fraud_home, drop_column="amount_max_30d")
+    write_gold(fraud_home, drop_column="amount_max_30d")
     result = _materialize([feast_registry])
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -159,7 +101,7 @@ def test_parity_catches_an_online_store_that_lags_gold(applied):
     assert _materialize([online_store], range_tags(D1, D2)).success
     uri = str(applied / "lakehouse/gold/customer_daily_features")
     overwrite_days(
-        uri, _gold("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS, [("C1", D2, 7)]), D2, D2
+        uri, gold_table("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS, [("C1", D2, 7)]), D2, D2
     )
     resources = build_resources()
     window = (dt.datetime(2026, 1, 1, tzinfo=dt.UTC), dt.datetime(2026, 2, 1, tzinfo=dt.UTC))
@@ -182,7 +124,7 @@ def test_the_feast_cli_applies_and_materializes_the_same_repo(fraud_home):
     from features.lookup import OnlineFeatures
 
     today = dt.datetime.now(dt.UTC).date()
-    _write_gold(fraud_home, days=(today - dt.timedelta(days=2), today - dt.timedelta(days=1)))
+    write_gold(fraud_home, days=(today - dt.timedelta(days=2), today - dt.timedelta(days=1)))
     feast = [str(Path(sys.executable).parent / "feast")]
     env = {**os.environ, "FRAUD_HOME": str(fraud_home)}
     repo = Path(__file__).resolve().parent.parent / "feature_repo"

@@ -10,13 +10,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from assets.metadata import materialized
 from lakehouse import contracts
 from lakehouse.delta import read_days, table_version
 from settings.env import prepare_process_environment
 from simulator.landing import generate
-from tests.conftest import check_results, materialized, run_lakehouse
+from tests.support.lakehouse import check_results, run_lakehouse
 
-pytestmark = [pytest.mark.spark, pytest.mark.dbt]
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.dbt]
 START, END = dt.date(2026, 1, 1), dt.date(2026, 1, 6)
 TABLES = [
     ("bronze", "transactions"),
@@ -290,10 +291,10 @@ def test_an_empty_day_gives_empty_partitions_not_errors(fraud_home, spark_resour
 
 def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
     from assets.features import feast_registry, online_store
+    from assets.partitions import range_tags
     from assets.training_set import training_set
     from assets.velocity import velocity_history
     from resources import build_resources
-    from tests.conftest import range_tags
 
     resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
     daily = dg.materialize(

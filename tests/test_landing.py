@@ -4,6 +4,7 @@ import csv
 import datetime as dt
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ from lakehouse.landing import (
     read_landing_file,
 )
 
+pytestmark = pytest.mark.unit
 DAY = dt.date(2026, 1, 5)
 FIELDS = list(TRANSACTIONS.fields)
 # Any text a field may hold on one line, commas and quotes included.

@@ -3,9 +3,12 @@
 import os
 
 import dagster as dg
+import pytest
 
 from resources.lakehouse import LakehouseResource
 from sensors.landing import landing_sensor, new_files, scan_landing
+
+pytestmark = pytest.mark.unit
 
 
 def _landing(tmp_path):

@@ -4,11 +4,13 @@ card once, first-party disputes left out of the window and of the reference alik
 import datetime as dt
 
 import pyarrow as pa
+import pytest
 
 from assets.monitoring import _missed_frauds
 from monitoring.drift_policy import DriftPolicy
 from resources.lakehouse import LakehouseResource
 
+pytestmark = pytest.mark.unit
 DAY = dt.date(2026, 5, 20)
 UTC = dt.UTC
 TS = pa.timestamp("us", tz="UTC")

@@ -12,30 +12,13 @@ from ml.comparison import recall_at_fpr
 from ml.metrics import fraud_metrics, precision_at_budget
 from ml.preprocessing import UNKNOWN, Preprocessor
 from ml.train import TrainParams, check_trainable, train
+from tests.support.rows import synthetic_rows
 
-
-def _rows(n: int, seed: int = 0) -> pd.DataFrame:
-    """Synthetic scored rows: fraud is a large amount in electronics, online."""
-    rng = np.random.default_rng(seed)
-    category = rng.choice(["grocery", "electronics", "travel"], n)
-    channel = rng.choice(["pos", "online"], n)
-    amount = rng.lognormal(3, 1, n)
-    fraud = (category == "electronics") & (channel == "online") & (amount > 40)
-    return pd.DataFrame(
-        {
-            "amount_usd": amount,
-            "merchant_category": category,
-            "merchant_country": rng.choice(["US", "FR"], n),
-            "channel": channel,
-            "customer_daily__txn_count_30d": rng.integers(0, 50, n).astype(float),
-            "customer_daily__missing": rng.random(n) < 0.1,
-            "label": fraud.astype(int),
-        }
-    )
+pytestmark = pytest.mark.unit
 
 
 def test_preprocessing_is_fitted_on_train_and_survives_a_json_round_trip():
-    train_rows, other = _rows(500), _rows(50, seed=1)
+    train_rows, other = synthetic_rows(500), synthetic_rows(50, seed=1)
     prep = Preprocessor.fit(train_rows)
     numeric, _ = prep.transform(train_rows)
     assert np.allclose(numeric.mean(axis=0), 0, atol=1e-5)  # standardized with train stats
@@ -46,15 +29,15 @@ def test_preprocessing_is_fitted_on_train_and_survives_a_json_round_trip():
 
 
 def test_unseen_categories_and_missing_values_are_encoded_not_refused():
-    prep = Preprocessor.fit(_rows(300))
-    odd = _rows(3).assign(merchant_category=["casino", None, float("nan")])
+    prep = Preprocessor.fit(synthetic_rows(300))
+    odd = synthetic_rows(3).assign(merchant_category=["casino", None, float("nan")])
     odd.loc[0, "amount_usd"] = float("nan")
     odd.loc[1, "amount_usd"] = float("inf")
     odd = odd.drop(columns=["customer_daily__txn_count_30d"])  # a feature the row lacks
     numeric, codes = prep.transform(odd)
     assert np.isfinite(numeric).all()
     assert (codes[:, 0] == UNKNOWN).all()
-    median_row = prep.transform(_rows(1).assign(amount_usd=float("nan")))[0]
+    median_row = prep.transform(synthetic_rows(1).assign(amount_usd=float("nan")))[0]
     median = (prep.medians[0] - prep.means[0]) / prep.stds[0]
     assert median_row[0, 0] == pytest.approx(median, abs=1e-6)  # the network's float32
 
@@ -68,8 +51,8 @@ def test_unseen_categories_and_missing_values_are_encoded_not_refused():
     )
 )
 def test_any_amount_maps_to_a_finite_input(amounts):
-    prep = Preprocessor.fit(_rows(300))
-    rows = _rows(len(amounts)).assign(amount_usd=pd.Series(amounts, dtype="float64"))
+    prep = Preprocessor.fit(synthetic_rows(300))
+    rows = synthetic_rows(len(amounts)).assign(amount_usd=pd.Series(amounts, dtype="float64"))
     numeric, _ = prep.transform(rows)
     assert np.isfinite(numeric).all()
 
@@ -80,7 +63,7 @@ def test_the_network_overfits_one_batch():
     from ml.model import FraudNet, ModelConfig
 
     torch.manual_seed(0)
-    rows = _rows(64)
+    rows = synthetic_rows(64)
     prep = Preprocessor.fit(rows)
     numeric, codes = (torch.from_numpy(a) for a in prep.transform(rows))
     labels = torch.from_numpy(rows["label"].to_numpy(np.float32))
@@ -96,12 +79,14 @@ def test_the_network_overfits_one_batch():
 
 
 def test_training_learns_the_pattern_and_keeps_its_best_epoch():
-    model = train(_rows(3000), _rows(1000, seed=1), TrainParams(epochs=6, batch_size=256))
-    test = _rows(1000, seed=2)
+    model = train(
+        synthetic_rows(3000), synthetic_rows(1000, seed=1), TrainParams(epochs=6, batch_size=256)
+    )
+    test = synthetic_rows(1000, seed=2)
     metrics = fraud_metrics(test["label"], model.score(test))
     assert metrics["pr_auc"] > 0.9
     best = max(h["pr_auc"] for h in model.history)
-    valid = _rows(1000, seed=1)
+    valid = synthetic_rows(1000, seed=1)
     assert fraud_metrics(valid["label"], model.score(valid))["pr_auc"] == pytest.approx(best)
 
 
@@ -111,7 +96,7 @@ def test_a_split_too_small_or_with_one_class_is_refused_with_a_reason():
     with pytest.raises(ValueError, match="both classes"):
         check_trainable(pd.Series([0] * 500), "validation")
     with pytest.raises(ValueError, match="both classes"):
-        train(_rows(500).assign(label=0), _rows(500), TrainParams(epochs=1))
+        train(synthetic_rows(500).assign(label=0), synthetic_rows(500), TrainParams(epochs=1))
 
 
 def test_fraud_metrics_on_hand_built_scores():
@@ -131,7 +116,7 @@ def test_fraud_metrics_on_hand_built_scores():
 
 
 def test_the_amount_against_the_customers_average_is_an_input_computed_in_the_model():
-    rows = _rows(300).assign(customer_daily__amount_avg_30d=np.linspace(0, 100, 300))
+    rows = synthetic_rows(300).assign(customer_daily__amount_avg_30d=np.linspace(0, 100, 300))
     prep = Preprocessor.fit(rows)
     column = prep.numeric.index("amount_to_customer_avg_30d")
     assert "amount_to_customer_max_30d" not in prep.numeric  # its input is absent

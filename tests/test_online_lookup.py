@@ -10,10 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assets.features import feast_registry, online_store, online_store_fresh
+from assets.partitions import range_tags
 from features.lookup import OnlineFeatures
 from resources import build_resources
-from tests.conftest import range_tags
-from tests.test_features import D1, D2, _write_gold
+from tests.support.gold import D1, D2, write_gold
+from tests.support.online_store import REDIS_TEST_DB
 
 NOW = dt.datetime.now(dt.UTC)
 RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
@@ -43,7 +44,7 @@ def _freshness(result):
 @pytest.fixture
 def fresh(fraud_home, online_kind):
     """Gold features of the last two days, materialized online."""
-    _write_gold(fraud_home, days=RECENT)
+    write_gold(fraud_home, days=RECENT)
     assert _online_store_run(RECENT).success
     return build_resources()["feast"].store()
 
@@ -67,6 +68,7 @@ def _lists(looked_up: dict) -> dict[str, list]:
     return {column: values.tolist() for column, values in looked_up.items()}
 
 
+@pytest.mark.integration
 def test_known_entities_get_their_newest_values_unknown_ones_defaults_and_a_flag(fresh):
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     rows = [ROW, STRANGER, {**ROW, "device_id": "D2"}, {**ROW, "device_id": None}]
@@ -86,6 +88,7 @@ def test_known_entities_get_their_newest_values_unknown_ones_defaults_and_a_flag
     assert got["card_velocity__missing"] == [True] * 4
 
 
+@pytest.mark.integration
 def test_values_older_than_the_ttl_read_as_missing(fresh):
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     # C1's newest daily value is stamped today 00:00; two days later (the TTL) it is stale.
@@ -95,6 +98,7 @@ def test_values_older_than_the_ttl_read_as_missing(fresh):
     assert lookup.lookup([ROW])["customer_daily__missing"].tolist() == [False]
 
 
+@pytest.mark.integration
 def test_pushed_velocity_values_are_read_back_until_their_ttl_passes(fresh):
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     _push(fresh, "card", "K1", NOW - dt.timedelta(minutes=5), count=3)
@@ -109,6 +113,7 @@ def test_pushed_velocity_values_are_read_back_until_their_ttl_passes(fresh):
     assert lookup.lookup([ROW])["card_velocity__txn_count_10m"].tolist() == [5]
 
 
+@pytest.mark.integration
 def test_a_remembering_lookup_reads_each_entity_once_and_answers_as_the_store_did(fresh):
     plain = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     batch = OnlineFeatures.for_service(fresh, "fraud_model_v1", remember=True)
@@ -127,21 +132,24 @@ def test_a_remembering_lookup_reads_each_entity_once_and_answers_as_the_store_di
     assert plain.lookup([ROW])["card_velocity__txn_count_10m"].tolist() == [5]
 
 
+@pytest.mark.integration
 def test_a_row_without_a_join_key_is_refused_with_the_key_named(fresh):
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     with pytest.raises(ValueError, match="card_id"):
         lookup.lookup([{"customer_id": "C1", "merchant_id": "M1"}])
 
 
+@pytest.mark.integration
 def test_the_freshness_check_passes_on_recent_features(fraud_home, online_kind):
-    _write_gold(fraud_home, days=RECENT)
+    write_gold(fraud_home, days=RECENT)
     check = _freshness(_online_store_run(RECENT))
     assert check.passed
     assert check.metadata["stale_entities"].value == 0
 
 
+@pytest.mark.integration
 def test_the_freshness_check_fails_with_the_stale_count_on_old_features(fraud_home, online_kind):
-    _write_gold(fraud_home, days=(D1, D2))
+    write_gold(fraud_home, days=(D1, D2))
     result = _online_store_run((D1, D2))
     assert result.success  # a warning: the store still serves, and says it is stale
     check = _freshness(result)
@@ -150,6 +158,7 @@ def test_the_freshness_check_fails_with_the_stale_count_on_old_features(fraud_ho
     assert "customer_daily" in check.description and "merchant_daily" in check.description
 
 
+@pytest.mark.integration
 def test_the_fast_readers_agree_with_feasts_own_online_read(fresh):
     from features.lookup import _Entities
     from features.stores import FeastReader
@@ -165,15 +174,15 @@ def test_the_fast_readers_agree_with_feasts_own_online_read(fresh):
     assert merchant_stamps[0] is not None and merchant_stamps[1] is None  # M9 is unknown
 
 
+@pytest.mark.integration
 def test_production_settings_redis_online_and_a_postgres_registry(fraud_home, monkeypatch):
     from demo.services import ensure_redis, flush_redis_db, fresh_postgres_database
-    from tests.conftest import REDIS_TEST_DB
 
     ensure_redis()
     flush_redis_db(REDIS_TEST_DB)
     monkeypatch.setenv("FEAST_ONLINE_STORE", f"redis://127.0.0.1:6379,db={REDIS_TEST_DB}")
     monkeypatch.setenv("FEAST_REGISTRY", fresh_postgres_database("fraud_feast_registry_test"))
-    _write_gold(fraud_home, days=RECENT)
+    write_gold(fraud_home, days=RECENT)
     assert _online_store_run(RECENT).success
     store = build_resources()["feast"].store()
     assert store.config.registry.registry_type == "sql"
@@ -183,6 +192,7 @@ def test_production_settings_redis_online_and_a_postgres_registry(fraud_home, mo
     assert got["customer_daily__txn_count_30d"].tolist() == [2 * 10 + 2]
 
 
+@pytest.mark.unit
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.text(max_size=12), min_size=1, max_size=3))
 def test_entity_keys_are_serialized_as_feast_serializes_them(values):

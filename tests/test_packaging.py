@@ -14,7 +14,9 @@ from ml.packaging import log_model
 from ml.train import TrainParams, train
 from resources import build_resources
 from resources.mlflow import MODEL_NAME
-from tests.test_model import _rows
+from tests.support.rows import synthetic_rows
+
+pytestmark = pytest.mark.integration
 
 LOAD_AND_SCORE = """
 import json, sys
@@ -38,8 +40,10 @@ def tracking(request, fraud_home, monkeypatch):
 
 
 def test_the_champion_loaded_in_a_fresh_process_scores_like_the_trained_model(tracking, tmp_path):
-    trained = train(_rows(1500), _rows(500, seed=1), TrainParams(epochs=2, batch_size=256))
-    scoring = _rows(40, seed=3).drop(columns=["label"])
+    trained = train(
+        synthetic_rows(1500), synthetic_rows(500, seed=1), TrainParams(epochs=2, batch_size=256)
+    )
+    scoring = synthetic_rows(40, seed=3).drop(columns=["label"])
     scoring.loc[0, "merchant_category"] = "never-seen"  # the unknown bucket, inside the model
     scoring.loc[1, "amount_usd"] = float("nan")
     with mlflow.start_run(experiment_id=tracking.activate()):
@@ -70,8 +74,10 @@ def test_the_champion_loaded_in_a_fresh_process_scores_like_the_trained_model(tr
 def test_the_logged_model_is_also_a_plain_pytorch_model(fraud_home):
     import torch
 
-    trained = train(_rows(600), _rows(300, seed=1), TrainParams(epochs=1, batch_size=256))
-    scoring = _rows(8, seed=3).drop(columns=["label"])
+    trained = train(
+        synthetic_rows(600), synthetic_rows(300, seed=1), TrainParams(epochs=1, batch_size=256)
+    )
+    scoring = synthetic_rows(8, seed=3).drop(columns=["label"])
     with mlflow.start_run(experiment_id=build_resources()["mlflow"].activate()):
         info = log_model(trained, scoring)
     network = mlflow.pytorch.load_model(info.model_uri)

@@ -15,6 +15,7 @@ from demo.dagster_processes import Daemon
 from demo.services import fresh_postgres_database
 from settings.env import REPO_ROOT
 
+pytestmark = pytest.mark.e2e
 DATABASE = "fraud_dagster_instance_test"
 PASSWORD = "pg-sentinel-7f3a9c"  # trust auth ignores it: it is here to be looked for
 API_KEY = "api-sentinel-51be02"

@@ -13,7 +13,7 @@ import pytest
 from demo.services import ensure_redis, flush_redis_db, fresh_postgres_database
 from settings.env import REPO_ROOT
 
-pytestmark = [pytest.mark.spark, pytest.mark.dbt]
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.dbt]
 REDIS_DB = 12
 PASSWORD = "mlflow-sentinel-2b7d"  # trust auth ignores it: it is here to be looked for
 DAY = "2026-03-02"
@@ -26,7 +26,8 @@ import dagster as dg
 from resources import build_resources
 from settings.env import prepare_process_environment
 from simulator.landing import generate
-from tests.conftest import materialized, range_tags
+from assets.metadata import materialized
+from assets.partitions import range_tags
 
 prepare_process_environment()
 import os

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 from mlflow import MlflowClient
 
 from assets.registry import champion
@@ -20,32 +21,38 @@ from ml.promotion import serving_reasons
 from ml.train import TrainParams, train
 from resources import build_resources
 from resources.mlflow import MODEL_NAME
-from tests.test_model import _rows
-from tests.test_training_asset import DAY
+from tests.support.rows import TRAINING_SET_DAY, synthetic_rows
 
-# The first model against the gradient-boosting baseline, which learns _rows' rule almost
-# exactly; the network comes within the default tolerances here, but only just.
+# The first model against the gradient-boosting baseline, which learns synthetic_rows' rule
+# almost exactly; the network comes within the default tolerances here, but only just.
 FIRST = {"pr_auc_tolerance": 0.05, "recall_tolerance": 0.1}
 
 
 def _training_set(home: Path, test_rows: int = 2500) -> pd.DataFrame:
     """Train, validation and out-of-time test splits, four test rows per card; the test split."""
-    test = _rows(test_rows, seed=2).assign(card_id=[f"K{i // 4:05d}" for i in range(test_rows)])
-    parts = [_rows(1500).assign(split="train"), _rows(500, seed=1).assign(split="validation"),
-             test.assign(split="test")]  # fmt: skip
-    rows = pd.concat(parts, ignore_index=True).assign(day=DAY)
+    test = synthetic_rows(test_rows, seed=2).assign(
+        card_id=[f"K{i // 4:05d}" for i in range(test_rows)]
+    )
+    parts = [
+        synthetic_rows(1500).assign(split="train"),
+        synthetic_rows(500, seed=1).assign(split="validation"),
+        test.assign(split="test"),
+    ]
+    rows = pd.concat(parts, ignore_index=True).assign(day=TRAINING_SET_DAY)
     rows["card_id"] = rows["card_id"].fillna("K-train")
     table = pa.Table.from_pandas(rows, preserve_index=False)
-    overwrite_days(str(home / "lakehouse/features/training_set"), table, DAY, DAY)
+    overwrite_days(
+        str(home / "lakehouse/features/training_set"), table, TRAINING_SET_DAY, TRAINING_SET_DAY
+    )
     return test
 
 
 def _register(shuffle_labels: bool = False, alias: str = "challenger") -> str:
     """A model trained on the real labels, or on shuffled ones (a worse model), as `alias`."""
-    rows = _rows(1500)
+    rows = synthetic_rows(1500)
     if shuffle_labels:
         rows["label"] = np.random.default_rng(0).permutation(rows["label"].to_numpy())
-    trained = train(rows, _rows(500, seed=1), TrainParams(epochs=8, batch_size=256))
+    trained = train(rows, synthetic_rows(500, seed=1), TrainParams(epochs=8, batch_size=256))
     with mlflow.start_run(experiment_id=build_resources()["mlflow"].activate()):
         info = log_model(trained, rows.drop(columns="label"))
     version = mlflow.register_model(info.model_uri, MODEL_NAME).version
@@ -84,6 +91,7 @@ class _Limits:
     latency_budget_ms, min_takeover_share = 100.0, 0.9
 
 
+@pytest.mark.unit
 def test_slow_scoring_and_misjudged_takeovers_are_reasons_too():
     assert serving_reasons(20, 0.95, _Limits) == []
     assert serving_reasons(20, float("nan"), _Limits) == []  # nothing to perturb
@@ -91,6 +99,7 @@ def test_slow_scoring_and_misjudged_takeovers_are_reasons_too():
     assert [r.split()[0] for r in reasons] == ["1,000-row", "takeover"]
 
 
+@pytest.mark.integration
 def test_worse_challengers_are_never_promoted_better_ones_are(fraud_home):
     test = _training_set(fraud_home)
     instance = dg.DagsterInstance.ephemeral()
@@ -130,6 +139,7 @@ def test_worse_challengers_are_never_promoted_better_ones_are(fraud_home):
     assert (_alias("champion"), _alias("previous")) == (equal, first)
 
 
+@pytest.mark.integration
 def test_a_better_challenger_is_promoted_as_better(fraud_home):
     _training_set(fraud_home)
     weak = _register(shuffle_labels=True, alias="champion")
@@ -141,6 +151,7 @@ def test_a_better_challenger_is_promoted_as_better(fraud_home):
     assert _gate(instance).passed  # gated again, it is its own champion: the baseline decides
 
 
+@pytest.mark.integration
 def test_too_few_frauds_keep_the_champion_and_say_how_many(fraud_home):
     test = _training_set(fraud_home, test_rows=300)
     frauds = int(test["label"].sum())
@@ -153,6 +164,7 @@ def test_too_few_frauds_keep_the_champion_and_say_how_many(fraud_home):
     assert _alias("champion") == weak
 
 
+@pytest.mark.integration
 def test_a_champion_that_does_not_load_fails_the_gate_without_the_baseline(fraud_home, monkeypatch):
     _training_set(fraud_home)
     broken = _register(alias="champion")
@@ -170,6 +182,7 @@ def test_a_champion_that_does_not_load_fails_the_gate_without_the_baseline(fraud
     assert _alias("champion") == broken
 
 
+@pytest.mark.integration
 def test_a_challenger_that_does_not_load_fails_the_gate_and_is_not_promoted(fraud_home):
     _training_set(fraud_home)
     first = _register(alias="champion")
@@ -182,6 +195,7 @@ def test_a_challenger_that_does_not_load_fails_the_gate_and_is_not_promoted(frau
     assert MlflowClient().get_model_version(MODEL_NAME, broken).tags["gate"] == "failed"
 
 
+@pytest.mark.integration
 def test_manual_approval_promotes_only_through_the_approve_job(fraud_home):
     _training_set(fraud_home)
     instance = dg.DagsterInstance.ephemeral()

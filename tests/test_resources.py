@@ -8,6 +8,8 @@ import pytest
 from resources import build_resources
 from settings.env import fraud_env
 
+pytestmark = pytest.mark.unit
+
 
 def test_local_resources_live_under_fraud_home(fraud_home):
     resources = build_resources()

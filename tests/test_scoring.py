@@ -17,7 +17,7 @@ from ml.preprocessing import row_count
 from ml.train import TrainParams, train
 from serving.scoring import CircuitBreaker, Scorer, Thresholds
 from serving.transaction import SCORING_COLUMNS, Transaction, usd
-from tests.test_model import _rows
+from tests.support.rows import synthetic_rows
 
 BODY = {
     "transaction_id": "T1",
@@ -34,6 +34,7 @@ BODY = {
 }
 
 
+@pytest.mark.unit
 def test_a_transaction_is_validated_and_becomes_a_scoring_row():
     row = Transaction(**BODY).scoring_row()
     assert list(row) == SCORING_COLUMNS  # what batch scoring reads of silver
@@ -43,6 +44,7 @@ def test_a_transaction_is_validated_and_becomes_a_scoring_row():
     assert Transaction(**{**BODY, "device_id": None}).scoring_row()["device_id"] is None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -60,6 +62,7 @@ def test_a_bad_transaction_is_refused_naming_the_field(change, field):
     assert field in str(refused.value)
 
 
+@pytest.mark.integration
 @pytest.mark.spark
 @settings(max_examples=30, deadline=None)
 @given(
@@ -84,6 +87,7 @@ def test_usd_amounts_equal_silvers_spark_rounding(spark, amounts):
     assert [usd(float(a), c) for a, c in amounts] == spark_usd
 
 
+@pytest.mark.unit
 def test_thresholds_decide_and_refuse_an_impossible_order():
     decisions = Thresholds(review=0.5, decline=0.9).decide(np.array([0.1, 0.5, 0.89, 0.9, 1.0]))
     assert decisions.tolist() == ["approve", "review", "review", "decline", "decline"]
@@ -91,6 +95,7 @@ def test_thresholds_decide_and_refuse_an_impossible_order():
         Thresholds(review=0.9, decline=0.5)
 
 
+@pytest.mark.unit
 def test_the_breaker_opens_after_repeated_failures_and_closes_after_a_success():
     breaker = CircuitBreaker(failures=2, timeout_ms=1000, cooldown_s=0.2)
     calls = []
@@ -107,6 +112,7 @@ def test_the_breaker_opens_after_repeated_failures_and_closes_after_a_success():
     assert not breaker.open
 
 
+@pytest.mark.unit
 def test_a_lookup_slower_than_the_timeout_counts_as_a_failure_and_returns_at_once():
     breaker = CircuitBreaker(failures=1, timeout_ms=50, cooldown_s=60)
     started = time.monotonic()
@@ -133,7 +139,7 @@ class _Features:
 
     def unknown(self, n):  # typed arrays, as the real one returns
         return {
-            "customer_daily__txn_count_30d": np.zeros(n),  # a float, as in _rows
+            "customer_daily__txn_count_30d": np.zeros(n),  # a float, as in synthetic_rows
             "customer_daily__amount_avg_30d": np.zeros(n),
             "customer_daily__missing": np.ones(n, dtype=bool),
             "customer_device__missing": np.ones(n, dtype=bool),
@@ -146,18 +152,21 @@ def champion_model(tmp_path_factory):
     home = tmp_path_factory.mktemp("scoring")
     mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
     experiment = mlflow.create_experiment("scoring", artifact_location=str(home / "artifacts"))
-    trained = train(_rows(1500), _rows(500, seed=1), TrainParams(epochs=2, batch_size=256))
+    trained = train(
+        synthetic_rows(1500), synthetic_rows(500, seed=1), TrainParams(epochs=2, batch_size=256)
+    )
     with mlflow.start_run(experiment_id=experiment):
-        info = log_model(trained, _rows(10, seed=3).drop(columns="label"))
+        info = log_model(trained, synthetic_rows(10, seed=3).drop(columns="label"))
     yield mlflow.pyfunc.load_model(info.model_uri)
     mlflow.set_tracking_uri(None)
 
 
 def _scoring_rows(n: int) -> list[dict]:
-    rows = _rows(n, seed=4).drop(columns="label").to_dict("records")
+    rows = synthetic_rows(n, seed=4).drop(columns="label").to_dict("records")
     return [{**r, "customer_id": f"C{i}", "device_id": "D1"} for i, r in enumerate(rows)]
 
 
+@pytest.mark.integration
 def test_scores_decisions_and_reasons_come_from_the_features_and_the_model(champion_model):
     scorer = Scorer(champion_model, "7", _Features(), Thresholds(review=0.3, decline=0.8))
     rows = _scoring_rows(50)
@@ -173,6 +182,7 @@ def test_scores_decisions_and_reasons_come_from_the_features_and_the_model(champ
     assert all("new_device" in r and "unknown_customer" not in r for r in reasons)
 
 
+@pytest.mark.integration
 def test_a_failing_feature_store_degrades_the_answer_not_the_request(champion_model):
     features = _Features(fail=True)
     scorer = Scorer(champion_model, "7", features, breaker=CircuitBreaker(failures=2))
@@ -184,6 +194,7 @@ def test_a_failing_feature_store_degrades_the_answer_not_the_request(champion_mo
     assert features.calls == 2  # the breaker opened: the store is left alone
 
 
+@pytest.mark.integration
 def test_the_champion_copied_into_bentoml_scores_as_the_registry_does(
     fraud_home, monkeypatch, tmp_path
 ):
@@ -196,9 +207,11 @@ def test_the_champion_copied_into_bentoml_scores_as_the_registry_does(
 
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
     build_resources()["mlflow"].activate()
-    trained = train(_rows(1500), _rows(500, seed=1), TrainParams(epochs=1, batch_size=256))
+    trained = train(
+        synthetic_rows(1500), synthetic_rows(500, seed=1), TrainParams(epochs=1, batch_size=256)
+    )
     with mlflow.start_run():
-        info = log_model(trained, _rows(10, seed=3).drop(columns="label"))
+        info = log_model(trained, synthetic_rows(10, seed=3).drop(columns="label"))
     version = mlflow.register_model(info.model_uri, MODEL_NAME).version
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
 
@@ -208,11 +221,12 @@ def test_the_champion_copied_into_bentoml_scores_as_the_registry_does(
     stored = bentoml.models.get(tag)
     assert str(tmp_path) in stored.path  # BENTOML_HOME
     model, stored_version = load_stored(stored.path)
-    rows = _rows(20, seed=5).drop(columns="label")
+    rows = synthetic_rows(20, seed=5).drop(columns="label")
     assert stored_version == str(version)
     assert np.allclose(model.predict(rows)["fraud_probability"], trained.score(rows), atol=1e-6)
 
 
+@pytest.mark.unit
 def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_missed(
     tmp_path, monkeypatch
 ):
@@ -258,6 +272,7 @@ def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_
     assert sorted(written) == ["a", "b", "c"] and committed == ["a, b", "c"]
 
 
+@pytest.mark.integration
 def test_a_batch_scorer_unguarded_raises_the_stores_failure_instead_of_degrading(champion_model):
     from serving.scoring import Unguarded
 
@@ -279,6 +294,7 @@ def _logged_rows(n: int, prefix: str) -> list[dict]:
     ]
 
 
+@pytest.mark.integration
 def test_scored_batches_logged_together_give_the_rows_each_would_alone(champion_model, tmp_path):
     from lakehouse.delta import ALL_DAYS, read_days
     from serving.prediction_log import PredictionLogWriter, prediction_rows
@@ -305,6 +321,7 @@ def test_scored_batches_logged_together_give_the_rows_each_would_alone(champion_
 _ids = st.one_of(st.none(), st.sampled_from(["C1", "C2", "é", ""]), st.text(max_size=8))
 
 
+@pytest.mark.unit
 @settings(max_examples=60, deadline=None)
 @given(
     st.lists(

@@ -18,6 +18,7 @@ import dagster as dg
 import mlflow
 import pytest
 
+pytestmark = pytest.mark.integration
 REDIS_PORT, PORT, KEY = 6391, 3961, "test-key"
 NOW = dt.datetime.now(dt.UTC)
 RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
@@ -87,7 +88,7 @@ def service(tmp_path_factory):
     """Features online in the test Redis, a champion in BentoML's store, the API serving it."""
     from serving.bento import build_in_subprocess
     from settings.env import prepare_process_environment
-    from tests.champions import features_online_with_a_champion
+    from tests.support.champions import features_online_with_a_champion
 
     home = tmp_path_factory.mktemp("serving") / "fraud_home"
     _redis("start")

@@ -13,7 +13,7 @@ from lakehouse.silver import clean_fraud_reports, clean_transactions
 from settings.currencies import KNOWN_CURRENCIES
 from simulator.malformed import NO_CURRENCY
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
 DAY = dt.date(2026, 1, 5)
 MONEY = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,2})?$")
 TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{3})?Z$")

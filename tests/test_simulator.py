@@ -11,6 +11,7 @@ from simulator.landing import generate
 from simulator.malformed import NO_CURRENCY
 from simulator.network import PATTERN_CODE, PaymentNetwork
 
+pytestmark = pytest.mark.unit
 START = dt.date(2026, 1, 1)
 
 

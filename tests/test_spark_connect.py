@@ -10,7 +10,7 @@ import pytest
 
 from settings.env import REPO_ROOT
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.integration, pytest.mark.spark]
 # A process holds either a local or a remote Spark session, and the suite's local one is
 # already up: the Connect client runs in a process of its own, as a run worker would.
 CLIENT = """

@@ -17,6 +17,7 @@ import redis
 from demo.services import ensure_redis, flush_redis_db
 from lakehouse.delta import ALL_DAYS, read_days, table_exists
 
+pytestmark = pytest.mark.integration
 STREAM_DB = 14  # apart from the online-store tests' database
 NOW = dt.datetime.now(dt.UTC)
 RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
@@ -25,7 +26,7 @@ RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
 @pytest.fixture
 def streaming(fraud_home, monkeypatch):
     """Features online (SQLite), a champion in the registry, an empty stream."""
-    from tests.champions import features_online_with_a_champion
+    from tests.support.champions import features_online_with_a_champion
 
     ensure_redis()
     flush_redis_db(STREAM_DB)

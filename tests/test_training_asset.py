@@ -1,30 +1,35 @@
 """training/tuned_model: Ray Tune on a training set, the best trial in MLflow with lineage."""
 
-import datetime as dt
 import shutil
 
 import dagster as dg
 import mlflow
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 from assets.training import tuned_model
 from lakehouse.delta import overwrite_days
 from resources import build_resources
-from tests.test_model import _rows
+from tests.support.rows import TRAINING_SET_DAY, synthetic_rows
 
-DAY = dt.date(2026, 3, 1)
+pytestmark = pytest.mark.integration
 TINY = {"num_samples": 2, "max_epochs": 2}
 
 
 def _training_set(home, labels_of=None) -> None:
-    parts = [_rows(1500).assign(split="train"), _rows(500, seed=1).assign(split="validation"),
-             _rows(500, seed=2).assign(split="test")]  # fmt: skip
-    rows = pd.concat(parts, ignore_index=True).assign(day=DAY)
+    parts = [
+        synthetic_rows(1500).assign(split="train"),
+        synthetic_rows(500, seed=1).assign(split="validation"),
+        synthetic_rows(500, seed=2).assign(split="test"),
+    ]
+    rows = pd.concat(parts, ignore_index=True).assign(day=TRAINING_SET_DAY)
     if labels_of is not None:
         rows["label"] = labels_of
     table = pa.Table.from_pandas(rows, preserve_index=False)
-    overwrite_days(str(home / "lakehouse/features/training_set"), table, DAY, DAY)
+    overwrite_days(
+        str(home / "lakehouse/features/training_set"), table, TRAINING_SET_DAY, TRAINING_SET_DAY
+    )
 
 
 def _run(config):
@@ -58,7 +63,7 @@ def test_the_search_is_tracked_in_mlflow_with_nested_trials_and_lineage(fraud_ho
     )
     assert len(nested) == 2
     model = mlflow.pyfunc.load_model(meta["model_uri"])
-    assert len(model.predict(_rows(10, seed=5).drop(columns="label"))) == 10
+    assert len(model.predict(synthetic_rows(10, seed=5).drop(columns="label"))) == 10
 
 
 def test_a_training_set_with_one_class_fails_clearly_and_logs_nothing(fraud_home):

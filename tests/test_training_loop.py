@@ -10,26 +10,18 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from assets.metadata import materialized
+from assets.partitions import range_tags
 from lakehouse.delta import ALL_DAYS, read_days
 from resources.mlflow import MODEL_NAME
 from settings.env import prepare_process_environment
 from simulator.landing import generate
-from tests.conftest import check_results, materialized, range_tags
+from tests.support.lakehouse import check_results
+from tests.support.training import TRAINING_CONFIG
 
-pytestmark = [pytest.mark.spark, pytest.mark.dbt]
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.dbt]
 START, DAYS = dt.date(2026, 2, 1), 35
 END = START + dt.timedelta(days=DAYS - 1)
-TRAINING_CONFIG = {
-    # Five weeks hold too few closed windows to estimate the report delay: matured labels here
-    # (labels known so far are tested in test_training_set and measured by bench/loop.py).
-    "features__training_set": {"config": {"maturity_days": 7, "label_policy": "matured"}},
-    # One trial: with two, ASHA's early stop depends on which trial reaches a rung first, and
-    # under a loaded CI machine the survivor was sometimes the weak one (PR-AUC 0.20 against the
-    # baseline's 0.38, gate failed). The search itself is tested in test_tuning.py.
-    "training__tuned_model": {"config": {"num_samples": 1, "max_epochs": 6}},
-    # Its test split holds a handful of frauds: enough for the gate to run, not for its default.
-    "registry__champion": {"config": {"min_frauds": 5}},
-}
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from lakehouse.training import (
     training_labels,
 )
 from resources import build_resources
-from tests.test_features import D1, D2, _write_gold
+from tests.support.gold import D1, D2, write_gold
 
 D3 = dt.date(2026, 1, 3)
 UTC = dt.UTC
@@ -80,6 +80,7 @@ def _labels(rows: list[tuple[str, dt.datetime, dt.datetime | None]]) -> pa.Table
     )
 
 
+@pytest.mark.unit
 def test_a_label_matures_when_its_window_closes_an_early_report_does_not_make_it_final():
     cutoff = _at(D3, 0)
     labels = _labels(
@@ -120,6 +121,7 @@ def _population(seed: int, days: int, per_day: int, fraud_rate: float, cutoff: d
     return labels, dict(zip([f"t{i}" for i in range(n)], fraud, strict=True))
 
 
+@pytest.mark.unit
 def test_known_labels_weighted_by_the_report_delay_recover_the_true_fraud_rate_of_recent_days():
     """Ground truth: the newest 30 days hold 2% fraud; only the reports known so far are seen.
     Unweighted, recent days look almost clean; weighted, their fraud rate is the true one."""
@@ -143,6 +145,7 @@ def test_known_labels_weighted_by_the_report_delay_recover_the_true_fraud_rate_o
     assert early["weight"].min() > 1 and early.sort_values("age")["weight"].is_monotonic_decreasing
 
 
+@pytest.mark.unit
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
@@ -165,6 +168,7 @@ def test_known_labels_never_use_a_report_or_a_transaction_after_the_cutoff(seed,
     assert (rows["weight"] >= 1).all() and (rows["weight"] <= 1 / share + 1e-9).all()
 
 
+@pytest.mark.unit
 def test_too_few_closed_windows_to_estimate_the_delay_is_a_clear_refusal():
     cutoff = _at(D3, 0)
     labels = _labels([("a", _at(D1, 3), _at(D1, 20)), ("b", _at(D2, 1), None)])
@@ -174,6 +178,7 @@ def test_too_few_closed_windows_to_estimate_the_delay_is_a_clear_refusal():
     assert meta == {"label_policy": "matured"} and matured["weight"].to_pylist() == [1.0]
 
 
+@pytest.mark.unit
 @settings(max_examples=80, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 40), st.integers(0, 47 * 24)), min_size=1, max_size=120),
@@ -202,6 +207,7 @@ def test_held_out_cards_are_recent_rows_never_trained_on_there(rows, test, valid
     assert split.tolist() == expected
 
 
+@pytest.mark.unit
 def test_a_card_keeps_its_place_across_training_sets_and_shares_hold_over_many_cards():
     cards = np.array([f"card-{i}" for i in range(20_000)], dtype=object)
     buckets = card_buckets(cards)
@@ -214,8 +220,9 @@ def test_a_card_keeps_its_place_across_training_sets_and_shares_hold_over_many_c
         holdout_split(times, cards[:3], 0.1, 0.1, 0)
 
 
+@pytest.mark.integration
 def test_training_rows_get_only_features_known_before_their_time(fraud_home):
-    _write_gold(fraud_home)  # customer C1: day 1 features (seed 1), day 2 features (seed 2)
+    write_gold(fraud_home)  # customer C1: day 1 features (seed 1), day 2 features (seed 2)
     labels = _labels(
         [
             ("before_any_feature", _at(D1, 8), None),
@@ -275,8 +282,9 @@ def _velocity(rows: list[tuple[str, dt.datetime, int]]) -> pa.Table:
     )  # fmt: skip
 
 
+@pytest.mark.integration
 def test_velocity_joins_the_value_pushed_before_the_transaction_never_its_own(fraud_home):
-    _write_gold(fraud_home)
+    write_gold(fraud_home)
     ten = _at(D2, 10)
     labels = _labels([("t_at_ten", ten, None), ("t_later", _at(D2, 13), None)])
     overwrite_days(str(fraud_home / "lakehouse/gold/transaction_labels"), labels, D2, D2)
@@ -307,13 +315,14 @@ def test_velocity_joins_the_value_pushed_before_the_transaction_never_its_own(fr
     assert rows["t_later"]["customer_velocity__missing"] is True
 
 
+@pytest.mark.integration
 def test_the_as_of_join_gives_what_feasts_own_retrieval_gives(fraud_home):
     """The training set's join (one sorted as-of join per view) against Feast's
     get_historical_features on the same rows: before any value, within and past each view's TTL,
     unknown entities, a missing device, and velocity pushes at the very row's time."""
     from features.offline import as_of_values, historical_features, joined_at
 
-    _write_gold(fraud_home)
+    write_gold(fraud_home)
     pushes = [("K1", _at(D2, 9) + dt.timedelta(minutes=m), m) for m in (0, 20, 50, 55)]
     overwrite_days(str(fraud_home / "lakehouse/features/card_velocity"), _velocity(pushes), D2, D2)
     assert dg.materialize([feast_registry], resources=build_resources()).success

@@ -3,7 +3,9 @@
 import pytest
 
 from ml.tuning import tune_model
-from tests.test_model import _rows
+from tests.support.rows import synthetic_rows
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -18,14 +20,14 @@ def local_ray():
 def test_two_trials_run_end_to_end_and_a_finished_search_resumes_without_retraining(
     local_ray, tmp_path
 ):
-    train_rows, valid_rows = _rows(1500), _rows(500, seed=1)
+    train_rows, valid_rows = synthetic_rows(1500), synthetic_rows(500, seed=1)
     kwargs = dict(storage=tmp_path, name="search", num_samples=2, max_epochs=2)
     result = tune_model(train_rows, valid_rows, **kwargs)
     assert len(result.trials) == 2 and not result.resumed
     assert all(t["error"] is None and 1 <= t["epochs"] <= 2 for t in result.trials)
     best = max(t["metrics"]["pr_auc"] for t in result.trials)
     assert result.best_metrics["pr_auc"] >= best - 1e-9
-    scores = result.best_model.score(_rows(200, seed=2))
+    scores = result.best_model.score(synthetic_rows(200, seed=2))
     assert scores.shape == (200,) and ((scores >= 0) & (scores <= 1)).all()
 
     again = tune_model(train_rows, valid_rows, **kwargs)
@@ -40,11 +42,12 @@ SEARCH_IN_A_CHILD = """
 import sys
 import ray
 from ml.tuning import tune_model
-from tests.test_model import _rows
+from tests.support.rows import synthetic_rows
 
 ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-tune_model(_rows(40_000), _rows(2_000, seed=1), storage=__import__("pathlib").Path(sys.argv[1]),
-           name="search", num_samples=3, max_epochs=4, early_stopping=False, max_concurrent=1)
+tune_model(synthetic_rows(40_000), synthetic_rows(2_000, seed=1),
+           storage=__import__("pathlib").Path(sys.argv[1]), name="search", num_samples=3,
+           max_epochs=4, early_stopping=False, max_concurrent=1)
 """
 
 
@@ -94,8 +97,8 @@ def test_a_killed_search_resumes_from_rays_experiment_state_without_redoing_fini
     finished = {t for t, status in at_kill.items() if status == "TERMINATED"}
     assert 1 <= len(finished) < 3
 
-    result = tune_model(_rows(40_000), _rows(2_000, seed=1), storage=tmp_path, name="search",
-                        num_samples=3, max_epochs=4, early_stopping=False,
+    result = tune_model(synthetic_rows(40_000), synthetic_rows(2_000, seed=1), storage=tmp_path,
+                        name="search", num_samples=3, max_epochs=4, early_stopping=False,
                         max_concurrent=1)  # fmt: skip
     assert result.resumed
     assert len(result.trials) == 3

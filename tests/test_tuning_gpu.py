@@ -5,7 +5,9 @@ Ray schedules each trial on a share of it, and the trial falls back to CPU when 
 import pytest
 
 from ml.tuning import tune_model
-from tests.test_model import _rows
+from tests.support.rows import synthetic_rows
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,8 @@ def test_trials_take_a_gpu_share_when_the_cluster_has_gpus(ray_with_a_declared_g
 
     assert ray_with_a_declared_gpu == 1
     result = tune_model(
-        _rows(1500), _rows(500, seed=1), storage=tmp_path, name="gpu", num_samples=2,
-        max_epochs=1, gpus_per_trial=0.5,
+        synthetic_rows(1500), synthetic_rows(500, seed=1), storage=tmp_path, name="gpu",
+        num_samples=2, max_epochs=1, gpus_per_trial=0.5,
     )  # fmt: skip
     assert [t["gpu_ids"] for t in result.trials] == ["0", "0"]  # two halves of GPU 0
     expected = "cuda" if torch.cuda.is_available() else "cpu"

@@ -13,9 +13,9 @@ import pytest
 from demo.dagster_processes import DagsterProcess
 from demo.services import ensure_chromium
 from settings.env import REPO_ROOT, prepare_process_environment
-from tests.conftest import free_port
+from tests.support.network import free_port
 
-pytestmark = [pytest.mark.spark]
+pytestmark = [pytest.mark.e2e, pytest.mark.spark]
 DAY = dt.date(2026, 3, 1)
 GROUPS = ["bronze", "silver", "gold", "features", "training", "registry", "scoring", "monitoring"]
 ARTIFACTS = REPO_ROOT / ".test-artifacts"

@@ -3,11 +3,13 @@
 import datetime as dt
 
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features.velocity import FEATURES, VelocityCounter, velocity_history
 
+pytestmark = pytest.mark.unit
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
 events = st.lists(

@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from serving.velocity_push import BackgroundPush, InlinePush
 
+pytestmark = pytest.mark.unit
 KEYS = {"card_velocity_push": "card_id"}
 
 

@@ -1,21 +1,21 @@
-"""What serving tests start from: features online and a small registered champion, trained on
-synthetic rows whose dtypes are the online lookup's (counts as int64), aliased `champion`."""
+"""What serving tests start from: features online and a small registered `champion`."""
 
 import mlflow
 
-from tests.test_model import _rows
+from tests.support.rows import synthetic_rows
 
 
 def register_champion(epochs: int = 1) -> str:
-    """Train, log and register a model; alias `champion` moves to it. Its registry version."""
+    """Train on synthetic rows whose dtypes are the online lookup's (counts as int64), log and
+    register the model; alias `champion` moves to it. Its registry version."""
     from mlflow import MlflowClient
 
     from ml.packaging import log_model
     from ml.train import TrainParams, train
     from resources.mlflow import MODEL_NAME
 
-    rows = _rows(2000).astype({"customer_daily__txn_count_30d": "int64"})
-    valid = _rows(600, seed=1).astype(rows.dtypes.to_dict())
+    rows = synthetic_rows(2000).astype({"customer_daily__txn_count_30d": "int64"})
+    valid = synthetic_rows(600, seed=1).astype(rows.dtypes.to_dict())
     trained = train(rows, valid, TrainParams(epochs=epochs, batch_size=256))
     with mlflow.start_run():
         info = log_model(trained, rows.drop(columns="label"))
@@ -25,16 +25,16 @@ def register_champion(epochs: int = 1) -> str:
 
 
 def features_online_with_a_champion(home, days) -> tuple[dict, str]:
-    """Gold features of `days` (tests.test_features) applied and materialized online, and a
+    """Gold features of `days` (tests.support.gold) applied and materialized online, and a
     champion in this environment's registry: (the resources, the champion's version)."""
     import dagster as dg
 
     from assets.features import feast_registry, online_store
+    from assets.partitions import range_tags
     from resources import build_resources
-    from tests.conftest import range_tags
-    from tests.test_features import _write_gold
+    from tests.support.gold import write_gold
 
-    _write_gold(home, days=days)
+    write_gold(home, days=days)
     resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
     assert dg.materialize([feast_registry], resources=resources, instance=instance).success
     assert dg.materialize([online_store], resources=resources, instance=instance,

@@ -1,0 +1,1 @@
+"""Builders, constants and helpers the test modules share (fixtures: tests/conftest.py)."""
