@@ -6,8 +6,8 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from assets.monitoring import _missed_frauds
 from monitoring.drift_policy import DriftPolicy
+from monitoring.windows import missed_fraud_counts
 from resources.lakehouse import LakehouseResource
 
 pytestmark = pytest.mark.unit
@@ -36,7 +36,7 @@ LOG = pa.schema(
 )  # fmt: skip
 
 
-def test_first_party_disputes_and_reports_after_the_day_are_not_missed_frauds(tmp_path):
+def test_first_party_disputes_and_reports_after_the_day_are_notmissed_fraud_counts(tmp_path):
     lakehouse = LakehouseResource(root=str(tmp_path / "lake"), landing=str(tmp_path / "landing"))
     reference_day = DAY - dt.timedelta(days=40)
     # (id, card, score, reported at, reason): the window's transactions, all scored by v3.
@@ -73,14 +73,14 @@ def test_first_party_disputes_and_reports_after_the_day_are_not_missed_frauds(tm
         "score": [0.95, 0.2, 0.1, 0.01],
     })  # fmt: skip
 
-    found = _missed_frauds(lakehouse, DAY, "3", reference, DriftPolicy())
+    found = missed_fraud_counts(lakehouse, DAY, "3", reference, DriftPolicy())
     # c1 caught, c2 missed (twice, one card); c3 a first-party dispute; c4 reported after the
     # day's end; c6 before the window. The reference: r1 caught, r2 missed, r3 first-party.
     assert (found.cards, found.missed) == (2, 1)
     assert (found.reference_cards, found.reference_missed) == (2, 1)
 
     everything = DriftPolicy(first_party_reason_codes=())
-    found = _missed_frauds(lakehouse, DAY, "3", reference, everything)
+    found = missed_fraud_counts(lakehouse, DAY, "3", reference, everything)
     assert (found.cards, found.missed) == (3, 2)
     assert (found.reference_cards, found.reference_missed) == (3, 2)
 
@@ -91,6 +91,6 @@ def test_no_labels_table_yet_counts_the_reference_alone(tmp_path):
         "transaction_id": ["a", "b"], "day": pa.array([DAY, DAY], pa.date32()),
         "card_id": ["r1", "r2"], "label": [1, 1], "score": [0.9, 0.1],
     })  # fmt: skip
-    found = _missed_frauds(lakehouse, DAY, "1", reference, DriftPolicy())
+    found = missed_fraud_counts(lakehouse, DAY, "1", reference, DriftPolicy())
     counts = (found.cards, found.missed, found.reference_cards, found.reference_missed)
     assert counts == (0, 0, 2, 1)
