@@ -51,3 +51,17 @@ def test_the_bentofile_pins_what_requirements_lock_pins():
     )
     pins = yaml.safe_load(BENTOFILE.read_text())["python"]["packages"]
     assert pins and all(lock[name] == version for name, version in (p.split("==") for p in pins))
+
+
+@pytest.mark.unit
+def test_the_bento_ships_every_package_serving_imports():
+    import grimp
+
+    from serving.bento import BENTOFILE
+
+    packages = ["serving", "features", "ml", "lakehouse", "settings", "monitoring", "resources"]
+    graph = grimp.build_graph(*packages)
+    needed = {m.split(".")[0] for m in graph.find_upstream_modules("serving", as_package=True)}
+    shipped = {p.split("/")[0] for p in yaml.safe_load(BENTOFILE.read_text())["include"]}
+    assert needed and needed | {"serving"} <= shipped, f"the bento lacks {needed - shipped}"
+    assert not {"resources", "monitoring"} & shipped  # no Dagster layer, nothing unused
