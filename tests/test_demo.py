@@ -9,7 +9,8 @@ import textwrap
 
 import pytest
 
-from demo.runner import GATE_STEP, _figures, loop_verdict
+from demo.runner import _figures
+from demo.verdict import GATE_STEP, loop_verdict
 from settings.env import REPO_ROOT
 from tests.support.loop_facts import CLOSED
 

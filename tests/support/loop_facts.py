@@ -1,6 +1,6 @@
-"""The facts of a loop that closed, as `make demo` observes them (demo.runner.LoopFacts)."""
+"""The facts of a loop that closed, as `make demo` observes them (demo.verdict.LoopFacts)."""
 
-from demo.runner import LoopFacts
+from demo.verdict import LoopFacts
 
 CLOSED = LoopFacts(
     champion_before="1",
