@@ -14,7 +14,7 @@ from ml.promotion import (
     load_pair,
     log_to_run,
     promote,
-)  # fmt: skip
+)
 from ml.registry import MODEL_NAME, version_by_alias
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
@@ -57,7 +57,10 @@ _GATE = GatePolicy()
 
 
 class PromotionConfig(dg.Config):
-    """The gate (`ml.promotion.GatePolicy`, whose defaults these are) and who promotes."""
+    """The gate: on the same test rows (recent rows of held-out cards) the challenger is not
+    worse than the champion (or, for the first model, a gradient-boosting baseline on the same
+    features) with `confidence`, scores within a latency budget and scores account takeovers
+    higher; `approval` says who promotes. The defaults and their reasons: `ml.promotion`."""
 
     pr_auc_tolerance: float = _GATE.pr_auc_tolerance
     recall_tolerance: float = _GATE.recall_tolerance  # recall at 1% FPR
