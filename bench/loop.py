@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ml.promotion import GatePolicy, serving_reasons
+from ml.promotion import GatePolicy, judge
 from monitoring.drift_policy import DriftPolicy
 
 SCENARIOS = ("baseline", "amount_inflation", "new_fraud_pattern", "merchant_mix_shift")
@@ -245,7 +245,7 @@ def judged(found: dict, policy) -> dict:
 def gate_judged(found: dict, config) -> tuple[bool, str]:
     """The run's gate decided again from its recorded bounds by `config` (today's tolerances,
     whatever the run used): (promote, what the gate saw)."""
-    from ml.comparison import METRICS, PairedMetric, decide
+    from ml.comparison import METRICS, PairedMetric
 
     gate = found["gate"]
     intervals = {
@@ -253,17 +253,16 @@ def gate_judged(found: dict, config) -> tuple[bool, str]:
                                ("champion", "challenger", "difference", "low", "high")))
         for metric in METRICS
     }  # fmt: skip
-    tolerances = {"pr_auc": config.pr_auc_tolerance, "recall_at_1pct_fpr": config.recall_tolerance}
-    verdict = decide(intervals, tolerances, int(gate["frauds"]), config.min_frauds)
-    reasons = verdict.reasons + serving_reasons(
-        gate["latency_ms_1000_rows"], gate["takeover_scored_higher"], config
-    )
+    status, passed, _ = judge(
+        intervals, int(gate["frauds"]), gate["latency_ms_1000_rows"],
+        gate["takeover_scored_higher"], config,
+    )  # fmt: skip
     pr_auc = intervals["pr_auc"]
     seen = (
-        f"{verdict.status}: PR-AUC {pr_auc.difference:+.3f} [{pr_auc.low:+.3f}, "
+        f"{status}: PR-AUC {pr_auc.difference:+.3f} [{pr_auc.low:+.3f}, "
         f"{pr_auc.high:+.3f}] on {int(gate['frauds'])} reported frauds"
     )
-    return verdict.promote and not reasons, seen
+    return passed, seen
 
 
 def _row(found: dict, policy, config) -> str:

@@ -4,7 +4,10 @@ ticks, the registry, the scores), judged step by step."""
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-GATE_STEP, GATE_CHECK = "registry__champion", "promotion_gate"
+from assets import keys
+from assets.registry import GATE_CHECK
+
+GATE_STEP = keys.CHAMPION.to_python_identifier()  # the gate's step in the training job
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 
 

@@ -126,6 +126,24 @@ def serving_reasons(latency: float, takeover_share: float, policy: GatePolicy) -
     return reasons
 
 
+def judge(
+    intervals: dict,
+    frauds: int,
+    latency: float,
+    takeover_share: float,
+    policy: GatePolicy,
+    replacing: bool = True,
+) -> tuple[str, bool, list[str]]:
+    """The gate's verdict from its figures: (status, passed, why not). The comparison's verdict
+    (`ml.comparison.decide` at the policy's tolerances), then the serving checks."""
+    from ml.comparison import decide
+
+    tolerances = {"pr_auc": policy.pr_auc_tolerance, "recall_at_1pct_fpr": policy.recall_tolerance}
+    verdict = decide(intervals, tolerances, frauds, policy.min_frauds, replacing=replacing)
+    reasons = verdict.reasons + serving_reasons(latency, takeover_share, policy)
+    return verdict.status, verdict.promote and not reasons, reasons
+
+
 def evaluate(
     challenger, incumbent, train: "pd.DataFrame", test: "pd.DataFrame", policy: GatePolicy
 ) -> GateResult:
@@ -134,7 +152,7 @@ def evaluate(
     None: the baseline trained on `train` stands in."""
     from ml.baseline import baseline_scores
     from ml.behaviour import most_foreign_country, takeover_scores_higher
-    from ml.comparison import decide, paired_bootstrap
+    from ml.comparison import paired_bootstrap
     from ml.train import row_weights
 
     challenger_scores = scores_of(challenger, test)
@@ -150,22 +168,20 @@ def evaluate(
         resamples=policy.resamples,
         confidence=policy.confidence,
     )
-    tolerances = {"pr_auc": policy.pr_auc_tolerance, "recall_at_1pct_fpr": policy.recall_tolerance}
-    verdict = decide(
-        intervals, tolerances, frauds, policy.min_frauds, replacing=incumbent is not None
-    )
     latency = latency_ms(challenger, test)
     takeover_share, takeover_checked = takeover_scores_higher(
         lambda rows: scores_of(challenger, rows), test, most_foreign_country(train)
     )
-    reasons = verdict.reasons + serving_reasons(latency, takeover_share, policy)
+    status, passed, reasons = judge(
+        intervals, frauds, latency, takeover_share, policy, replacing=incumbent is not None
+    )
     return GateResult(
         intervals=intervals,
         frauds=frauds,
         rows=len(test),
         weighted="weight" in test,
-        status=verdict.status,
-        passed=verdict.promote and not reasons,
+        status=status,
+        passed=passed,
         reasons=reasons,
         latency_ms=latency,
         takeover_share=takeover_share,
