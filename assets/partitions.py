@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 import dagster as dg
 
-PARTITIONS_START = os.environ.get("FRAUD_PARTITIONS_START", "2026-01-01")
+from settings.env import partitions_start
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, timezone="UTC")
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=partitions_start().isoformat(), timezone="UTC"
+)
 
 # A multi-day backfill is one run: one Spark session, one dbt call for the whole range.
 single_run = dg.BackfillPolicy.single_run()

@@ -65,6 +65,7 @@ def training_set(
     """Labels known at the cut-off with fraud_model_v1's features at each time; cards held out."""
     from features.training_set import SplitRefused, build, missing_per_view, split_table
     from lakehouse.training import label_cutoff, training_labels
+    from ml.preprocessing import absent_fields
 
     started = time.perf_counter()
     labels = lakehouse.read("gold", "transaction_labels", *ALL_DAYS)
@@ -108,6 +109,8 @@ def training_set(
             "feature_service": SERVICE,
             "feature_columns": sum("__" in c and not c.endswith("__missing") for c in joined),
             "rows_missing_a_view": dg.MetadataValue.json(missing_per_view(joined)),
+            # a model trained on these rows leaves their inputs out
+            "absent_fields": dg.MetadataValue.json(absent_fields(joined)),
             "splits": dg.MetadataValue.md(split_table(joined)),
             "delta_version": write.version,
             "dagster/uri": write.uri,

@@ -1,4 +1,5 @@
-"""Landing files to bronze rows: every field kept as text, nothing parsed, nothing dropped."""
+"""The landing format: daily files per feed, written whole (a reader never sees half a file),
+and read into bronze rows with every field kept as text, nothing parsed, nothing dropped."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import csv
 import datetime as dt
 import io
 import json
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +36,35 @@ class LandingSource:
         """Files of `day`, e.g. transactions_2026-01-01.csv and transactions_2026-01-01_2.csv."""
         folder = landing / self.folder
         return sorted(folder.glob(f"{self.folder}_{day.isoformat()}*{self.suffix}"))
+
+    def path_for_day(self, landing: Path, day: dt.date, tag: str = "") -> Path:
+        """Where a file of `day` lands; `tag` tells several files of one day apart."""
+        name = f"{self.folder}_{day.isoformat()}{'_' + tag if tag else ''}{self.suffix}"
+        return landing / self.folder / name
+
+    def write(self, path: Path, rows: Sequence[Sequence[str] | str]) -> None:
+        """Write one landing file of text rows (CSV with a header, or one JSON object per line;
+        a row given as a string is written as it is, a row longer than the fields keeps its
+        extra value under `unexpected`)."""
+        if self.suffix == ".csv":
+
+            def write(handle):
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(self.fields)
+                writer.writerows(rows)
+        else:
+
+            def write(handle):
+                for row in rows:
+                    if isinstance(row, str):
+                        handle.write(row + "\n")
+                        continue
+                    record = dict(zip(self.fields, row, strict=False))
+                    if len(row) > len(self.fields):
+                        record["unexpected"] = row[-1]
+                    handle.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+        _write_atomically(path, write)
 
     def day_of(self, path: Path) -> dt.date | None:
         """The day a landing file belongs to, from its name; None for a foreign file."""
@@ -84,6 +116,15 @@ FRAUD_REPORTS = LandingSource(
     fields=("report_id", "transaction_id", "card_id", "reported_at", "reason_code"),
 )
 SOURCES = {source.table: source for source in (TRANSACTIONS, FRAUD_REPORTS)}
+
+
+def _write_atomically(path: Path, write: Callable) -> None:
+    """Write to a temporary name, then rename, so a sensor never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        write(handle)
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,12 @@ def _blank(column: str) -> Column:
     return F.col(column).isNull() | (F.trim(F.col(column)) == "")
 
 
+def _optional(value: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.nullif(value, F.lit(""))
+
+
 def parse_timestamp(column: str) -> Column:
     """ISO-8601 UTC with or without milliseconds; anything else is null."""
     from pyspark.sql import functions as F
@@ -138,10 +144,11 @@ def clean_transactions(bronze: DataFrame) -> Cleaned:
         "customer_id": F.trim("customer_id"),
         "card_id": F.trim("card_id"),
         "merchant_id": F.trim("merchant_id"),
-        "merchant_category": F.lower(F.trim("merchant_category")),
-        "merchant_country": F.upper(F.trim("merchant_country")),
-        "device_id": F.nullif(F.trim("device_id"), F.lit("")),
-        "channel": F.lower(F.trim("channel")),
+        # Optional fields: empty is absent (null), never a category of its own.
+        "merchant_category": _optional(F.lower(F.trim("merchant_category"))),
+        "merchant_country": _optional(F.upper(F.trim("merchant_country"))),
+        "device_id": _optional(F.trim("device_id")),
+        "channel": _optional(F.lower(F.trim("channel"))),
         "amount": money,
         "currency": currency,
         "amount_usd": F.round(money * rate[currency], 2),

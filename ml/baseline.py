@@ -3,7 +3,13 @@
 import numpy as np
 import pandas as pd
 
-from ml.preprocessing import TRANSACTION_CATEGORICAL, numeric_columns, with_ratios
+from ml.preprocessing import (
+    TRANSACTION_CATEGORICAL,
+    absent_fields,
+    numeric_columns,
+    unavailable,
+    with_ratios,
+)
 
 
 def baseline_scores(rows: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
@@ -12,10 +18,13 @@ def baseline_scores(rows: pd.DataFrame, test: pd.DataFrame) -> np.ndarray:
     `weight` column when it has one."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    columns = [*numeric_columns(rows.columns), *TRANSACTION_CATEGORICAL]
     train = rows[rows["split"] == "train"]
+    inputs = [*numeric_columns(rows.columns), *TRANSACTION_CATEGORICAL]
+    columns = [c for c in inputs if c not in unavailable(inputs, absent_fields(train))]
     categories = {
-        c: pd.CategoricalDtype(sorted(train[c].dropna().unique())) for c in TRANSACTION_CATEGORICAL
+        c: pd.CategoricalDtype(sorted(train[c].dropna().unique()))
+        for c in TRANSACTION_CATEGORICAL
+        if c in columns
     }
 
     def frame(part: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,30 @@ RATIOS = {
 }
 
 
+# The optional source field each input is built on. A field the data lacks (null in every
+# training row) leaves the model with its inputs: a count that is always 0 or a category that
+# is always unknown says nothing, and nothing is filled in for the model to learn from.
+INPUTS_OF_FIELD = {
+    "device_id": ("customer_device__", "customer_daily__distinct_devices_30d"),
+    "merchant_country": (
+        "customer_country__", "customer_daily__distinct_countries_30d", "merchant_country",
+    ),
+    "merchant_category": ("merchant_category",),
+    "channel": ("channel",),
+}  # fmt: skip
+
+
+def absent_fields(rows: pd.DataFrame) -> list[str]:
+    """Optional fields with no value in any of `rows`."""
+    return [f for f in INPUTS_OF_FIELD if f in rows and rows[f].isna().all()]
+
+
+def unavailable(columns, absent: list[str]) -> list[str]:
+    """The inputs among `columns` built on an absent field."""
+    prefixes = tuple(p for f in absent for p in INPUTS_OF_FIELD[f])
+    return [c for c in columns if c.startswith(prefixes)] if prefixes else []
+
+
 def with_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` plus each ratio whose inputs it holds (a zero or missing denominator: NaN)."""
     ratios = {name: _ratio(frame, name) for name in RATIOS if _has_ratio(frame, name)}
@@ -62,6 +86,7 @@ class Preprocessor:
     means: list[float] = field(default_factory=list)
     stds: list[float] = field(default_factory=list)
     vocabularies: dict[str, list[str]] = field(default_factory=dict)
+    absent_fields: list[str] = field(default_factory=list)  # and their inputs left out
 
     @classmethod
     def fit(cls, train: pd.DataFrame, numeric: list[str] | None = None) -> "Preprocessor":
@@ -72,6 +97,10 @@ class Preprocessor:
         ]  # fmt: skip
         if missing:
             raise ValueError(f"training rows lack column(s) {missing}")
+        absent = absent_fields(train)
+        left_out = set(unavailable([*numeric, *TRANSACTION_CATEGORICAL], absent))
+        numeric = [c for c in numeric if c not in left_out]
+        categorical = [c for c in TRANSACTION_CATEGORICAL if c not in left_out]
         values = _signed_log(_numeric_matrix(train, numeric)).astype(np.float64)  # exact stats
         medians = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0)
         filled = np.where(np.isnan(values), medians, values)
@@ -81,9 +110,9 @@ class Preprocessor:
             medians=medians.tolist(),
             means=filled.mean(axis=0).tolist(),
             stds=np.where(stds > 1e-12, stds, 1.0).tolist(),
-            vocabularies={
-                c: sorted(train[c].dropna().astype(str).unique()) for c in TRANSACTION_CATEGORICAL
-            },
+            categorical=categorical,
+            vocabularies={c: sorted(train[c].dropna().astype(str).unique()) for c in categorical},
+            absent_fields=absent,
         )
 
     @property
@@ -133,6 +162,7 @@ class Preprocessor:
             "means": self.means,
             "stds": self.stds,
             "vocabularies": self.vocabularies,
+            "absent_fields": self.absent_fields,
         }
 
     @classmethod

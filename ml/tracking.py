@@ -87,6 +87,8 @@ def log_search(
                     mlflow.log_params(trial["params"])
                     mlflow.log_metrics({f"validation_{k}": v for k, v in trial["metrics"].items()})
             mlflow.log_params(result.best_params)
+            absent = result.best_model.preprocessor.absent_fields
+            mlflow.set_tag("absent_fields", ", ".join(absent) or "none")
             mlflow.log_metrics({f"test_{k}": float(v) for k, v in test_metrics.items()})
             for path in files.values():
                 mlflow.log_artifact(str(path), artifact_path="plots")

@@ -23,10 +23,14 @@ class Transaction(BaseModel):
     customer_id: Identifier
     card_id: Identifier
     merchant_id: Identifier
-    merchant_category: str = Field(min_length=1, max_length=64)
-    merchant_country: str = Field(pattern=r"^[A-Za-z]{2}$", description="ISO 3166 alpha-2")
+    merchant_category: str | None = Field(
+        None, min_length=1, max_length=64, description="Absent when the data has no categories"
+    )
+    merchant_country: str | None = Field(
+        None, pattern=r"^[A-Za-z]{2}$", description="ISO 3166 alpha-2; absent when unknown"
+    )
     device_id: Identifier | None = Field(None, description="Absent for a card-present payment")
-    channel: Literal["pos", "online"]
+    channel: Literal["pos", "online"] | None = Field(None, description="Absent when unknown")
     amount: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
     currency: Currency
 
@@ -47,8 +51,8 @@ class Transaction(BaseModel):
             "card_id": self.card_id,
             "merchant_id": self.merchant_id,
             "device_id": self.device_id,
-            "merchant_category": self.merchant_category.lower(),
-            "merchant_country": self.merchant_country.upper(),
+            "merchant_category": self.merchant_category and self.merchant_category.lower(),
+            "merchant_country": self.merchant_country and self.merchant_country.upper(),
             "channel": self.channel,
             "amount_usd": usd(float(self.amount), self.currency),
         }

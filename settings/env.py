@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -33,6 +34,15 @@ def mlflow_tracking_uri() -> str:
     """MLFLOW_TRACKING_URI, else the embedded SQLite store under FRAUD_HOME."""
     default = f"sqlite:///{fraud_home() / 'mlflow' / 'mlflow.db'}"
     return os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
+def partitions_start() -> dt.date:
+    """FRAUD_PARTITIONS_START, the first daily partition (default 2026-01-01)."""
+    text = os.environ.get("FRAUD_PARTITIONS_START") or "2026-01-01"
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"FRAUD_PARTITIONS_START={text!r} is not a date YYYY-MM-DD") from None
 
 
 def fraud_env() -> str:

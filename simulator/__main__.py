@@ -1,6 +1,7 @@
 """Command line: `python -m simulator generate --days N --customers N --seed N --scenario NAME`
-writes landing files; `python -m simulator stream --rate R --count N` publishes transactions to
-the Redis Stream the stream worker reads (STREAM_URL, STREAM_NAME)."""
+writes landing files; `python -m simulator handbook` writes the card-fraud handbook's dataset and
+imports it as landing files; `python -m simulator stream --rate R --count N` publishes
+transactions to the Redis Stream the stream worker reads (STREAM_URL, STREAM_NAME)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,15 @@ def _parser() -> argparse.ArgumentParser:
         "--malformed-rate", type=float, default=0.003, help="share of broken rows (default 0.003)"
     )
     gen.add_argument("--out", type=Path, default=None, help="landing folder ($FRAUD_HOME/landing)")
+    book = commands.add_parser("handbook", help="the card-fraud handbook's dataset, imported")
+    book.add_argument("--customers", type=int, default=5000, help="customers (default 5000)")
+    book.add_argument("--terminals", type=int, default=10000, help="terminals (default 10000)")
+    book.add_argument("--days", type=int, default=183, help="days (default 183)")
+    book.add_argument(
+        "--start-date", type=dt.date.fromisoformat, default=dt.date(2018, 4, 1),
+        help="first day, YYYY-MM-DD (default 2018-04-01; FRAUD_PARTITIONS_START must not be later)",
+    )  # fmt: skip
+    book.add_argument("--out", type=Path, default=None, help="landing folder ($FRAUD_HOME/landing)")
     pub = commands.add_parser("stream", help="publish transactions to the Redis Stream")
     pub.add_argument("--rate", type=float, default=100.0, help="per second (0: at once)")
     pub.add_argument("--count", type=int, default=1000, help="messages (default 1000)")
@@ -66,10 +76,30 @@ def _stream(args) -> int:
     return 0
 
 
+def _handbook(args) -> int:
+    from ingest.importer import ImportRefused
+    from simulator.handbook import HandbookSize, write_and_import
+
+    landing = args.out or default_landing()
+    size = HandbookSize(args.customers, args.terminals, args.days, args.start_date)
+    started = time.perf_counter()
+    try:
+        table, summary = write_and_import(size, landing)
+    except ImportRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {table} ({time.perf_counter() - started:.1f}s); imported to {landing}:")
+    for line in summary.lines():
+        print(f"  {line}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "stream":
         return _stream(args)
+    if args.command == "handbook":
+        return _handbook(args)
     if args.days < 1 or args.customers < 1:
         print("error: --days and --customers must be at least 1", file=sys.stderr)
         return 2

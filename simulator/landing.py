@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import json
-import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from lakehouse.landing import FRAUD_REPORTS, TRANSACTIONS
 from simulator.catalog import (
     CATEGORIES,
     COUNTRY_CURRENCY,
@@ -23,14 +21,6 @@ from simulator.catalog import (
 from simulator.malformed import CSV_KINDS, JSON_KINDS, corrupt
 from simulator.network import PATTERNS, PaymentNetwork, SimulatedDay
 from simulator.population import card_id, customer_id, device_id, merchant_id, prefixed_ids
-
-
-def transactions_path(landing: Path, day: dt.date) -> Path:
-    return landing / "transactions" / f"transactions_{day.isoformat()}.csv"
-
-
-def fraud_reports_path(landing: Path, day: dt.date) -> Path:
-    return landing / "fraud_reports" / f"fraud_reports_{day.isoformat()}.jsonl"
 
 
 def iso_ms(ts_ms: np.ndarray) -> np.ndarray:
@@ -89,38 +79,6 @@ def chargeback_rows(sim: SimulatedDay) -> list[tuple[int, list[str]]]:
     ]
 
 
-def _write_atomically(path: Path, write: Callable) -> None:
-    """Write to a temporary name, then rename, so a sensor never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        write(handle)
-    os.replace(tmp, path)
-
-
-def write_transactions(path: Path, rows: list) -> None:
-    def write(handle):
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(TRANSACTION_COLUMNS)
-        writer.writerows(rows)
-
-    _write_atomically(path, write)
-
-
-def write_fraud_reports(path: Path, rows: list) -> None:
-    def write(handle):
-        for row in rows:
-            if isinstance(row, str):
-                handle.write(row + "\n")
-                continue
-            record = dict(zip(FRAUD_REPORT_COLUMNS, row, strict=False))
-            if len(row) > len(FRAUD_REPORT_COLUMNS):
-                record["unexpected"] = row[-1]
-            handle.write(json.dumps(record, separators=(",", ":")) + "\n")
-
-    _write_atomically(path, write)
-
-
 def generate(
     landing: Path,
     days: int,
@@ -146,7 +104,7 @@ def generate(
     for sim in network.days(days):
         clean = transaction_rows(network, sim)
         rows = corrupt(corruption_rng, clean, TRANSACTION_COLUMNS, malformed_rate, CSV_KINDS)
-        write_transactions(transactions_path(landing, sim.day), rows)
+        TRANSACTIONS.write(TRANSACTIONS.path_for_day(landing, sim.day), rows)
         for reported_ms, row in chargeback_rows(sim):
             reported_day = dt.datetime.fromtimestamp(reported_ms / 1000, dt.UTC).date()
             reports_by_day[reported_day].append((reported_ms, row))
@@ -158,6 +116,6 @@ def generate(
         day = start + dt.timedelta(days=index)
         ordered = [row for _, row in sorted(reports_by_day.get(day, []))]
         rows = corrupt(corruption_rng, ordered, FRAUD_REPORT_COLUMNS, malformed_rate, JSON_KINDS)
-        write_fraud_reports(fraud_reports_path(landing, day), rows)
+        FRAUD_REPORTS.write(FRAUD_REPORTS.path_for_day(landing, day), rows)
         totals["fraud_reports"] += len(ordered)
     return totals
