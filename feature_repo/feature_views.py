@@ -61,10 +61,20 @@ merchant_daily = FeatureView(
         feature("distinct_cards_7d", Int64),
         feature("fraud_reports_known_30d", Int64),
         feature("fraud_rate_30d", Float64),
+        *(
+            feature(f"settled_{name}_{window}", dtype)
+            for window in ("1d", "7d", "30d")
+            for name, dtype in (
+                ("txn_count", Int64),
+                ("fraud_count", Int64),
+                ("fraud_rate", Float64),
+            )
+        ),
     ],
     source=merchant_daily_source,
     online=True,
-    description="Merchant volume, card diversity, known fraud: gold/merchant_daily_features.",
+    description="Merchant volume, card diversity, known fraud (over the last 30 days, and over "
+    "the settled windows whose reports have arrived): gold/merchant_daily_features.",
 )
 
 

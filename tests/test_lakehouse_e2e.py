@@ -149,6 +149,44 @@ def test_gold_customer_pair_features_match_a_slow_pandas_reference(lakehouse, ot
     assert len(seen.merge(gold, on=["customer_id", other, "day"])) == len(seen)
 
 
+TX_SCHEMA = pa.schema(
+    [
+        ("transaction_id", pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
+        ("customer_id", pa.string()), ("card_id", pa.string()), ("merchant_id", pa.string()),
+        ("merchant_category", pa.string()), ("merchant_country", pa.string()),
+        ("device_id", pa.string()), ("channel", pa.string()), ("amount", pa.float64()),
+        ("currency", pa.string()), ("amount_usd", pa.float64()), ("_source_file", pa.string()),
+        ("day", pa.date32()),
+    ]
+)  # fmt: skip
+REPORT_SCHEMA = pa.schema(
+    [
+        ("report_id", pa.string()), ("transaction_id", pa.string()), ("card_id", pa.string()),
+        ("reported_at", pa.timestamp("us", tz="UTC")), ("reason_code", pa.string()),
+        ("_source_file", pa.string()), ("day", pa.date32()),
+    ]
+)  # fmt: skip
+
+
+def at(day: dt.date, hour: int) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC)
+
+
+def tx(tid: str, day: dt.date, hour: int, amount: float) -> dict:
+    """A silver transaction of customer C1, card K1, at merchant M1."""
+    return dict(
+        transaction_id=tid, event_timestamp=at(day, hour), customer_id="C1", card_id="K1",
+        merchant_id="M1", merchant_category="grocery", merchant_country="US", device_id="D1",
+        channel="pos", amount=amount, currency="USD", amount_usd=amount, _source_file="f",
+        day=day,
+    )  # fmt: skip
+
+
+def report(tid: str, reported_at: dt.datetime) -> dict:
+    return dict(report_id=f"r{tid}", transaction_id=tid, card_id="K1", reported_at=reported_at,
+                reason_code="counterfeit", _source_file="r", day=reported_at.date())  # fmt: skip
+
+
 def _silver_day(home, table: str, rows: list[dict], day: dt.date, schema: pa.Schema) -> None:
     from lakehouse.delta import overwrite_days
 
@@ -160,41 +198,12 @@ def test_gold_uses_only_what_was_known_at_the_end_of_each_day(fraud_home, spark_
     """Hand-built silver: a chargeback reported on day 2 must not count for day 1, and day-2
     transactions must not change day-1 features."""
     d1, d2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
-    at = lambda d, h: dt.datetime(d.year, d.month, d.day, h, tzinfo=dt.UTC)  # noqa: E731
-    tx_schema = pa.schema(
-        [
-            ("transaction_id", pa.string()), ("event_timestamp", pa.timestamp("us", tz="UTC")),
-            ("customer_id", pa.string()), ("card_id", pa.string()), ("merchant_id", pa.string()),
-            ("merchant_category", pa.string()), ("merchant_country", pa.string()),
-            ("device_id", pa.string()), ("channel", pa.string()), ("amount", pa.float64()),
-            ("currency", pa.string()), ("amount_usd", pa.float64()), ("_source_file", pa.string()),
-            ("day", pa.date32()),
-        ]
-    )  # fmt: skip
-    report_schema = pa.schema(
-        [
-            ("report_id", pa.string()), ("transaction_id", pa.string()), ("card_id", pa.string()),
-            ("reported_at", pa.timestamp("us", tz="UTC")), ("reason_code", pa.string()),
-            ("_source_file", pa.string()), ("day", pa.date32()),
-        ]
-    )  # fmt: skip
-
-    def tx(tid, day, hour, amount):
-        return dict(
-            transaction_id=tid, event_timestamp=at(day, hour), customer_id="C1", card_id="K1",
-            merchant_id="M1", merchant_category="grocery", merchant_country="US", device_id="D1",
-            channel="pos", amount=amount, currency="USD", amount_usd=amount, _source_file="f",
-            day=day,
-        )  # fmt: skip
-
     _silver_day(
-        fraud_home, "transactions", [tx("a", d1, 9, 10.0), tx("b", d1, 23, 30.0)], d1, tx_schema
+        fraud_home, "transactions", [tx("a", d1, 9, 10.0), tx("b", d1, 23, 30.0)], d1, TX_SCHEMA
     )
-    _silver_day(fraud_home, "transactions", [tx("c", d2, 1, 500.0)], d2, tx_schema)
-    report = dict(report_id="r", transaction_id="a", card_id="K1", reported_at=at(d2, 8),
-                  reason_code="counterfeit", _source_file="r", day=d2)  # fmt: skip
-    _silver_day(fraud_home, "fraud_reports", [], d1, report_schema)
-    _silver_day(fraud_home, "fraud_reports", [report], d2, report_schema)
+    _silver_day(fraud_home, "transactions", [tx("c", d2, 1, 500.0)], d2, TX_SCHEMA)
+    _silver_day(fraud_home, "fraud_reports", [], d1, REPORT_SCHEMA)
+    _silver_day(fraud_home, "fraud_reports", [report("a", at(d2, 8))], d2, REPORT_SCHEMA)
 
     result = run_lakehouse(dg.AssetSelection.groups("gold"), d1, d2, spark_resource=spark_resource)
     assert result.success
@@ -219,9 +228,8 @@ def test_gold_uses_only_what_was_known_at_the_end_of_each_day(fraud_home, spark_
 
     # A chargeback for b lands on day 3: gold for day 3 alone refreshes b's label (day 1).
     d3 = dt.date(2026, 1, 3)
-    _silver_day(fraud_home, "transactions", [], d3, tx_schema)
-    late = report | {"report_id": "r2", "transaction_id": "b", "reported_at": at(d3, 5), "day": d3}
-    _silver_day(fraud_home, "fraud_reports", [late], d3, report_schema)
+    _silver_day(fraud_home, "transactions", [], d3, TX_SCHEMA)
+    _silver_day(fraud_home, "fraud_reports", [report("b", at(d3, 5))], d3, REPORT_SCHEMA)
     assert run_lakehouse(dg.AssetSelection.groups("gold"), d3, d3).success
     labels = _table(fraud_home, "gold", "transaction_labels").to_pylist()
     assert sorted((r["transaction_id"], r["is_fraud"]) for r in labels) == [
@@ -229,6 +237,40 @@ def test_gold_uses_only_what_was_known_at_the_end_of_each_day(fraud_home, spark_
         ("b", True),
         ("c", False),
     ]
+
+
+def test_settled_windows_count_what_was_reported_of_the_days_before_the_delay(
+    fraud_home, spark_resource
+):
+    """Merchant M1: two transactions on day 0 (a reported on day 2), one on day 4 (e reported
+    on day 11), one on day 11. The settled windows end 7 days before the feature's day."""
+    day = [dt.date(2026, 1, 1) + dt.timedelta(days=n) for n in range(12)]
+    transactions = {0: [tx("a", day[0], 9, 10.0), tx("b", day[0], 10, 20.0)],
+                    4: [tx("e", day[4], 9, 30.0)], 11: [tx("z", day[11], 9, 40.0)]}  # fmt: skip
+    reports = {2: [report("a", at(day[2], 8))], 11: [report("e", at(day[11], 8))]}
+    for n, d in enumerate(day):
+        _silver_day(fraud_home, "transactions", transactions.get(n, []), d, TX_SCHEMA)
+        _silver_day(fraud_home, "fraud_reports", reports.get(n, []), d, REPORT_SCHEMA)
+    result = run_lakehouse(dg.AssetSelection.groups("gold"), day[0], day[11],
+                           spark_resource=spark_resource)  # fmt: skip
+    assert result.success
+    merchant = {
+        r["day"]: r for r in _table(fraud_home, "gold", "merchant_daily_features").to_pylist()
+    }
+
+    def settled(n, window):
+        row = merchant[day[n]]
+        return tuple(row[f"settled_{name}_{window}"] for name in
+                     ("txn_count", "fraud_count", "fraud_rate"))  # fmt: skip
+
+    assert settled(6, "7d") == (0, 0, 0)  # ends on day -1: before anything
+    assert settled(7, "1d") == (2, 1, 0.5)  # day 0; a was reported on day 2
+    assert settled(8, "1d") == (0, 0, 0)
+    assert settled(10, "7d") == (2, 1, 0.5)  # days -3..3: day 4 is not settled yet
+    assert settled(11, "1d") == (1, 1, 1.0)  # day 4; e reported on day 11, known at its end
+    assert settled(11, "7d") == (3, 2, pytest.approx(2 / 3))
+    assert settled(11, "30d") == (3, 2, pytest.approx(2 / 3))
+    assert merchant[day[11]]["fraud_rate_30d"] == pytest.approx(2 / 4)  # diluted by z
 
 
 def test_a_failing_contract_stops_everything_downstream(

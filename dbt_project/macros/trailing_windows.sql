@@ -25,6 +25,14 @@
         sum(d.amount_sum) / sum(d.txn_count) as amount_avg_30d
 {% endmacro %}
 
+{# Sums of `value` over the 1, 7 and 30 days that end `delay` days before the spine's day `s`,
+   as settled_<name>_1d/7d/30d, from rows `d` of those 30 days. #}
+{% macro settled_counts(value, delay, name='txn_count') %}
+        cast(coalesce(sum({{ value }}) filter (where d.day = s.day - {{ delay }}), 0) as bigint) as settled_{{ name }}_1d,
+        cast(coalesce(sum({{ value }}) filter (where d.day > s.day - {{ delay }} - 7), 0) as bigint) as settled_{{ name }}_7d,
+        cast(coalesce(sum({{ value }}), 0) as bigint) as settled_{{ name }}_30d
+{% endmacro %}
+
 {% macro trailing_join(keys, spine, other, days=30) %}
     from {{ spine }} as s
     join {{ other }} as d

@@ -11,9 +11,16 @@ CUSTOMER_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_merc
                  "distinct_countries_30d", "distinct_devices_30d"]  # fmt: skip
 CUSTOMER_FLOATS = ["amount_sum_1d", "amount_sum_7d", "amount_sum_30d", "amount_avg_30d",
                    "amount_max_30d"]  # fmt: skip
+SETTLED = ("1d", "7d", "30d")
 MERCHANT_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_cards_1d",
-                 "distinct_cards_7d", "fraud_reports_known_30d"]  # fmt: skip
-MERCHANT_FLOATS = ["amount_avg_30d", "fraud_rate_30d"]
+                 "distinct_cards_7d", "fraud_reports_known_30d",
+                 *(f"settled_{n}_{w}" for w in SETTLED for n in ("txn_count", "fraud_count")),
+                 ]  # fmt: skip
+MERCHANT_FLOATS = [
+    "amount_avg_30d",
+    "fraud_rate_30d",
+    *(f"settled_fraud_rate_{w}" for w in SETTLED),
+]
 PAIR_INTS, PAIR_FLOATS = ["txn_count_30d", "active_days_30d"], ["amount_max_30d"]
 
 

@@ -1,8 +1,12 @@
-{#- Per merchant and day D: volume, card diversity and the fraud rate from chargebacks known at D's end. -#}
+{#- Per merchant and day D: volume, card diversity and the fraud rate from chargebacks known at D's
+    end; and the settled windows: the 1, 7 and 30 days that end `settled_delay_days` before D,
+    whose reports have (mostly) arrived, so that a fraud wave at a merchant is not diluted by the
+    last days' transactions that no one has reported yet. -#}
+{%- set delay = var('settled_delay_days') -%}
 with txns as (
     select transaction_id, merchant_id, card_id, amount_usd, day
     from {{ source('silver', 'transactions') }}
-    where day between {{ start_day() }} - 29 and {{ end_day() }}
+    where day between {{ start_day() }} - 29 - {{ delay }} and {{ end_day() }}
 ),
 
 first_reports as (
@@ -48,6 +52,31 @@ known_fraud as (
         and r.day between s.day - 29 and s.day
         and r.reported_at < {{ end_of_day('s.day') }}
     group by s.merchant_id, s.day
+),
+
+settled as (
+    select
+        s.merchant_id,
+        s.day,
+        {{ settled_counts('d.txn_count', delay) }}
+    from spine as s
+    join daily as d
+        on d.merchant_id = s.merchant_id
+        and d.day between s.day - {{ delay }} - 29 and s.day - {{ delay }}
+    group by s.merchant_id, s.day
+),
+
+settled_fraud as (
+    select
+        s.merchant_id,
+        s.day,
+        {{ settled_counts('1', delay, 'fraud_count') }}
+    from spine as s
+    join reported as d
+        on d.merchant_id = s.merchant_id
+        and d.day between s.day - {{ delay }} - 29 and s.day - {{ delay }}
+        and d.reported_at < {{ end_of_day('s.day') }}
+    group by s.merchant_id, s.day
 )
 
 select
@@ -61,7 +90,15 @@ select
     coalesce(c.distinct_cards_1d, 0) as distinct_cards_1d,
     coalesce(c.distinct_cards_7d, 0) as distinct_cards_7d,
     coalesce(f.fraud_reports_known_30d, 0) as fraud_reports_known_30d,
-    coalesce(f.fraud_reports_known_30d, 0) / w.txn_count_30d as fraud_rate_30d
+    coalesce(f.fraud_reports_known_30d, 0) / w.txn_count_30d as fraud_rate_30d,
+    {%- for window in ['1d', '7d', '30d'] %}
+    coalesce(st.settled_txn_count_{{ window }}, 0) as settled_txn_count_{{ window }},
+    coalesce(sf.settled_fraud_count_{{ window }}, 0) as settled_fraud_count_{{ window }},
+    coalesce(sf.settled_fraud_count_{{ window }} / nullif(st.settled_txn_count_{{ window }}, 0), 0)
+        as settled_fraud_rate_{{ window }}{{ ',' if not loop.last }}
+    {%- endfor %}
 from windowed as w
 left join cards as c using (merchant_id, day)
 left join known_fraud as f using (merchant_id, day)
+left join settled as st using (merchant_id, day)
+left join settled_fraud as sf using (merchant_id, day)
