@@ -43,12 +43,9 @@ def build(
 ) -> TrainingRows:
     """`labelled` joined to `service`'s features at each row's time, missing values as serving
     sees them, split by card (`lakehouse.training.holdout_split`; SplitRefused when it cannot)."""
-    specs = service_views(store, service)
-    views = [store.get_feature_view(spec.name) for spec in specs]
-    joined = point_in_time_join(labelled.select(ENTITY_COLUMNS).to_pandas(), views)
-    violations, checked = point_in_time_violations(store, joined, views, check_sample)
-    joined = fill_missing(joined, specs)
-    joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
+    joined, violations, checked = join_features(
+        store, labelled.select(ENTITY_COLUMNS).to_pandas(), service, check_sample
+    )
     try:
         split = holdout_split(
             pa.chunked_array([pa.array(joined["event_timestamp"])]),
@@ -61,6 +58,22 @@ def build(
         raise SplitRefused(str(refused)) from None
     joined["split"] = split.to_pandas()
     return TrainingRows(joined, violations, checked)
+
+
+def join_features(
+    store: "FeatureStore", rows: "pd.DataFrame", service: str, check_sample: int = 0
+) -> tuple["pd.DataFrame", int, int]:
+    """(`rows` with `service`'s features at each row's time, missing values as serving sees
+    them, in time order; violations and rows checked of a sample against Feast's retrieval)."""
+    specs = service_views(store, service)
+    views = [store.get_feature_view(spec.name) for spec in specs]
+    joined = point_in_time_join(rows, views)
+    violations, checked = (
+        point_in_time_violations(store, joined, views, check_sample) if check_sample else (0, 0)
+    )
+    joined = fill_missing(joined, specs)
+    joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
+    return joined, violations, checked
 
 
 def missing_per_view(rows: "pd.DataFrame") -> dict[str, int]:
