@@ -163,7 +163,7 @@ def fold_metrics(rows, fold, network, baseline, seeds: int, without: list[str]) 
 
 def report(title: str, results: dict[str, list[dict]], published: dict) -> None:
     print(f"\n{title}")
-    print(f"| model | AUC ROC | AP | CP@100 |\n|---|---|---|---|")
+    print("| model | AUC ROC | AP | CP@100 |\n|---|---|---|---|")
     for name, values in published.items():
         print(f"| {name} (published) | " + " | ".join(map(str, values)) + " |")
     for name, folds in results.items():
