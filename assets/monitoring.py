@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 from assets import keys
 from assets.partitions import daily_partitions
 from lakehouse.delta import ALL_DAYS
+from ml.segments import segment_table
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 from resources.monitoring import MonitoringResource
@@ -169,6 +170,8 @@ class PerformanceConfig(dg.Config):
 
     maturity_days: int = 45  # as the training set's: a chargeback may take 45 days
     flag_threshold: float = 0.5  # serving's review threshold: analysts see it
+    min_segment_frauds: int = 20  # fewer frauds in a segment: shown as too few to measure
+    history_days: int = 90  # how far back a customer's age and a known device are looked up
 
 
 @dg.asset(
@@ -213,6 +216,7 @@ def model_performance(
         context.log.info(f"{day}: {joined.num_rows} labelled scores, one class only")
         return
     found = measure_performance(joined["label"], joined["score"], config.flag_threshold)
+    by_segment = _segment_performance(lakehouse, day, matured, joined, config)
     html, json = found.save(monitoring.reports("performance"), day.isoformat())
     metrics = found.metrics
     shown = {k: round(metrics[k], 4) for k in PERFORMANCE_METRICS}
@@ -226,10 +230,34 @@ def model_performance(
                 "| metric | value |\n|---|---|\n"
                 + "\n".join(f"| {k} | {v:.4f} |" for k, v in shown.items())
             ),
+            "segments": dg.MetadataValue.md(segment_table(by_segment)),
             "flag_threshold": config.flag_threshold,
             "label_cutoff": cutoff.isoformat(),
             **_report_links(html, json),
         }
+    )
+
+
+SEGMENT_COLUMNS = ["transaction_id", "event_timestamp", "customer_id", "device_id", "channel",
+                   "merchant_category", "amount_usd"]  # fmt: skip
+
+
+def _segment_performance(lakehouse, day, matured, joined, config: PerformanceConfig) -> list[dict]:
+    """The champion's figures per segment of the day's labelled scores; a customer's age and a
+    device's novelty from the `history_days` of transactions before."""
+    from ml.segments import performance_by_segment
+
+    history = lakehouse.read(
+        "gold", "transaction_labels", day - dt.timedelta(days=config.history_days), day,
+        columns=SEGMENT_COLUMNS,
+    ).to_pandas()  # fmt: skip
+    rows = (
+        joined.select(["transaction_id", "label", "score"])
+        .join(matured.select(SEGMENT_COLUMNS), "transaction_id")
+        .to_pandas()
+    )
+    return performance_by_segment(
+        rows, rows["label"], rows["score"], config.min_segment_frauds, history
     )
 
 

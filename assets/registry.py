@@ -16,6 +16,7 @@ from ml.promotion import (
     promote,
 )
 from ml.registry import MODEL_NAME, version_by_alias
+from ml.segments import segment_table
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 
@@ -65,6 +66,7 @@ class PromotionConfig(dg.Config):
     pr_auc_tolerance: float = _GATE.pr_auc_tolerance
     recall_tolerance: float = _GATE.recall_tolerance  # recall at 1% FPR
     min_frauds: int = _GATE.min_frauds
+    min_segment_frauds: int = _GATE.min_segment_frauds
     confidence: float = _GATE.confidence
     resamples: int = _GATE.resamples
     latency_budget_ms: float = _GATE.latency_budget_ms
@@ -172,12 +174,15 @@ def champion(
                 comparison_table(result.intervals, incumbent_name, policy.confidence)
             ),
             **result.figures(),
+            "segments": dg.MetadataValue.md(segment_table(result.segments)),
+            "segments_worse": result.worse_segments(),
             "frauds": result.frauds,
             "rows": result.rows,
             "weighted": result.weighted,
             "pr_auc_tolerance": policy.pr_auc_tolerance,
             "recall_tolerance": policy.recall_tolerance,
             "min_frauds": policy.min_frauds,
+            "min_segment_frauds": policy.min_segment_frauds,
             "confidence": policy.confidence,
             "resamples": policy.resamples,
             "latency_ms_1000_rows": round(result.latency_ms, 1),

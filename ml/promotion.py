@@ -3,7 +3,7 @@ gradient-boosting baseline for the first model) on the same test rows, its servi
 (latency, account takeovers), the verdict's wording and the registry's aliases."""
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from ml.registry import MODEL_NAME, input_columns, version_by_alias
@@ -27,6 +27,9 @@ class GatePolicy:
     pr_auc_tolerance: float = 0.1
     recall_tolerance: float = 0.05  # recall at 1% FPR
     min_frauds: int = 30  # fewer labelled frauds in the test split: no verdict, no promotion
+    # A segment (ml.segments) with this many frauds is compared too: the challenger may not be
+    # worse there beyond the tolerances with `confidence`. Fewer: shown, not judged.
+    min_segment_frauds: int = 30
     confidence: float = 0.95
     resamples: int = 2000
     latency_budget_ms: float = 250.0  # scoring 1,000 rows on CPU
@@ -49,6 +52,10 @@ class GateResult:
     latency_ms: float
     takeover_share: float
     takeover_checked: int
+    segments: list[dict] = field(default_factory=list)  # per segment: rows, frauds, figures
+
+    def worse_segments(self) -> list[str]:
+        return [f"{r['dimension']}={r['segment']}" for r in self.segments if r["worse"]]
 
     def figures(self) -> dict[str, float]:
         """Each metric's incumbent, challenger, difference and bounds, flat."""
@@ -133,15 +140,67 @@ def judge(
     takeover_share: float,
     policy: GatePolicy,
     replacing: bool = True,
+    segment_reasons: list[str] = (),
 ) -> tuple[str, bool, list[str]]:
     """The gate's verdict from its figures: (status, passed, why not). The comparison's verdict
-    (`ml.comparison.decide` at the policy's tolerances), then the serving checks."""
+    (`ml.comparison.decide` at the policy's tolerances), then the segments and serving checks."""
     from ml.comparison import decide
 
-    tolerances = {"pr_auc": policy.pr_auc_tolerance, "recall_at_1pct_fpr": policy.recall_tolerance}
-    verdict = decide(intervals, tolerances, frauds, policy.min_frauds, replacing=replacing)
-    reasons = verdict.reasons + serving_reasons(latency, takeover_share, policy)
+    verdict = decide(intervals, tolerances(policy), frauds, policy.min_frauds, replacing=replacing)
+    reasons = (
+        verdict.reasons + list(segment_reasons) + serving_reasons(latency, takeover_share, policy)
+    )
     return verdict.status, verdict.promote and not reasons, reasons
+
+
+def tolerances(policy: GatePolicy) -> dict[str, float]:
+    return {"pr_auc": policy.pr_auc_tolerance, "recall_at_1pct_fpr": policy.recall_tolerance}
+
+
+def compare_segments(
+    test: "pd.DataFrame",
+    history: "pd.DataFrame",
+    labels,
+    incumbent_scores,
+    challenger_scores,
+    policy: GatePolicy,
+) -> tuple[list[dict], list[str]]:
+    """Per segment of the test rows: its figures, and a reason to refuse when the challenger is
+    worse there beyond a tolerance with the policy's confidence (its upper bound below
+    −tolerance); a segment with fewer than `min_segment_frauds` frauds is shown, not judged."""
+    import numpy as np
+
+    from ml.comparison import METRICS, paired_bootstrap
+    from ml.segments import each_segment, segments
+
+    labels = np.asarray(labels)
+    cards = test["card_id"].to_numpy()
+    limits = tolerances(policy)
+    table, reasons = [], []
+    for segment in each_segment(labels, segments(test, history)):
+        row = {"dimension": segment.dimension, "segment": segment.name,
+               "rows": len(segment.rows), "frauds": segment.frauds}  # fmt: skip
+        if segment.frauds < policy.min_segment_frauds:
+            table.append({**row, "figures": "too few frauds to judge", "worse": False})
+            continue
+        at = segment.rows
+        intervals = paired_bootstrap(
+            labels[at], incumbent_scores[at], challenger_scores[at], clusters=cards[at],
+            resamples=policy.resamples, confidence=policy.confidence,
+        )  # fmt: skip
+        worse = [m for m, p in intervals.items() if p.high < -limits[m]]
+        figures = "; ".join(
+            f"{METRICS[m]} {p.difference:+.3f} [{p.low:+.3f}, {p.high:+.3f}]"
+            for m, p in intervals.items()
+        )
+        table.append({**row, "figures": figures, "worse": bool(worse)})
+        reasons += [
+            f"worse in {segment.dimension} = {segment.name}: {METRICS[m]} "
+            f"{intervals[m].difference:+.3f}, upper bound {intervals[m].high:+.3f} "
+            f"< −{limits[m]:g}"
+            for m in worse
+        ]
+    return table, reasons
 
 
 def evaluate(
@@ -150,6 +209,8 @@ def evaluate(
     """The gate on the test split: the paired bootstrap by card (labels weighted as training
     weights them), the non-inferiority verdict, then latency and account takeovers. `incumbent`
     None: the baseline trained on `train` stands in."""
+    import pandas as pd
+
     from ml.baseline import baseline_scores
     from ml.behaviour import most_foreign_country, takeover_scores_higher
     from ml.comparison import paired_bootstrap
@@ -160,21 +221,27 @@ def evaluate(
         scores_of(incumbent, test) if incumbent is not None else baseline_scores(train, test)
     )
     frauds = int((test["label"] == 1).sum())
+    labels = test["label"].to_numpy() * row_weights(test)  # an early report stands for unreported
     intervals = paired_bootstrap(
-        test["label"].to_numpy() * row_weights(test),  # an early report stands for unreported
+        labels,
         incumbent_scores,
         challenger_scores,
         clusters=test["card_id"].to_numpy(),
         resamples=policy.resamples,
         confidence=policy.confidence,
     )
+    history = pd.concat([train, test])
+    segment_rows, segment_reasons = compare_segments(
+        test, history, labels, incumbent_scores, challenger_scores, policy
+    )
     latency = latency_ms(challenger, test)
     takeover_share, takeover_checked = takeover_scores_higher(
         lambda rows: scores_of(challenger, rows), test, most_foreign_country(train)
     )
     status, passed, reasons = judge(
-        intervals, frauds, latency, takeover_share, policy, replacing=incumbent is not None
-    )
+        intervals, frauds, latency, takeover_share, policy, replacing=incumbent is not None,
+        segment_reasons=segment_reasons,
+    )  # fmt: skip
     return GateResult(
         intervals=intervals,
         frauds=frauds,
@@ -186,6 +253,7 @@ def evaluate(
         latency_ms=latency,
         takeover_share=takeover_share,
         takeover_checked=takeover_checked,
+        segments=segment_rows,
     )
 
 
