@@ -14,13 +14,16 @@ from ml.promotion import (
     load_pair,
     log_to_run,
     promote,
+    scores_of,
 )
 from ml.registry import MODEL_NAME, version_by_alias
 from ml.segments import segment_table
+from ml.thresholds import CostModel
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
 
 GATE_CHECK = "promotion_gate"
+_COSTS = CostModel()
 
 
 @dg.asset(key=keys.CHALLENGER, group_name="registry", deps=[keys.TUNED_MODEL], kinds={"mlflow"})
@@ -50,6 +53,61 @@ def challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.
             "alias": "challenger",
             "model_uri": f"models:/{MODEL_NAME}/{version.version}",
             "test_pr_auc": tuned["test_pr_auc"],
+        }
+    )
+
+
+class CostConfig(dg.Config):
+    """The cost model the decision thresholds minimize (defaults: `ml.thresholds.CostModel`)."""
+
+    review_cost: float = _COSTS.review_cost  # USD per transaction an analyst looks at
+    false_decline_share: float = _COSTS.false_decline_share  # of a declined good sale
+    reviews_per_day: float = _COSTS.reviews_per_day  # the alert budget
+
+
+@dg.asset(
+    key=keys.DECISION_THRESHOLDS,
+    group_name="registry",
+    deps=[keys.CHALLENGER, keys.TRAINING_SET],
+    kinds={"mlflow"},
+)
+def decision_thresholds(
+    context: dg.AssetExecutionContext,
+    config: CostConfig,
+    mlflow: MlflowResource,
+    lakehouse: LakehouseResource,
+) -> dg.MaterializeResult:
+    """Review and decline thresholds of least expected cost on the validation split, as tags
+    of the challenger's version (serving reads them)."""
+    from mlflow import MlflowClient
+
+    from ml.thresholds import CostModel, choose_thresholds
+
+    mlflow.activate()
+    client = MlflowClient()
+    candidate = client.get_model_version_by_alias(MODEL_NAME, "challenger")
+    model, _ = load_pair(candidate, None)
+    rows = _split(lakehouse, "validation")
+    days = max(1, rows["day"].nunique())
+    costs = CostModel(config.review_cost, config.false_decline_share, config.reviews_per_day)
+    choice = choose_thresholds(
+        rows["label"], scores_of(model, rows), rows["amount_usd"], days, costs, rows["weight"]
+    )
+    for name, value in choice.tags().items():
+        client.set_model_version_tag(MODEL_NAME, candidate.version, name, value)
+    if candidate.run_id:
+        client.log_dict(candidate.run_id, {**choice.as_dict(), **config.model_dump()},
+                        "decision_thresholds.json")  # fmt: skip
+    figures = {k: round(v, 4) for k, v in choice.as_dict().items()}
+    return dg.MaterializeResult(
+        metadata={
+            "version": int(candidate.version),
+            **figures,
+            "validation_rows": len(rows),
+            "validation_days": days,
+            "review_cost": config.review_cost,
+            "false_decline_share": config.false_decline_share,
+            "reviews_per_day_budget": config.reviews_per_day,
         }
     )
 
@@ -95,7 +153,7 @@ def _refusal(reason: str, incumbent_name: str) -> dg.AssetCheckResult:
 @dg.asset(
     key=keys.CHAMPION,
     group_name="registry",
-    deps=[keys.CHALLENGER],
+    deps=[keys.CHALLENGER, keys.DECISION_THRESHOLDS],
     kinds={"mlflow"},
     check_specs=[
         dg.AssetCheckSpec(

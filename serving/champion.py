@@ -22,6 +22,7 @@ def export_champion(alias: str = "champion") -> tuple[str, bool]:
     from bentoml.exceptions import NotFound
 
     from ml.registry import version_by_alias
+    from ml.thresholds import thresholds_from_tags
 
     version = version_by_alias(alias)
     if version is None:
@@ -45,7 +46,13 @@ def export_champion(alias: str = "champion") -> tuple[str, bool]:
             dst_path=str(Path(model.path) / MLFLOW_DIR),
         )
         (Path(model.path) / "registry.json").write_text(
-            json.dumps({"name": MODEL_NAME, "version": str(version.version)})
+            json.dumps(
+                {
+                    "name": MODEL_NAME,
+                    "version": str(version.version),
+                    "thresholds": thresholds_from_tags(version.tags),
+                }
+            )
         )
     return tag, True
 
@@ -56,3 +63,9 @@ def load_stored(path: str):
 
     registry = json.loads((Path(path) / "registry.json").read_text())
     return mlflow.pyfunc.load_model(str(Path(path) / MLFLOW_DIR)), registry["version"]
+
+
+def stored_thresholds(path: str) -> tuple[float, float] | None:
+    """(review, decline) chosen from costs for the version in a BentoML model, if it has them."""
+    chosen = json.loads((Path(path) / "registry.json").read_text()).get("thresholds")
+    return tuple(chosen) if chosen else None

@@ -2,6 +2,7 @@
 -> the champion model -> score, decision and reason codes."""
 
 import concurrent.futures
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,16 @@ class Thresholds:
         return np.where(
             scores >= self.decline, "decline", np.where(scores >= self.review, "review", "approve")
         )
+
+
+def decision_thresholds(chosen: tuple[float, float] | None) -> Thresholds:
+    """FRAUD_REVIEW_THRESHOLD and FRAUD_DECLINE_THRESHOLD where set (overrides), else the
+    model version's thresholds from costs (`registry/decision_thresholds`), else 0.5 and 0.9."""
+    review, decline = chosen or (Thresholds.review, Thresholds.decline)
+    return Thresholds(
+        review=float(os.environ.get("FRAUD_REVIEW_THRESHOLD") or review),
+        decline=float(os.environ.get("FRAUD_DECLINE_THRESHOLD") or decline),
+    )
 
 
 # Reason codes: the facts a reviewer checks first, each true of the row and its features

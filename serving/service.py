@@ -3,8 +3,9 @@ concurrent requests are scored together (`serving.batcher`: one feature lookup a
 pass per batch); `POST /score_batch` takes a list (`batchable=True`). Guarded by an API key, a
 body cap, a concurrency limit (429) and a timeout (504).
 
-Settings (environment): FRAUD_API_KEY (required), FRAUD_REVIEW_THRESHOLD (0.5),
-FRAUD_DECLINE_THRESHOLD (0.9), FRAUD_LOOKUP_TIMEOUT_MS (250: slower lookups count as failures
+Settings (environment): FRAUD_API_KEY (required), FRAUD_REVIEW_THRESHOLD and
+FRAUD_DECLINE_THRESHOLD (overrides of the model version's thresholds from costs; without
+either, 0.5 and 0.9), FRAUD_LOOKUP_TIMEOUT_MS (250: slower lookups count as failures
 of the feature store), FRAUD_WORKERS (one per core), FRAUD_MAX_CONCURRENCY (64, shared
 by the workers), FRAUD_TIMEOUT_S (2), FRAUD_LOG_FLUSH_S (10: how often scores are committed to
 monitoring/prediction_log), FRAUD_BATCHING (`off` scores each request alone, for comparison),
@@ -49,15 +50,6 @@ class ScoreResponse(BaseModel):
     latency_ms: float = Field(0.0, description="Time spent in the service")
 
 
-def _thresholds():
-    from serving.scoring import Thresholds
-
-    return Thresholds(
-        review=float(os.environ.get("FRAUD_REVIEW_THRESHOLD", 0.5)),
-        decline=float(os.environ.get("FRAUD_DECLINE_THRESHOLD", 0.9)),
-    )
-
-
 @bentoml.service(
     name="fraud_scoring",
     workers=int(os.environ.get("FRAUD_WORKERS", 0)) or os.cpu_count() or 1,
@@ -79,9 +71,9 @@ class FraudScoring:
         from features.lookup import OnlineFeatures
         from features.store import FEATURE_SERVICE, open_serving_store
         from serving.batcher import AdaptiveBatcher
-        from serving.champion import load_stored
+        from serving.champion import load_stored, stored_thresholds
         from serving.prediction_log import PredictionLogWriter
-        from serving.scoring import CircuitBreaker, Scorer
+        from serving.scoring import CircuitBreaker, Scorer, decision_thresholds
         from settings.env import fraud_home, lakehouse_root, prepare_process_environment
 
         prepare_process_environment()
@@ -92,7 +84,8 @@ class FraudScoring:
         store = open_serving_store(fraud_home())
         self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
         breaker = CircuitBreaker(timeout_ms=float(os.environ.get("FRAUD_LOOKUP_TIMEOUT_MS", 250)))
-        self.scorer = Scorer(pyfunc, version, self.features, _thresholds(), breaker)
+        thresholds = decision_thresholds(stored_thresholds(self.model.path))
+        self.scorer = Scorer(pyfunc, version, self.features, thresholds, breaker)
         self.log = PredictionLogWriter(
             f"{lakehouse_root()}/monitoring/prediction_log",
             flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 10.0)),

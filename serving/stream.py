@@ -188,9 +188,10 @@ def build_worker(flush_s: float = 1.0) -> StreamWorker:
 
     from features.lookup import OnlineFeatures
     from features.store import FEATURE_SERVICE, open_serving_store
-    from ml.registry import load_by_alias
+    from ml.registry import load_by_alias, version_by_alias
+    from ml.thresholds import thresholds_from_tags
     from serving.prediction_log import PredictionLogWriter
-    from serving.scoring import CircuitBreaker, Scorer
+    from serving.scoring import CircuitBreaker, Scorer, decision_thresholds
     from serving.velocity_push import BackgroundPush
     from settings.env import (
         fraud_home,
@@ -202,10 +203,12 @@ def build_worker(flush_s: float = 1.0) -> StreamWorker:
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     model, version = load_by_alias("champion")
+    thresholds = decision_thresholds(thresholds_from_tags(version_by_alias("champion").tags))
     store = open_serving_store(fraud_home())
     features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
     # A batch of hundreds of rows: the API's 250 ms lookup budget is not this path's.
-    scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=5_000))
+    breaker = CircuitBreaker(timeout_ms=5_000)
+    scorer = Scorer(model, version, features, thresholds, breaker)
     settings = StreamSettings.from_environment()
     return StreamWorker(
         settings,

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from assets.metadata import materialized
 from assets.partitions import range_tags
 from lakehouse.delta import ALL_DAYS, read_days
+from ml.thresholds import thresholds_from_tags
 from resources.mlflow import MODEL_NAME
 from settings.env import prepare_process_environment
 from simulator.landing import generate
@@ -65,7 +66,7 @@ def test_the_train_job_runs_set_tuning_challenger_and_champion(loop):
     assert loop.training.success
     assert set(materialized(loop.training)) == {
         "features/training_set", "training/tuned_model", "registry/challenger",
-        "registry/champion",
+        "registry/decision_thresholds", "registry/champion",
     }  # fmt: skip
     assert all(check_results(loop.training).values())
     mlflow.set_tracking_uri(loop.tracking)
@@ -73,6 +74,13 @@ def test_the_train_job_runs_set_tuning_challenger_and_champion(loop):
     champion = client.get_model_version_by_alias(MODEL_NAME, "champion")
     assert champion.version == client.get_model_version_by_alias(MODEL_NAME, "challenger").version
     assert champion.tags["gate"] == "passed"
+    # thresholds from costs, within the alert budget, on the version serving reads
+    review, decline = thresholds_from_tags(champion.tags)
+    assert 0 < review <= decline <= 1
+    chosen = loop.training.asset_materializations_for_node("registry__decision_thresholds")
+    figures = chosen[0].metadata
+    assert figures["reviews_per_day"].value <= figures["reviews_per_day_budget"].value
+    assert figures["cost_per_day"].value <= figures["cost_per_day_approving_all"].value
 
 
 def test_a_takeover_scores_higher_than_the_same_customers_usual_purchase(loop):
