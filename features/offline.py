@@ -89,6 +89,8 @@ def as_of_values(entity_df: "pd.DataFrame", view) -> "pd.DataFrame":
         _row=range(len(rows)),
     )
     known = rows.dropna(subset=keys)  # a null key (no device, say) is no entity
+    if known.empty:  # a source without the key's field: nothing to look up
+        return pd.DataFrame({name: [float("nan")] * len(rows) for name in named.values()})
     only = None
     for key in keys:
         match = pc.field(key).isin(known[key].unique().tolist())

@@ -352,3 +352,23 @@ def test_the_as_of_join_gives_what_feasts_own_retrieval_gives(fraud_home):
             got, want = ours[column].astype(float), feasts[column].astype(float)
             assert np.allclose(got, want, equal_nan=True), (name, column)
         assert ours.notna().any().all() and ours.isna().any().any(), name  # both cases seen
+
+
+@pytest.mark.integration
+def test_a_source_without_devices_joins_no_device_feature(fraud_home):
+    """Every row without a device (a source that lacks the field): the device view's features
+    are all missing, and the other views still join."""
+    from features.offline import point_in_time_join
+
+    write_gold(fraud_home)
+    assert dg.materialize([feast_registry], resources=build_resources()).success
+    store = build_resources()["feast"].store()
+    rows = pd.DataFrame(
+        {"customer_id": ["C1", "C1"], "merchant_id": ["M1", "M1"], "card_id": ["K1", "K1"],
+         "device_id": [None, None], "merchant_country": ["US", "US"],
+         "event_timestamp": [_at(D2, 10), _at(D3, 10)]}
+    )  # fmt: skip
+    views = [store.get_feature_view(name) for name in ("customer_daily", "customer_device")]
+    joined = point_in_time_join(rows, views)
+    assert joined.filter(like="customer_device__").isna().all().all()
+    assert joined["customer_daily__txn_count_30d"].notna().all()
