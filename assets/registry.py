@@ -229,7 +229,9 @@ def champion(
         metadata={
             "status": result.status,
             "comparison": dg.MetadataValue.md(
-                comparison_table(result.intervals, incumbent_name, policy.confidence)
+                comparison_table(
+                    result.intervals, incumbent_name, policy.confidence, result.reported
+                )
             ),
             **result.figures(),
             "segments": dg.MetadataValue.md(segment_table(result.segments)),

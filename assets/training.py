@@ -57,7 +57,7 @@ def tuned_model(
 ) -> dg.MaterializeResult:
     """Ray Tune search over the model on the training set; the best trial logged in MLflow."""
     from ml.importance import permutation_importance
-    from ml.metrics import fraud_metrics
+    from ml.metrics import fraud_metrics, reported_figures
     from ml.tracking import log_search, splits
     from ml.train import row_weights
     from ml.tuning import tune_model
@@ -86,6 +86,7 @@ def tuned_model(
     test, valid = split["test"], split["validation"]
     scores = result.best_model.score(test)
     test_metrics = fraud_metrics(test["label"], scores, weights=row_weights(test))
+    test_metrics["card_precision_at_100"] = reported_figures(test, scores)["card_precision_at_100"]
     importance = permutation_importance(
         result.best_model.score, valid, result.best_model.preprocessor.input_columns,
         weights=row_weights(valid), seed=config.seed,

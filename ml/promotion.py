@@ -53,6 +53,8 @@ class GateResult:
     takeover_share: float
     takeover_checked: int
     segments: list[dict] = field(default_factory=list)  # per segment: rows, frauds, figures
+    # Shown, not judged: metric -> (incumbent, challenger), e.g. ROC AUC, Card Precision@100.
+    reported: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def worse_segments(self) -> list[str]:
         return [f"{r['dimension']}={r['segment']}" for r in self.segments if r["worse"]]
@@ -214,6 +216,7 @@ def evaluate(
     from ml.baseline import baseline_scores
     from ml.behaviour import most_foreign_country, takeover_scores_higher
     from ml.comparison import paired_bootstrap
+    from ml.metrics import reported_figures
     from ml.train import row_weights
 
     challenger_scores = scores_of(challenger, test)
@@ -231,6 +234,8 @@ def evaluate(
         confidence=policy.confidence,
     )
     history = pd.concat([train, test])
+    both = [reported_figures(test, scores) for scores in (incumbent_scores, challenger_scores)]
+    reported = {metric: (both[0][metric], both[1][metric]) for metric in both[0]}
     segment_rows, segment_reasons = compare_segments(
         test, history, labels, incumbent_scores, challenger_scores, policy
     )
@@ -254,12 +259,17 @@ def evaluate(
         takeover_share=takeover_share,
         takeover_checked=takeover_checked,
         segments=segment_rows,
+        reported=reported,
     )
 
 
-def comparison_table(intervals: dict, incumbent_name: str, confidence: float) -> str:
-    """The paired comparison as a markdown table."""
+def comparison_table(
+    intervals: dict, incumbent_name: str, confidence: float, reported: dict | None = None
+) -> str:
+    """The paired comparison as a markdown table; `reported` metrics (shown, not judged) below
+    it without intervals."""
     from ml.comparison import METRICS
+    from ml.metrics import REPORTED
 
     lines = [
         f"| metric | {incumbent_name} | challenger | difference | one-sided {confidence:.0%} "
@@ -271,6 +281,9 @@ def comparison_table(intervals: dict, incumbent_name: str, confidence: float) ->
             f"| {METRICS[metric]} | {paired.champion:.4f} | {paired.challenger:.4f} | "
             f"{paired.difference:+.4f} | [{paired.low:+.4f}, {paired.high:+.4f}] |"
         )
+    for metric, (before, after) in (reported or {}).items():
+        name = f"{REPORTED[metric]} (shown, not judged)"
+        lines.append(f"| {name} | {before:.4f} | {after:.4f} | {after - before:+.4f} | |")
     return "\n".join(lines)
 
 

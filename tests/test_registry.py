@@ -111,6 +111,9 @@ def test_worse_challengers_are_never_promoted_better_ones_are(fraud_home):
     assert _alias("champion") == first
     assert (meta["frauds"], meta["rows"]) == (int(test["label"].sum()), len(test))
     assert meta["pr_auc_low"] <= meta["pr_auc_difference"] <= meta["pr_auc_high"]
+    assert "| ROC AUC (shown, not judged) |" in meta["comparison"]
+    assert "| Card Precision@100 (shown, not judged) |" in meta["comparison"]
+    assert "| amount_band |" in meta["segments"] and meta["segments_worse"] == []
     assert "| PR-AUC |" in meta["comparison"] and meta["status"] in (
         "better",
         "not worse",
