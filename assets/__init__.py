@@ -18,7 +18,7 @@ from assets.bronze import bronze_assets
 from assets.features import feast_registry, online_store, online_store_fresh
 from assets.gold import gold_contracts, gold_dbt_models
 from assets.monitoring import drift_report, model_performance, performance_above_floor
-from assets.registry import challenger, champion
+from assets.registry import challenger, champion, decision_thresholds
 from assets.scoring import batch_scoring, bento
 from assets.silver import silver_tables
 from assets.training import tuned_model
@@ -28,6 +28,6 @@ from assets.velocity import velocity_history
 lakehouse_assets = [*bronze_assets, silver_tables, gold_dbt_models]
 feature_assets = [velocity_history, feast_registry, online_store, training_set]
 asset_checks = [gold_contracts, online_store_fresh, performance_above_floor]
-training_assets = [tuned_model, challenger, champion]
+training_assets = [tuned_model, challenger, decision_thresholds, champion]
 scoring_assets = [bento, batch_scoring]
 monitoring_assets = [drift_report, model_performance]
