@@ -131,7 +131,10 @@ def materialize_days(store: "FeatureStore", start: dt.date, end: dt.date) -> Mat
         if len(frame):
             newest_known = frame.feature_timestamp.max().to_pydatetime()
             window_end = max(window_end, newest_known + dt.timedelta(seconds=1))
-    store.materialize(window_start, window_end, feature_views=list(BATCH_VIEWS))
+    # A view whose gold table is empty (a source without devices, say) has nothing to load.
+    loaded = [name for name, frame in gold.items() if len(frame)]
+    if loaded:
+        store.materialize(window_start, window_end, feature_views=loaded)
     in_range = {
         name: frame[(frame.day >= start) & (frame.day <= end)] for name, frame in gold.items()
     }
@@ -149,7 +152,7 @@ def materialize_days(store: "FeatureStore", start: dt.date, end: dt.date) -> Mat
 def freshness(store: "FeatureStore") -> dict[str, dict]:
     """Per daily view, read from the online store itself: its entities, those holding a value
     older than the TTL (or none), the newest value's age and the TTL in hours, and whether the
-    newest value is older than the TTL (the view is stale)."""
+    newest value is older than the TTL (the view is stale; a view without entities is not)."""
     from features.lookup import OnlineFeatures
 
     now = time.time()
@@ -171,6 +174,7 @@ def freshness(store: "FeatureStore") -> dict[str, dict]:
             "stale_entities": sum(s is None or now - s > ttl for s in stamps),
             "newest_age_h": None if age_h is None else round(age_h, 1),
             "ttl_h": ttl / 3600,
-            "stale": age_h is None or age_h * 3600 > ttl,
+            # No entity at all: the data has no such field (no devices, say), nothing to age.
+            "stale": bool(stamps) and (age_h is None or age_h * 3600 > ttl),
         }
     return views

@@ -4,9 +4,11 @@ absent fields are empty, not failed, and nothing is filled in."""
 
 import datetime as dt
 
+import dagster as dg
 import pandas as pd
 import pytest
 
+from assets.partitions import range_tags
 from lakehouse.delta import read_days
 from simulator.handbook import HandbookSize, write_and_import
 from tests.support.lakehouse import check_results, run_lakehouse
@@ -42,3 +44,35 @@ def test_a_source_without_optional_fields_passes_every_contract(fraud_home, spar
     labels = table("gold", "transaction_labels")
     labelled = labels.filter(labels.column("is_fraud")).column("transaction_id").to_pylist()
     assert sorted(labelled) == sorted(frauds["TRANSACTION_ID"].astype(str))
+
+    # The features run all the same: velocity, Feast's registry, the online store and its parity
+    # check; an empty view is not a stale one.
+    from assets import feature_assets
+    from features.lookup import OnlineFeatures
+    from features.online_store import freshness
+    from resources import build_resources
+
+    online = dg.materialize(
+        feature_assets,
+        selection="group:features and not key:features/training_set",
+        resources=build_resources(), instance=dg.DagsterInstance.ephemeral(),
+        tags=range_tags(START, end), raise_on_error=False,
+    )  # fmt: skip
+    assert online.success and all(check_results(online).values())
+    views = freshness(build_resources()["feast"].store())
+    assert views["customer_device"]["entities"] == 0 and not views["customer_device"]["stale"]
+    row = {"transaction_id": "x", "customer_id": "3", "card_id": "3",
+           "merchant_id": str(source_terminal(source)), "device_id": None,
+           "merchant_country": None, "event_timestamp": dt.datetime.now(dt.UTC)}  # fmt: skip
+    lookup = OnlineFeatures.for_service(build_resources()["feast"].store(), "fraud_model_v1")
+    the_next_noon = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(12), dt.UTC)
+    values = lookup.lookup([row], as_of=the_next_noon)
+    assert values["customer_device__missing"].tolist() == [True]
+    assert values["merchant_daily__missing"].tolist() == [False]
+    assert "merchant_daily__settled_fraud_rate_7d" in values
+
+
+def source_terminal(source) -> int:
+    """A terminal with transactions on the last day (its merchant features are online)."""
+    frame = pd.read_parquet(source)
+    return int(frame.loc[frame["TX_TIME_DAYS"] == DAYS - 1, "TERMINAL_ID"].iloc[0])
