@@ -125,3 +125,28 @@ def test_the_amount_against_the_customers_average_is_an_input_computed_in_the_mo
     assert numeric[1, column] > numeric[0, column]
     never_spent = usual.assign(customer_daily__amount_avg_30d=0.0)  # no average: the median
     assert np.isfinite(prep.transform(never_spent)[0]).all()
+
+
+def test_inputs_built_on_an_absent_field_leave_the_model():
+    """A source without countries or devices: no input is built on them, the rest train."""
+    from ml.baseline import Baseline
+
+    rows = synthetic_rows(800, seed=4).assign(
+        merchant_country=None,
+        device_id=None,
+        customer_device__txn_count_30d=0.0,
+        customer_device__missing=True,
+        customer_daily__distinct_devices_30d=0.0,
+    )
+    fitted = Preprocessor.fit(rows)
+    assert fitted.absent_fields == ["device_id", "merchant_country"]
+    assert fitted.categorical == ["merchant_category", "channel"]
+    assert not [c for c in fitted.numeric if "device" in c]
+    assert "customer_daily__txn_count_30d" in fitted.numeric
+    numeric, categorical = fitted.transform(rows)
+    assert numeric.shape == (800, len(fitted.numeric)) and categorical.shape == (800, 2)
+    baseline = Baseline.fit(rows.assign(weight=1.0))
+    assert "merchant_country" not in baseline.columns and not [
+        c for c in baseline.columns if "device" in c
+    ]
+    assert Preprocessor.from_dict(fitted.to_dict()).absent_fields == fitted.absent_fields
