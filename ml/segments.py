@@ -17,25 +17,32 @@ DIMENSIONS = ("channel", "merchant_category", "amount_band", "customer_age", "de
 
 
 def segments(rows: pd.DataFrame, history: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each row's segment per dimension (a dimension whose field the data lacks is left out).
-    The customer's age counts days since the customer's first transaction in `history` (the rows
-    themselves by default); a device is new on the customer's first transaction from it there."""
+    """Each row's segment per dimension (a dimension whose fields the rows lack, or whose field
+    has no value at all, is left out). The customer's age counts days since the customer's
+    first transaction in `history` (the rows themselves by default); a device is new on the
+    customer's first transaction from it there."""
     history = rows if history is None else history
     out = pd.DataFrame(index=rows.index)
     for field in ("channel", "merchant_category"):
-        if field in rows and rows[field].notna().any():
+        if _has(rows, field):
             out[field] = rows[field].fillna("unknown").astype(str)
-    out["amount_band"] = _bands(rows["amount_usd"], AMOUNT_BANDS)
-    first_day = pd.to_datetime(history.groupby("customer_id")["event_timestamp"].min())
-    age = pd.to_datetime(rows["event_timestamp"]) - rows["customer_id"].map(first_day)
-    out["customer_age"] = _bands(age.dt.days, AGE_BANDS)
-    if "device_id" in rows and rows["device_id"].notna().any():
+    if _has(rows, "amount_usd"):
+        out["amount_band"] = _bands(rows["amount_usd"], AMOUNT_BANDS)
+    if _has(rows, "customer_id", "event_timestamp"):
+        first_day = pd.to_datetime(history.groupby("customer_id")["event_timestamp"].min())
+        age = pd.to_datetime(rows["event_timestamp"]) - rows["customer_id"].map(first_day)
+        out["customer_age"] = _bands(age.dt.days, AGE_BANDS)
+    if _has(rows, "customer_id", "event_timestamp", "device_id"):
         pairs = ["customer_id", "device_id"]
         first_use = history.dropna(subset=["device_id"]).groupby(pairs)["event_timestamp"].min()
         first = pd.MultiIndex.from_frame(rows[pairs]).map(first_use.to_dict().get)
         new = pd.to_datetime(rows["event_timestamp"]).to_numpy() == pd.to_datetime(first).to_numpy()
         out["device"] = np.where(rows["device_id"].isna(), "none", np.where(new, "new", "known"))
     return out
+
+
+def _has(rows: pd.DataFrame, *fields: str) -> bool:
+    return all(f in rows and rows[f].notna().any() for f in fields)
 
 
 def _bands(values: pd.Series, bands: tuple[list, list[str]]) -> pd.Series:
