@@ -95,11 +95,13 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.lakehouse
 	$(BIN)/python -m bench.online_lookup
 	$(BIN)/python -m bench.tuning  # on the training set of `make demo`
+	$(BIN)/python -m bench.baseline  # the demo's champion against a tuned baseline
 	$(BIN)/python -m bench.serving_load  # the demo's champion and features
 	$(BIN)/python -m bench.batch_scoring
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.drift
 	$(BIN)/python -m bench.point_in_time  # on the demo's state
+	$(BIN)/python -m bench.handbook  # the card-fraud handbook's dataset, about 11 minutes
 
 ## bench-loop: the loop's three decisions on ground truth, 3 seeds x 4 scenarios (about 2 hours)
 bench-loop: venv $(MANIFEST)
