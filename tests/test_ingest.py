@@ -188,3 +188,13 @@ def test_every_source_row_lands_exactly_once(tmp_path_factory, rows):
     assert summary.placed + sum(summary.unplaced.values()) == len(frame)
     reports = _landed(folder / "landing", FRAUD_REPORTS)
     assert len(reports) + sum(summary.rejected_reports.values()) == sum(f for *_, f in rows)
+
+
+def test_importing_again_rewrites_the_same_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("FRAUD_PARTITIONS_START", "2026-01-01")
+    path = _write(tmp_path, [_row(1, "2026-03-01 12:00:00", fraud=1), _row(2, "2026-03-02 12:00")])
+    import_table(load_mapping(path), tmp_path / "landing")
+    first = {p: p.read_text() for p in (tmp_path / "landing").rglob("*") if p.is_file()}
+    import_table(load_mapping(path), tmp_path / "landing")
+    again = {p: p.read_text() for p in (tmp_path / "landing").rglob("*") if p.is_file()}
+    assert again == first and len(first) == 3  # two days of transactions, one of reports
