@@ -23,6 +23,7 @@ EXPECTED_ASSETS = {
     "features/card_velocity",
     "features/customer_velocity",
     "training/tuned_model",
+    "registry/decision_thresholds",
     "registry/challenger",
     "registry/champion",
     "scoring/bento",
