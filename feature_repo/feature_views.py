@@ -42,10 +42,13 @@ customer_daily = FeatureView(
         feature("distinct_merchants_30d", Int64),
         feature("distinct_countries_30d", Int64),
         feature("distinct_devices_30d", Int64),
+        feature("fraud_reports_known_7d", Int64),
+        feature("fraud_reports_known_30d", Int64),
     ],
     source=customer_daily_source,
     online=True,
-    description="Customer spending over 1/7/30 days, from gold/customer_daily_features.",
+    description="Customer spending over 1/7/30 days and the frauds known on the customer's "
+    "cards, from gold/customer_daily_features.",
 )
 
 merchant_daily = FeatureView(

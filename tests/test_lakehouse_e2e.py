@@ -212,6 +212,10 @@ def test_gold_uses_only_what_was_known_at_the_end_of_each_day(fraud_home, spark_
     }
     assert (customer[d1]["txn_count_1d"], customer[d1]["amount_max_30d"]) == (2, 30.0)
     assert (customer[d2]["txn_count_1d"], customer[d2]["txn_count_7d"]) == (1, 3)
+    # card risk: a (day 1) reported on day 2 is known at day 2's end only
+    assert customer[d1]["fraud_reports_known_30d"] == 0
+    known = (customer[d2]["fraud_reports_known_7d"], customer[d2]["fraud_reports_known_30d"])
+    assert known == (1, 1)
     merchant = {
         r["day"]: r for r in _table(fraud_home, "gold", "merchant_daily_features").to_pylist()
     }

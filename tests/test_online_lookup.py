@@ -73,7 +73,7 @@ def test_known_entities_get_their_newest_values_unknown_ones_defaults_and_a_flag
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     rows = [ROW, STRANGER, {**ROW, "device_id": "D2"}, {**ROW, "device_id": None}]
     got = _lists(lookup.lookup(rows))
-    assert len(lookup.columns) == 40 and set(got) == {*lookup.columns, *lookup.flags}
+    assert len(lookup.columns) == 42 and set(got) == {*lookup.columns, *lookup.flags}
     assert got["customer_daily__txn_count_30d"] == [2 * 10 + 2, 0, 2 * 10 + 2, 2 * 10 + 2]
     c1_max = pytest.approx(2 + 4 / 8)
     assert got["customer_daily__amount_max_30d"] == [c1_max, 0.0, c1_max, c1_max]

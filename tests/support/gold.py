@@ -8,7 +8,8 @@ from lakehouse.delta import overwrite_days
 
 D1, D2 = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
 CUSTOMER_INTS = ["txn_count_1d", "txn_count_7d", "txn_count_30d", "distinct_merchants_30d",
-                 "distinct_countries_30d", "distinct_devices_30d"]  # fmt: skip
+                 "distinct_countries_30d", "distinct_devices_30d", "fraud_reports_known_7d",
+                 "fraud_reports_known_30d"]  # fmt: skip
 CUSTOMER_FLOATS = ["amount_sum_1d", "amount_sum_7d", "amount_sum_30d", "amount_avg_30d",
                    "amount_max_30d"]  # fmt: skip
 SETTLED = ("1d", "7d", "30d")

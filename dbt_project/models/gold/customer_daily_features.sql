@@ -1,6 +1,7 @@
-{#- Per customer and day D: spending over the 1, 7 and 30 days ending with D, known at D's end. -#}
+{#- Per customer and day D: spending over the 1, 7 and 30 days ending with D, known at D's end;
+    and the card risk: the customer's frauds of the last 7 and 30 days reported by D's end. -#}
 with txns as (
-    select customer_id, merchant_id, merchant_country, device_id, amount_usd, day
+    select transaction_id, customer_id, merchant_id, merchant_country, device_id, amount_usd, day
     from {{ source('silver', 'transactions') }}
     where day between {{ start_day() }} - 29 and {{ end_day() }}
 ),
@@ -33,6 +34,27 @@ distinct_counts as (
         count(distinct d.device_id) as distinct_devices_30d
     {{ trailing_join(['customer_id'], 'spine', 'txns') }}
     group by s.customer_id, s.day
+),
+
+reported as (
+    select t.customer_id, t.day, r.reported_at
+    from txns as t
+    join ({{ first_reports() }}) as r using (transaction_id)
+),
+
+-- only chargebacks already reported when the day ends count: no look-ahead
+known_fraud as (
+    select
+        s.customer_id,
+        s.day,
+        count(*) filter (where r.day > s.day - 7) as fraud_reports_known_7d,
+        count(*) as fraud_reports_known_30d
+    from spine as s
+    join reported as r
+        on r.customer_id = s.customer_id
+        and r.day between s.day - 29 and s.day
+        and r.reported_at < {{ end_of_day('s.day') }}
+    group by s.customer_id, s.day
 )
 
 select
@@ -49,6 +71,9 @@ select
     w.amount_max_30d,
     c.distinct_merchants_30d,
     c.distinct_countries_30d,
-    c.distinct_devices_30d
+    c.distinct_devices_30d,
+    coalesce(f.fraud_reports_known_7d, 0) as fraud_reports_known_7d,
+    coalesce(f.fraud_reports_known_30d, 0) as fraud_reports_known_30d
 from windowed as w
 join distinct_counts as c using (customer_id, day)
+left join known_fraud as f using (customer_id, day)

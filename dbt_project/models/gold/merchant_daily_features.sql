@@ -9,18 +9,12 @@ with txns as (
     where day between {{ start_day() }} - 29 - {{ delay }} and {{ end_day() }}
 ),
 
-first_reports as (
-    select transaction_id, min(reported_at) as reported_at
-    from {{ source('silver', 'fraud_reports') }}
-    group by transaction_id
-),
-
 daily as ({{ daily_totals(['merchant_id'], 'txns') }}),
 
 reported as (
     select t.merchant_id, t.day, r.reported_at
     from txns as t
-    join first_reports as r using (transaction_id)
+    join ({{ first_reports() }}) as r using (transaction_id)
 ),
 
 days as ({{ covered_days('txns') }}),
