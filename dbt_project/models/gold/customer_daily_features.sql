@@ -42,18 +42,13 @@ reported as (
     join ({{ first_reports() }}) as r using (transaction_id)
 ),
 
--- only chargebacks already reported when the day ends count: no look-ahead
 known_fraud as (
     select
         s.customer_id,
         s.day,
         count(*) filter (where r.day > s.day - 7) as fraud_reports_known_7d,
         count(*) as fraud_reports_known_30d
-    from spine as s
-    join reported as r
-        on r.customer_id = s.customer_id
-        and r.day between s.day - 29 and s.day
-        and r.reported_at < {{ end_of_day('s.day') }}
+    {{ known_by_day_end('customer_id') }}
     group by s.customer_id, s.day
 )
 

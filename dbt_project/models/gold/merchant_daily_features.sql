@@ -37,14 +37,9 @@ cards as (
     group by s.merchant_id, s.day
 ),
 
--- only chargebacks already reported when the day ends count: no look-ahead
 known_fraud as (
     select s.merchant_id, s.day, count(*) as fraud_reports_known_30d
-    from spine as s
-    join reported as r
-        on r.merchant_id = s.merchant_id
-        and r.day between s.day - 29 and s.day
-        and r.reported_at < {{ end_of_day('s.day') }}
+    {{ known_by_day_end('merchant_id') }}
     group by s.merchant_id, s.day
 ),
 
@@ -65,11 +60,7 @@ settled_fraud as (
         s.merchant_id,
         s.day,
         {{ settled_counts('1', delay, 'fraud_count') }}
-    from spine as s
-    join reported as d
-        on d.merchant_id = s.merchant_id
-        and d.day between s.day - {{ delay }} - 29 and s.day - {{ delay }}
-        and d.reported_at < {{ end_of_day('s.day') }}
+    {{ known_by_day_end('merchant_id', alias='d', delay=delay) }}
     group by s.merchant_id, s.day
 )
 
