@@ -188,7 +188,7 @@ def build_worker(flush_s: float = 1.0) -> StreamWorker:
 
     from features.lookup import OnlineFeatures
     from features.store import FEATURE_SERVICE, open_serving_store
-    from ml.registry import load_by_alias, version_by_alias
+    from ml.registry import MODEL_NAME, load_by_alias
     from ml.thresholds import thresholds_from_tags
     from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker, Scorer, decision_thresholds
@@ -203,7 +203,9 @@ def build_worker(flush_s: float = 1.0) -> StreamWorker:
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
     model, version = load_by_alias("champion")
-    thresholds = decision_thresholds(thresholds_from_tags(version_by_alias("champion").tags))
+    # The tags of the very version loaded: the alias may have moved since.
+    tags = mlflow.MlflowClient().get_model_version(MODEL_NAME, version).tags
+    thresholds = decision_thresholds(thresholds_from_tags(tags))
     store = open_serving_store(fraud_home())
     features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
     # A batch of hundreds of rows: the API's 250 ms lookup budget is not this path's.
