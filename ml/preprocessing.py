@@ -23,6 +23,12 @@ RATIOS = {
     "amount_to_customer_max_30d": ("amount_usd", "customer_daily__amount_max_30d"),
 }
 
+# Inputs whose thresholds carry the signal (a limit on amounts, "five times the usual"), which a
+# log scale smooths away: each also enters piecewise-linearly over quantile bins of the train
+# split (Gorishniy et al., "On Embeddings for Numerical Features in Tabular Deep Learning", 2022).
+PIECEWISE = ("amount_usd", *RATIOS)
+PIECEWISE_BINS = 16
+
 
 # The optional source field each input is built on. A field the data lacks (null in every
 # training row) leaves the model with its inputs: a count that is always 0 or a category that
@@ -78,7 +84,9 @@ def numeric_columns(frame_columns) -> list[str]:
 @dataclass
 class Preprocessor:
     """Fitted encodings. Numeric: signed log1p, then NaN -> the train median, then standardized
-    with the train mean and std. Categorical: train vocabulary, index 0 for anything unseen."""
+    with the train mean and std; the `PIECEWISE` inputs also as one value in [0, 1] per bin
+    between `bin_edges` (0 where missing), standardized alike. Categorical: train vocabulary,
+    index 0 for anything unseen."""
 
     numeric: list[str]
     categorical: list[str] = field(default_factory=lambda: list(TRANSACTION_CATEGORICAL))
@@ -87,6 +95,7 @@ class Preprocessor:
     stds: list[float] = field(default_factory=list)
     vocabularies: dict[str, list[str]] = field(default_factory=dict)
     absent_fields: list[str] = field(default_factory=list)  # and their inputs left out
+    bin_edges: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, train: pd.DataFrame, numeric: list[str] | None = None) -> "Preprocessor":
@@ -101,7 +110,13 @@ class Preprocessor:
         left_out = set(unavailable([*numeric, *TRANSACTION_CATEGORICAL], absent))
         numeric = [c for c in numeric if c not in left_out]
         categorical = [c for c in TRANSACTION_CATEGORICAL if c not in left_out]
-        values = _signed_log(_numeric_matrix(train, numeric)).astype(np.float64)  # exact stats
+        raw = _numeric_matrix(train, numeric)
+        bin_edges = {
+            name: _quantile_edges(raw[:, numeric.index(name)])
+            for name in PIECEWISE
+            if name in numeric
+        }
+        values = _encoded(raw, numeric, bin_edges).astype(np.float64)  # exact stats
         medians = np.nan_to_num(np.nanmedian(values, axis=0), nan=0.0)
         filled = np.where(np.isnan(values), medians, values)
         stds = filled.std(axis=0)
@@ -113,12 +128,18 @@ class Preprocessor:
             categorical=categorical,
             vocabularies={c: sorted(train[c].dropna().astype(str).unique()) for c in categorical},
             absent_fields=absent,
+            bin_edges=bin_edges,
         )
 
     @property
     def input_columns(self) -> list[str]:
         """The columns a scoring row brings (the ratios are computed from them)."""
         return [*(c for c in self.numeric if c not in RATIOS), *self.categorical]
+
+    @property
+    def width(self) -> int:
+        """Numeric values per row that the network takes."""
+        return len(self.numeric) + sum(len(e) - 1 for e in self.bin_edges.values())
 
     @property
     def cardinalities(self) -> list[int]:
@@ -130,7 +151,7 @@ class Preprocessor:
         numeric columns or values count as missing; unseen categories go to the unknown bucket.
         `frame`: a DataFrame, or a mapping of column name to array (the online path's small
         batches, where pandas' per-column overhead costs more than the work)."""
-        scaled = _signed_log(_numeric_matrix(frame, self.numeric))
+        scaled = _encoded(_numeric_matrix(frame, self.numeric), self.numeric, self.bin_edges)
         unknown = np.isnan(scaled)
         means, stds = np.float32(self.means), np.float32(self.stds)
         scaled -= means
@@ -163,6 +184,7 @@ class Preprocessor:
             "stds": self.stds,
             "vocabularies": self.vocabularies,
             "absent_fields": self.absent_fields,
+            "bin_edges": self.bin_edges,
         }
 
     @classmethod
@@ -191,6 +213,28 @@ def _numeric_matrix(frame: Frame, columns: list[str]) -> np.ndarray:
             elif name in frame:
                 values[:, j] = _floats(frame[name])
     return values
+
+
+def _quantile_edges(values: np.ndarray) -> list[float]:
+    """Edges of up to `PIECEWISE_BINS` bins holding equal shares of the known values."""
+    known = values[np.isfinite(values)]
+    if not len(known):
+        return []
+    return np.unique(np.quantile(known, np.linspace(0, 1, PIECEWISE_BINS + 1))).tolist()
+
+
+def _encoded(values: np.ndarray, columns: list[str], bin_edges: dict[str, list[float]]):
+    """The signed log of `values`, then each binned column's piecewise-linear values: per bin,
+    where the raw value lies between its edges, 0 below, 1 above (0 where missing)."""
+    pieces = []
+    for name, edges in bin_edges.items():
+        raw = values[:, columns.index(name)]
+        lower, upper = np.float32(edges[:-1]), np.float32(edges[1:])
+        with np.errstate(invalid="ignore"):
+            share = (raw[:, None] - lower) / (upper - lower)
+        pieces.append(np.nan_to_num(np.clip(share, 0, 1), nan=0.0, posinf=1.0, neginf=0.0))
+    logged = _signed_log(values)
+    return np.hstack([logged, *pieces], dtype=np.float32) if pieces else logged
 
 
 def _floats(column) -> np.ndarray:

@@ -42,6 +42,23 @@ def test_unseen_categories_and_missing_values_are_encoded_not_refused():
     assert median_row[0, 0] == pytest.approx(median, abs=1e-6)  # the network's float32
 
 
+def test_the_amount_also_enters_piecewise_over_the_train_quantiles():
+    prep = Preprocessor.fit(synthetic_rows(400))
+    edges = prep.bin_edges["amount_usd"]
+    assert len(edges) > 3 and edges == sorted(set(edges))
+    middle = (edges[2] + edges[3]) / 2
+    amounts = [edges[0], middle, edges[-1] * 10, float("nan")]
+    numeric, _ = prep.transform(synthetic_rows(4).assign(amount_usd=amounts))
+    first = len(prep.numeric)  # the binned values follow the numeric inputs, amount first
+    columns = slice(first, first + len(edges) - 1)
+    raw = numeric[:, columns] * np.float32(prep.stds[columns]) + np.float32(prep.means[columns])
+    bins = len(edges) - 1
+    assert raw[0] == pytest.approx(np.zeros(bins), abs=1e-5)  # at the lowest edge
+    assert raw[1] == pytest.approx([1, 1, 0.5] + [0] * (bins - 3), abs=1e-5)
+    assert raw[2] == pytest.approx(np.ones(bins), abs=1e-5)  # beyond the train's largest
+    assert raw[3] == pytest.approx(np.zeros(bins), abs=1e-5)  # missing
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(
@@ -144,7 +161,7 @@ def test_inputs_built_on_an_absent_field_leave_the_model():
     assert not [c for c in fitted.numeric if "device" in c]
     assert "customer_daily__txn_count_30d" in fitted.numeric
     numeric, categorical = fitted.transform(rows)
-    assert numeric.shape == (800, len(fitted.numeric)) and categorical.shape == (800, 2)
+    assert numeric.shape == (800, fitted.width) and categorical.shape == (800, 2)
     baseline = Baseline.fit(rows.assign(weight=1.0))
     assert "merchant_country" not in baseline.columns and not [
         c for c in baseline.columns if "device" in c
