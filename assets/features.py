@@ -9,6 +9,7 @@ from assets import keys
 from assets.partitions import daily_partitions, partition_days, single_run
 from features.online_store import GOLD_TABLE_OF_VIEW
 from resources.feast import FeastResource
+from settings.secrets import redacted
 
 GOLD_FEATURES = [keys.gold(table) for table in GOLD_TABLE_OF_VIEW.values()]
 
@@ -52,7 +53,7 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
             ),
             "feature_services": services,
             "entities": sorted(e.name for e in contents.entities),
-            "registry": feast.registry,
+            "registry": redacted(feast.registry),
             "duration_s": round(time.perf_counter() - started, 2),
         }
     )
@@ -97,7 +98,7 @@ def online_store(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.
             "newest_feature_timestamp": done.newest.isoformat()
             if done.newest is not None
             else "none",
-            "online_store": feast.online_store,
+            "online_store": redacted(feast.online_store),
             "duration_s": round(time.perf_counter() - started, 2),
         },
     )

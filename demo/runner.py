@@ -179,6 +179,7 @@ def _stream(messages: int, instance, customers: int, seed: int) -> tuple[str, in
     happened, how many were scored and by which model version (None: Redis does not answer)."""
     import redis
 
+    from settings.secrets import redacted
     from settings.stream import StreamSettings
     from simulator.stream import publish
 
@@ -187,7 +188,8 @@ def _stream(messages: int, instance, customers: int, seed: int) -> tuple[str, in
     try:
         client.ping()
     except redis.RedisError as down:
-        return f"skipped: the stream's Redis at {settings.url} does not answer ({down})", 0, None
+        where = redacted(settings.url)
+        return f"skipped: the stream's Redis at {where} does not answer ({down})", 0, None
     publish(client, settings.name, messages, 0, customers, seed)
     result = _execute("stream_drain_job", instance)
     _must(result, "stream_drain_job")

@@ -4,6 +4,9 @@ or Redis, with a file or SQL registry. Shared by the Dagster resource and the se
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
+
+from settings.secrets import redacted
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -27,17 +30,18 @@ def feast_settings(
     `registry_cache_s` (default: a file registry is read on every call, a SQL one kept 60 s)."""
     if online_store == "sqlite":
         online = {"type": "sqlite", "path": sqlite_path}
-    elif online_store.startswith("redis://"):
+    elif online_store.startswith(("redis://", "rediss://")):
         # skip_dedup: write what materialize reads (the newest row in the window), as SQLite
         # does; with dedup, Redis ignores a corrected value that keeps its timestamp.
         online = {
             "type": "redis",
-            "connection_string": online_store.removeprefix("redis://"),
+            "connection_string": redis_connection_string(online_store),
             "skip_dedup": True,
         }
     else:
         raise ValueError(
-            f"FEAST_ONLINE_STORE={online_store!r}: use 'sqlite' or 'redis://host:port'"
+            f"FEAST_ONLINE_STORE={redacted(online_store)!r}: use 'sqlite' or "
+            "'redis://[:password@]host:port[/db]'"
         )
     sql = "://" in registry
     if registry_cache_s is None:
@@ -55,6 +59,24 @@ def feast_settings(
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
     }
+
+
+def redis_connection_string(url: str) -> str:
+    """Feast's Redis connection string (`host:port,db=1,password=...`) of a Redis URL
+    (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS); Feast's own options may
+    follow the URL after a comma (`redis://host:6379,db=12`)."""
+    address, _, options = url.partition(",")
+    parts = urlsplit(address)
+    fields = [f"{parts.hostname}:{parts.port or 6379}"]
+    if db := parts.path.strip("/"):
+        fields.append(f"db={db}")
+    if parts.username:
+        fields.append(f"username={unquote(parts.username)}")
+    if parts.password is not None:
+        fields.append(f"password={unquote(parts.password)}")
+    if parts.scheme == "rediss":
+        fields.append("ssl=true")
+    return ",".join([*fields, *filter(None, [options])])
 
 
 def settings_from_environment(home: Path, registry_cache_s: int | None = None) -> dict:
