@@ -20,8 +20,8 @@ from settings.env import fraud_env, fraud_home, lakehouse_root, mlflow_tracking_
 def build_resources() -> dict[str, object]:
     """Local: Delta under LAKEHOUSE_URI if set, else $FRAUD_HOME/lakehouse, and Spark local[2].
     Prod: LAKEHOUSE_URI (credentials from the usual AWS_*/GOOGLE_*/AZURE_* variables, read by
-    delta-rs) and a Spark Connect cluster at SPARK_REMOTE. In both, the backends' URLs set as
-    variables are named, not copied (`_secret_safe`)."""
+    delta-rs), a Spark Connect cluster at SPARK_REMOTE, and the backends' URLs named as variables
+    (`_secret_safe`)."""
     home = fraud_home()
     feast_settings = settings_from_environment(home)
     tracking_uri = mlflow_tracking_uri()
@@ -30,11 +30,11 @@ def build_resources() -> dict[str, object]:
             root=dg.EnvVar("LAKEHOUSE_URI"), landing=str(home / "landing")
         )
         spark = SparkResource(remote=dg.EnvVar("SPARK_REMOTE"))
+        feast_settings |= _secret_safe(registry="FEAST_REGISTRY", online_store="FEAST_ONLINE_STORE")
+        tracking_uri = _secret_safe(uri="MLFLOW_TRACKING_URI").get("uri", tracking_uri)
     else:
         lakehouse = LakehouseResource(root=lakehouse_root(), landing=str(home / "landing"))
         spark = SparkResource()
-    feast_settings |= _secret_safe(registry="FEAST_REGISTRY", online_store="FEAST_ONLINE_STORE")
-    tracking_uri = _secret_safe(uri="MLFLOW_TRACKING_URI").get("uri", tracking_uri)
     feast = FeastResource(**feast_settings)
     mlflow = MlflowResource(
         tracking_uri=tracking_uri, artifact_root=str(home / "mlflow" / "artifacts")

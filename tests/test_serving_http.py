@@ -1,6 +1,7 @@
 """The scoring API over real HTTP: `bentoml serve` started by the test on a champion in BentoML's
 store and features in a Redis of its own (so that the test can stop it): auth, 422, 413, 429,
-readiness, unknown entities, and the degraded mode while the feature store is down."""
+readiness, unknown entities, and the degraded mode while the feature store is down. The Redis
+asks for a password, which reaches no output of the service, no bento and no MLflow record."""
 
 import concurrent.futures
 import datetime as dt
@@ -20,6 +21,8 @@ import pytest
 
 pytestmark = pytest.mark.integration
 REDIS_PORT, PORT, KEY = 6391, 3961, "test-key"
+REDIS_PASSWORD = "redis-serving-sentinel-3d8e"
+REDIS_CLI = ["redis-cli", "-p", str(REDIS_PORT), "-a", REDIS_PASSWORD, "--no-auth-warning"]
 NOW = dt.datetime.now(dt.UTC)
 RECENT = (NOW.date() - dt.timedelta(days=2), NOW.date() - dt.timedelta(days=1))
 TXN = {
@@ -41,16 +44,15 @@ def _redis(command: str) -> None:
     if command == "start":
         subprocess.run(
             ["redis-server", "--daemonize", "yes", "--port", str(REDIS_PORT), "--bind",
-             "127.0.0.1", "--save", "", "--appendonly", "no"],
+             "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", REDIS_PASSWORD],
             check=True,
         )  # fmt: skip
         deadline = time.monotonic() + 10
-        while subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "ping"],
-                             capture_output=True).returncode:  # fmt: skip
+        while subprocess.run([*REDIS_CLI, "ping"], capture_output=True).stdout.strip() != b"PONG":
             assert time.monotonic() < deadline, "test Redis did not start"
             time.sleep(0.1)
     else:
-        subprocess.run(["redis-cli", "-p", str(REDIS_PORT), "shutdown", "nosave"])
+        subprocess.run([*REDIS_CLI, "shutdown", "nosave"])
 
 
 def _call(path: str, body=None, key: str | None = KEY, raw: bytes | None = None):
@@ -95,7 +97,7 @@ def service(tmp_path_factory):
     env = {
         "FRAUD_HOME": str(home),
         "BENTOML_HOME": str(home / "bentoml"),
-        "FEAST_ONLINE_STORE": f"redis://127.0.0.1:{REDIS_PORT}",
+        "FEAST_ONLINE_STORE": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{REDIS_PORT}",
         "FRAUD_API_KEY": KEY,
         "FRAUD_WORKERS": "2",  # as on the 2-core machines the service is rated on
         "FRAUD_MAX_CONCURRENCY": "8",  # in all: 4 a worker
@@ -111,11 +113,14 @@ def service(tmp_path_factory):
         mlflow.set_tracking_uri(None)
     # in a fresh interpreter, which reads this BENTOML_HOME
     build_in_subprocess({**env, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow/mlflow.db"})
+    output = (home / "api.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:FraudScoring",
          "--port", str(PORT)],
         env={**os.environ, **env},
         start_new_session=True,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
         _wait_ready()
@@ -123,6 +128,7 @@ def service(tmp_path_factory):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        output.close()
         _redis("stop")
 
 
@@ -184,7 +190,7 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home}/mlflow/mlflow.db")
-    monkeypatch.setenv("STREAM_URL", f"redis://127.0.0.1:{REDIS_PORT}/1")
+    monkeypatch.setenv("STREAM_URL", f"redis://:{REDIS_PASSWORD}@127.0.0.1:{REDIS_PORT}/1")
     txns = _parity_transactions(1000)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:  # under a worker's 429 limit
@@ -204,7 +210,7 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     batch = read_days(str(home / "lakehouse/scoring/batch_scores"), *ALL_DAYS).to_pandas()
     batch = dict(zip(batch["transaction_id"], batch["score"], strict=True))
 
-    client = redis.Redis(port=REDIS_PORT, db=1)
+    client = redis.Redis(port=REDIS_PORT, db=1, password=REDIS_PASSWORD)
     client.flushdb()
     settings = StreamSettings.from_environment()
     for t in txns:
@@ -320,3 +326,21 @@ def test_with_the_feature_store_down_requests_are_scored_degraded_and_readiness_
     time.sleep(5.5)  # the breaker's cool-down
     status, answer = _call("/score", {"transaction": TXN})
     assert status == 200 and not answer["degraded"]
+
+
+def test_the_password_reaches_no_output_no_bento_and_no_mlflow_record(service):
+    """Last in the module: the service has answered, been degraded, and its stream has run."""
+    _, home, _ = service
+    assert _call("/score", {"transaction": TXN})[0] == 200
+    secret = REDIS_PASSWORD.encode()
+    output = (home / "api.log").read_bytes()
+    assert output, "the service wrote nothing to look through"
+    assert secret not in output
+    leaked = [p for p in (home / "bentoml").rglob("*") if p.is_file() and secret in p.read_bytes()]
+    assert not leaked
+    client = mlflow.MlflowClient(f"sqlite:///{home}/mlflow/mlflow.db")
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id]):
+            assert REDIS_PASSWORD not in json.dumps([run.data.params, run.data.tags])
+    versions = client.search_model_versions("name='fraud-detector'")
+    assert versions and REDIS_PASSWORD not in json.dumps([dict(v.tags) for v in versions])
