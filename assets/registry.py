@@ -140,13 +140,13 @@ def _split(lakehouse: LakehouseResource, name: str):
     return lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=only).to_pandas()
 
 
-def _refusal(reason: str, incumbent_name: str) -> dg.AssetCheckResult:
+def _refusal(reason: str, incumbent_name: str, version: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=GATE_CHECK,
         passed=False,
         severity=dg.AssetCheckSeverity.ERROR,
         description=reason,
-        metadata={"compared_with": incumbent_name},
+        metadata={"compared_with": incumbent_name, "challenger_version": int(version)},
     )
 
 
@@ -198,7 +198,7 @@ def champion(
     except Unloadable as error:  # whatever breaks a model, it cannot take part
         client.set_model_version_tag(MODEL_NAME, candidate.version, "gate", "failed")
         yield dg.MaterializeResult(metadata=unchanged)
-        yield _refusal(str(error), incumbent_name)
+        yield _refusal(str(error), incumbent_name, candidate.version)
         return
     policy = config.policy()
     result = evaluate(
@@ -249,5 +249,6 @@ def champion(
             "takeover_scored_higher": round(result.takeover_share, 4),
             "usual_purchases_perturbed": result.takeover_checked,
             "compared_with": incumbent_name,
+            "challenger_version": int(candidate.version),
         },
     )

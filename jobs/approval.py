@@ -3,9 +3,27 @@
 import dagster as dg
 
 from assets import keys
+from assets.registry import GATE_CHECK
 from ml.promotion import promote
 from ml.registry import MODEL_NAME
 from resources.mlflow import MlflowResource
+
+GATE_HISTORY = 100  # evaluations looked through for the challenger's newest one
+
+
+def gate_evaluation(instance: dg.DagsterInstance, version: str):
+    """(the evaluation, its run id) of the newest gate Dagster recorded on challenger
+    `version`, or None: the evidence of a gate is Dagster's record, not a registry tag."""
+    key = dg.AssetCheckKey(keys.CHAMPION, GATE_CHECK)
+    history = instance.event_log_storage.get_asset_check_execution_history(key, GATE_HISTORY)
+    for record in history:
+        evaluation = record.event.dagster_event.event_specific_data if record.event else None
+        if not isinstance(evaluation, dg.AssetCheckEvaluation):
+            continue  # planned, not evaluated
+        gated = evaluation.metadata.get("challenger_version")
+        if gated is not None and str(gated.value) == str(version):
+            return evaluation, record.run_id
+    return None
 
 
 @dg.op
@@ -16,11 +34,15 @@ def approve_champion(context: dg.OpExecutionContext, mlflow: MlflowResource) -> 
     mlflow.activate()
     client = MlflowClient()
     candidate = client.get_model_version_by_alias(MODEL_NAME, "challenger")
-    if candidate.tags.get("gate") != "passed":
+    found = gate_evaluation(context.instance, candidate.version)
+    if found is None or not found[0].passed:
+        verdict = "failed" if found else "no record"
         raise dg.Failure(
-            f"challenger v{candidate.version} has gate={candidate.tags.get('gate', 'not run')}: "
-            "only a challenger that passed registry/champion's gate can be approved"
+            f"challenger v{candidate.version}: its newest gate in Dagster: {verdict}; only a "
+            "challenger whose registry/champion gate passed in a Dagster run can be approved "
+            "(a registry tag is not evidence)"
         )
+    evaluation, gate_run = found
     former = promote(client, candidate.version)
     context.log_event(
         dg.AssetMaterialization(
@@ -30,6 +52,8 @@ def approve_champion(context: dg.OpExecutionContext, mlflow: MlflowResource) -> 
                 "previous_version": former or "none",
                 "promoted": True,
                 "approval": "manual",
+                "gate_run_id": gate_run,
+                "gate": evaluation.description or "passed",
             },
         )
     )

@@ -4,15 +4,23 @@ name, the version holding an alias, and the champion loaded as a pyfunc."""
 MODEL_NAME = "fraud-detector"
 
 
+# What MLflow answers when the model or the alias does not exist (SQL and REST stores alike).
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+
+
 def version_by_alias(alias: str, client=None):
-    """The version of `MODEL_NAME` holding `alias`, or None."""
+    """The version of `MODEL_NAME` holding `alias`, or None when MLflow says there is none. Any
+    other error is raised: a registry that cannot answer must not read as "no champion", which
+    would promote a challenger unchecked."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     try:
         return (client or MlflowClient()).get_model_version_by_alias(MODEL_NAME, alias)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in NOT_FOUND and "not found" in error.message.lower():
+            return None
+        raise
 
 
 def load_by_alias(alias: str = "champion"):

@@ -208,10 +208,30 @@ def test_manual_approval_promotes_only_through_the_approve_job(fraud_home):
     assert not client.get_registered_model(MODEL_NAME).aliases.get("champion")
     result = approve_champion_job.execute_in_process(resources=build_resources(), instance=instance)
     assert result.success and _alias("champion") == first
+    [approved] = [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    gate_runs = {r.run_id for r in instance.get_runs() if r.job_name != "approve_champion_job"}
+    assert approved.metadata["gate_run_id"].value in gate_runs  # Dagster's record of the gate
 
-    _register(shuffle_labels=True)
+    worse = _register(shuffle_labels=True)
     assert not _gate(instance, approval="manual").passed
     refused = approve_champion_job.execute_in_process(
         resources=build_resources(), instance=instance, raise_on_error=False
     )
     assert not refused.success and _alias("champion") == first
+    # A tag anyone with registry access can set is not a gate: still refused.
+    client.set_model_version_tag(MODEL_NAME, worse, "gate", "passed")
+    forged = approve_champion_job.execute_in_process(
+        resources=build_resources(), instance=instance, raise_on_error=False
+    )
+    assert not forged.success and _alias("champion") == first
+    # Nor is a version Dagster never gated.
+    ungated = _register(alias="challenger")
+    client.set_model_version_tag(MODEL_NAME, ungated, "gate", "passed")
+    assert not approve_champion_job.execute_in_process(
+        resources=build_resources(), instance=instance, raise_on_error=False
+    ).success
+    assert _alias("champion") == first
