@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration  # MLflow on SQLite and on Postgres
 @pytest.fixture
 def registry(tmp_path):
     path = tmp_path / "mlflow.db"
-    client = MlflowClient(f"sqlite:///{path}")
+    uri = f"sqlite:///{path}"
+    client = MlflowClient(uri, registry_uri=uri)  # not the registry an earlier test set
     client.create_registered_model(MODEL_NAME)
     return client, path
 
@@ -24,7 +25,8 @@ def registry(tmp_path):
 def test_a_missing_model_or_alias_is_none(registry, tmp_path):
     client, _ = registry
     assert version_by_alias("champion", client) is None  # the model has no such alias
-    empty = MlflowClient(f"sqlite:///{tmp_path / 'empty.db'}")
+    empty_uri = f"sqlite:///{tmp_path / 'empty.db'}"
+    empty = MlflowClient(empty_uri, registry_uri=empty_uri)
     assert version_by_alias("champion", empty) is None  # no such model
 
 
