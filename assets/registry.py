@@ -57,6 +57,21 @@ def challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.
     )
 
 
+def challenger_of_run(instance: dg.DagsterInstance, run_id: str, client):
+    """The version run `run_id`'s `registry/challenger` registered: another training run may
+    have moved alias `challenger` since. The alias's holder only when the run registered none
+    (the gate or the thresholds materialized on their own)."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    for record in reversed(records):
+        materialization = record.event_log_entry.asset_materialization
+        if materialization and materialization.asset_key == keys.CHALLENGER:
+            version = str(materialization.metadata["version"].value)
+            return client.get_model_version(MODEL_NAME, version)
+    return client.get_model_version_by_alias(MODEL_NAME, "challenger")
+
+
 class CostConfig(dg.Config):
     """The cost model the decision thresholds minimize (defaults: `ml.thresholds.CostModel`)."""
 
@@ -85,7 +100,7 @@ def decision_thresholds(
 
     mlflow.activate()
     client = MlflowClient()
-    candidate = client.get_model_version_by_alias(MODEL_NAME, "challenger")
+    candidate = challenger_of_run(context.instance, context.run_id, client)
     model, _ = load_pair(candidate, None)
     rows = _split(lakehouse, "validation")
     days = max(1, rows["day"].nunique())
@@ -178,7 +193,7 @@ def champion(
 
     mlflow.activate()
     client = MlflowClient()
-    candidate = client.get_model_version_by_alias(MODEL_NAME, "challenger")
+    candidate = challenger_of_run(context.instance, context.run_id, client)
     current = version_by_alias("champion")
     # The champion gated again (its own challenger) is compared with the baseline, as at first.
     incumbent = current if current and current.version != candidate.version else None

@@ -13,7 +13,8 @@ import pyarrow as pa
 import pytest
 from mlflow import MlflowClient
 
-from assets.registry import champion
+from assets import keys
+from assets.registry import challenger_of_run, champion
 from jobs.approval import approve_champion_job
 from lakehouse.delta import overwrite_days
 from ml.packaging import log_model
@@ -235,3 +236,26 @@ def test_manual_approval_promotes_only_through_the_approve_job(fraud_home):
         resources=build_resources(), instance=instance, raise_on_error=False
     ).success
     assert _alias("champion") == first
+
+
+@pytest.mark.integration
+def test_the_gate_judges_the_version_its_own_run_registered_not_the_alias(fraud_home):
+    ours, theirs = _register(), _register()  # another training run moved the alias since
+
+    @dg.asset(key=keys.CHALLENGER)
+    def registered() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"version": int(ours)})
+
+    instance = dg.DagsterInstance.ephemeral()
+    run = dg.materialize([registered], instance=instance)
+    client = MlflowClient()
+    assert _alias("challenger") == theirs
+    assert challenger_of_run(instance, run.run_id, client).version == ours
+
+    # A run that registered nothing (the gate materialized on its own) takes the alias.
+    @dg.asset(key=["registry", "unrelated"])
+    def unrelated() -> None:
+        return None
+
+    other = dg.materialize([unrelated], instance=instance)
+    assert challenger_of_run(instance, other.run_id, client).version == theirs
