@@ -73,6 +73,11 @@ class OnlineFeatures:
             out[view.flag] = missing
         return out
 
+    def holds_any(self) -> bool:
+        """Whether the online store holds any entity of these views at all: a store that
+        answers but holds nothing (restarted without its data) makes every customer unknown."""
+        return self._reader.holds_any()
+
     def unknown(self, n: int) -> dict[str, np.ndarray]:
         """What `lookup` returns for `n` rows when no entity is known: every default, every flag
         set (a caller that cannot reach the store scores with these, and says so)."""

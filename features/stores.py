@@ -87,6 +87,9 @@ class Remembering:
         self._known: list[dict] = [{} for _ in views]
         self._first = [[v.join_keys for v in views].index(k) for k in self._keys]
 
+    def holds_any(self) -> bool:
+        return self._reader.holds_any()
+
     def read(self, uniques: dict[tuple[str, ...], list]) -> list[tuple[list, list]]:
         new = {}
         for keys, first in zip(self._keys, self._first, strict=True):
@@ -126,6 +129,7 @@ class RedisReader:
         self._join_keys = sorted({v.join_keys for v in views})
         version, project = config.entity_key_serialization_version, config.project.encode()
         self._keys = {k: EntityKeys(k, version, project) for k in self._join_keys}
+        self._project = project
         self._decoder = Decoder()
         fields: dict[tuple[str, ...], list[bytes]] = {k: [] for k in self._join_keys}
         self._slices = []  # per view: (join keys, its first field, feature count)
@@ -139,6 +143,14 @@ class RedisReader:
             key: (b"*%d\r\n" % (len(names) + 2) + _bulk(b"HMGET"), b"".join(map(_bulk, names)))
             for key, names in fields.items()
         }
+
+    def holds_any(self) -> bool:
+        """Whether any entity of this project is stored (every key ends with the project's
+        name): a Redis restarted without its data answers lookups, and knows no one."""
+        import redis
+
+        client = redis.Redis(connection_pool=self._pool)
+        return next(client.scan_iter(match=b"*" + self._project, count=1000), None) is not None
 
     def _hmget(self, packed: bytes, count: int) -> list[list[bytes | None]]:
         connection = self._pool.get_connection()
@@ -194,6 +206,18 @@ class SqliteReader:
         self._keys = {v.join_keys: EntityKeys(v.join_keys, version) for v in views}
         self._decoder = Decoder()
 
+    def holds_any(self) -> bool:
+        """Whether any view's table holds a row (a missing table holds none)."""
+        import sqlite3
+
+        for table in self._tables:
+            try:
+                if self._connection.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone():
+                    return True
+            except sqlite3.OperationalError:  # no such table: never materialized
+                continue
+        return False
+
     def read(self, uniques: dict[tuple[str, ...], list]) -> list[tuple[list, list]]:
         values_of = self._decoder.values_of
         out = []
@@ -237,6 +261,10 @@ class FeastReader:
         self._store, self._views = store, views
         self._tables = [store.get_feature_view(v.name) for v in views]
         self._provider = store._get_provider()
+
+    def holds_any(self) -> bool:
+        """Unknown through Feast's API (no cheap "any row" probe): taken as holding."""
+        return True
 
     def read(self, uniques: dict[tuple[str, ...], list]) -> list[tuple[list, list]]:
         from feast.type_map import feast_value_type_to_python_type

@@ -23,11 +23,13 @@ class TableReader(Protocol):
 
 
 def logged(lakehouse: TableReader, day: dt.date, version: str) -> pa.Table:
-    """The prediction log's rows of `day` scored by model `version`, the model's inputs as
-    columns (none when nothing was logged)."""
+    """The prediction log's rows of `day` scored by model `version` on the features the model
+    was given, its inputs as columns (none when nothing was logged). Degraded rows are left out:
+    scored on defaults while the store was unreachable or empty, they would read as drift (and
+    trigger a retrain) or as the model's misses."""
     from deltalake.exceptions import TableNotFoundError
 
-    by_version = pc.field("model_version") == str(version)
+    by_version = (pc.field("model_version") == str(version)) & ~pc.field("degraded")
     try:
         rows = lakehouse.read(
             "monitoring", "prediction_log", day, day, filter_expression=by_version

@@ -123,6 +123,32 @@ class Unguarded:
         return fn()
 
 
+# The reason code of a degraded answer, in place of the feature-based ones (which would call
+# every customer unknown): the store could not be read, or it answered and holds nothing.
+STORE_UNAVAILABLE, STORE_EMPTY = "feature_store_unavailable", "feature_store_empty"
+
+
+class StoreEmptiness:
+    """Whether the online store holds nothing at all, asked at most every `every_s` seconds (a
+    restarted Redis answers every lookup, and knows no one)."""
+
+    def __init__(self, features, every_s: float = 5.0):
+        self._features, self.every_s = features, every_s
+        self._checked_at, self._empty = -float("inf"), False
+        self._lock = threading.Lock()
+
+    def empty(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._checked_at < self.every_s:
+                return self._empty
+            self._checked_at = time.monotonic()
+        try:
+            self._empty = not self._features.holds_any()
+        except Exception:  # unreachable is the breaker's to tell, not emptiness
+            self._empty = False
+        return self._empty
+
+
 @dataclass
 class Scored:
     """Scores of a batch of transactions and what they were computed from."""
@@ -131,7 +157,9 @@ class Scored:
     scores: np.ndarray
     decisions: np.ndarray  # of str
     reasons: pa.ListArray  # of str
-    degraded: bool  # the feature store was not read: defaults and request features only
+    # Scored on defaults and request features only (the store unreachable or empty); the one
+    # reason code then says which.
+    degraded: bool
     model_version: str
 
 
@@ -149,6 +177,7 @@ class Scorer:
         self.model, self.model_version, self.features = model, str(model_version), features
         self.thresholds = thresholds or Thresholds()
         self.breaker = breaker or CircuitBreaker()
+        self.emptiness = StoreEmptiness(features)
         self.inputs = input_columns(model)
         self._probabilities = _probabilities(model)
 
@@ -159,18 +188,27 @@ class Scorer:
         run's chunks about a third of the scoring."""
         table = _arrow_columns(rows) if isinstance(rows, pa.Table) else _columns(rows)
         looked_up = self.breaker.call(lambda: self.features.lookup(table, as_of))
-        degraded = looked_up is None
-        features = self.features.unknown(row_count(table)) if degraded else looked_up
+        if looked_up is None:
+            degraded_by = STORE_UNAVAILABLE
+        else:
+            degraded_by = STORE_EMPTY if self.emptiness.empty() else None
+        n = row_count(table)
+        features = self.features.unknown(n) if looked_up is None else looked_up
         frame = {**table, **features}
         scores = self._probabilities({name: frame[name] for name in self.inputs})
         return Scored(
             frame=frame,
             scores=scores,
             decisions=self.thresholds.decide(scores),
-            reasons=reason_codes(frame),
-            degraded=degraded,
+            reasons=_only(degraded_by, n) if degraded_by else reason_codes(frame),
+            degraded=degraded_by is not None,
             model_version=self.model_version,
         )
+
+
+def _only(code: str, n: int) -> pa.ListArray:
+    """`code` as every row's one reason."""
+    return pa.ListArray.from_arrays(np.arange(n + 1, dtype=np.int32), pa.array([code] * n))
 
 
 def _columns(rows: Sequence[dict]) -> dict[str, np.ndarray]:

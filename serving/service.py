@@ -45,7 +45,10 @@ class ScoreResponse(BaseModel):
     score: float = Field(description="Fraud probability")
     decision: str = Field(description="approve | review | decline")
     reasons: list[str] = Field(description="Reason codes that hold for this transaction")
-    degraded: bool = Field(description="Scored without the feature store (request features only)")
+    degraded: bool = Field(
+        description="Scored without stored features (request features only): the store is "
+        "unreachable (reason feature_store_unavailable) or holds nothing (feature_store_empty)"
+    )
     model_version: str = Field(description="Registry version of fraud-detector")
     latency_ms: float = Field(0.0, description="Time spent in the service")
 
@@ -148,9 +151,13 @@ class FraudScoring:
 
     async def __is_ready__(self) -> bool:
         """Ready once a lookup of an entity no store holds goes through the scorer's circuit
-        breaker: not while it fails, is slow, or the breaker is open."""
+        breaker (not while it fails, is slow, or the breaker is open) and the store holds
+        something (not a Redis restarted without its data)."""
         lookup = functools.partial(self.scorer.breaker.call, self._probe_lookup)
-        return await asyncio.to_thread(lookup) is not None
+        if await asyncio.to_thread(lookup) is None:
+            return False
+        holds = functools.partial(self.scorer.breaker.call, self.features.holds_any)
+        return bool(await asyncio.to_thread(holds))
 
 
 FraudScoring.add_asgi_middleware(

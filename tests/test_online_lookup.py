@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from assets.features import feast_registry, online_store, online_store_fresh
 from assets.partitions import range_tags
+from demo.services import flush_redis_db
 from features.lookup import OnlineFeatures
 from resources import build_resources
 from tests.support.gold import D1, D2, write_gold
@@ -130,6 +131,24 @@ def test_a_remembering_lookup_reads_each_entity_once_and_answers_as_the_store_di
     assert [u[("customer_id",)] for u in read] == [["C2"]]  # C1 and nobody came from memory
     assert got["card_velocity__txn_count_10m"] == [0, 3, 3]  # K1 as the run first read it
     assert plain.lookup([ROW])["card_velocity__txn_count_10m"].tolist() == [5]
+
+
+@pytest.mark.integration
+def test_a_store_that_answers_but_holds_nothing_is_told_apart(fresh, online_kind, fraud_home):
+    for remember in (False, True):
+        assert OnlineFeatures.for_service(fresh, "fraud_model_v1", remember).holds_any()
+    if online_kind == "redis":  # restarted without its data
+        flush_redis_db(REDIS_TEST_DB)
+    else:  # every table emptied
+        import sqlite3
+
+        with sqlite3.connect(fraud_home / "feast" / "online_store.db") as store:
+            tables = store.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            for (table,) in tables.fetchall():
+                store.execute(f'DELETE FROM "{table}"')
+    emptied = OnlineFeatures.for_service(build_resources()["feast"].store(), "fraud_model_v1")
+    assert not emptied.holds_any()
+    assert emptied.lookup([ROW])["customer_daily__missing"].tolist() == [True]  # it answers
 
 
 @pytest.mark.integration

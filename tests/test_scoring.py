@@ -123,14 +123,19 @@ def test_a_lookup_slower_than_the_timeout_counts_as_a_failure_and_returns_at_onc
 class _Features:
     """OnlineFeatures stand-in for the store's side (its real readers are tested elsewhere)."""
 
-    def __init__(self, fail: bool = False):
-        self.fail, self.calls = fail, 0
+    def __init__(self, fail: bool = False, empty: bool = False, strangers: bool = False):
+        self.fail, self.empty, self.strangers, self.calls = fail, empty, strangers, 0
+
+    def holds_any(self):
+        return not self.empty
 
     def lookup(self, rows, as_of=None):
         self.calls += 1
         if self.fail:
             raise ConnectionError("redis down")
         n = len(rows) if isinstance(rows, list) else row_count(rows)  # dicts, or columns
+        if self.empty or self.strangers:  # answers, and knows none of these customers
+            return self.unknown(n)
         return self.unknown(n) | {
             "customer_daily__missing": np.zeros(n, dtype=bool),
             "customer_daily__txn_count_30d": np.full(n, 20.0),
@@ -188,10 +193,21 @@ def test_a_failing_feature_store_degrades_the_answer_not_the_request(champion_mo
     scorer = Scorer(champion_model, "7", features, breaker=CircuitBreaker(failures=2))
     first = scorer.score(_scoring_rows(5))
     assert first.degraded and np.isfinite(first.scores).all()
-    assert all("unknown_customer" in r for r in first.reasons.to_pylist())  # defaults, flagged
+    # defaults, flagged with the cause, not as unknown customers
+    assert first.reasons.to_pylist() == [["feature_store_unavailable"]] * 5
     scorer.score(_scoring_rows(5))
     scorer.score(_scoring_rows(5))
     assert features.calls == 2  # the breaker opened: the store is left alone
+
+
+@pytest.mark.integration
+def test_an_empty_store_is_told_apart_from_an_unknown_customer(champion_model):
+    empty = Scorer(champion_model, "7", _Features(empty=True)).score(_scoring_rows(4))
+    assert empty.degraded and empty.reasons.to_pylist() == [["feature_store_empty"]] * 4
+    # A store that holds others: these customers are the unknown ones, and the answer is whole.
+    strangers = Scorer(champion_model, "7", _Features(strangers=True)).score(_scoring_rows(4))
+    assert not strangers.degraded
+    assert all("unknown_customer" in r for r in strangers.reasons.to_pylist())
 
 
 @pytest.mark.integration
@@ -353,3 +369,22 @@ def test_an_arrow_table_becomes_the_columns_its_rows_would(rows):
     assert got["count"].dtype == np.float64
     assert np.array_equal(got["count"], np.array([r["count"] for r in rows], dtype=np.float64))
     assert np.array_equal(got["amount_usd"], want["amount_usd"].astype(np.float64), equal_nan=True)
+
+
+@pytest.mark.integration
+def test_degraded_answers_stay_out_of_the_monitored_window(champion_model, tmp_path):
+    """Scores on defaults (store down or empty) would read as drift and start a retrain."""
+    from monitoring.windows import logged
+    from resources.lakehouse import LakehouseResource
+    from serving.prediction_log import PredictionLogWriter
+
+    lakehouse = LakehouseResource(root=str(tmp_path), landing=str(tmp_path / "landing"))
+    writer = PredictionLogWriter(lakehouse.uri("monitoring", "prediction_log"), flush_s=60)
+    at = dt.datetime(2026, 11, 23, 13, tzinfo=dt.UTC)
+    for features, prefix in ((_Features(), "ok"), (_Features(fail=True), "down"),
+                             (_Features(empty=True), "empty")):  # fmt: skip
+        scorer = Scorer(champion_model, "7", features)
+        writer.add_scored(scorer.score(_logged_rows(3, prefix)), scorer.inputs, "online", at)
+    writer.close()
+    window = logged(lakehouse, at.date(), "7")
+    assert sorted(window["transaction_id"].to_pylist()) == ["ok0", "ok1", "ok2"]

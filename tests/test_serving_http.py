@@ -312,20 +312,39 @@ def test_a_burst_beyond_the_concurrency_limit_gets_429_never_5xx(service):
     assert set(statuses) <= {200, 429}
 
 
-def test_with_the_feature_store_down_requests_are_scored_degraded_and_readiness_fails(service):
+def test_with_the_feature_store_down_requests_are_scored_degraded_and_readiness_fails(
+    service, monkeypatch
+):
+    from assets.features import online_store
+    from assets.partitions import range_tags
+    from resources import build_resources
+
     _redis("stop")
     try:
         status, answer = _call("/score", {"transaction": TXN})
         assert status == 200 and answer["degraded"]
-        assert "unknown_customer" in answer["reasons"]  # defaults, flagged
+        assert answer["reasons"] == ["feature_store_unavailable"]  # defaults, flagged
         _wait_ready(expected=503, seconds=30)
     finally:
         _redis("start")
-    # the online store kept nothing (no persistence): readiness returns, scoring is not degraded
-    _wait_ready(expected=200, seconds=30)
+    # Back, but without its data (no persistence): answering is not holding. Not ready, and
+    # every answer degraded as "store empty", not as an unknown customer.
     time.sleep(5.5)  # the breaker's cool-down
     status, answer = _call("/score", {"transaction": TXN})
+    assert status == 200 and answer["degraded"]
+    assert answer["reasons"] == ["feature_store_empty"]
+    _wait_ready(expected=503, seconds=5)
+    # Materialized again: ready, whole answers.
+    for name, value in service[2].items():
+        monkeypatch.setenv(name, value)
+    assert dg.materialize(
+        [online_store], resources=build_resources(), tags=range_tags(*RECENT)
+    ).success
+    _wait_ready(expected=200, seconds=30)
+    time.sleep(5.5)  # the scorer asks whether the store is empty at most every 5 s
+    status, answer = _call("/score", {"transaction": TXN})
     assert status == 200 and not answer["degraded"]
+    assert "unknown_customer" not in answer["reasons"]
 
 
 def test_the_password_reaches_no_output_no_bento_and_no_mlflow_record(service):
