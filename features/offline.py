@@ -133,6 +133,11 @@ class PointInTimeFeatures:
         self._feature_views = [store.get_feature_view(spec.name) for spec in self.views]
         self._keys = sorted({k for spec in self.views for k in spec.join_keys})
 
+    def holds_any(self) -> bool:
+        """True: an empty online store is no concern of a point-in-time read (the offline
+        sources answer, or the read fails)."""
+        return True
+
     def lookup(self, rows: Rows, as_of: dt.datetime | None = None) -> dict[str, np.ndarray]:
         """Features of `rows` (column arrays or a DataFrame with the join keys and
         `event_timestamp`) at each row's own time; `as_of` must be None (a row's time decides)."""
