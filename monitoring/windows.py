@@ -22,17 +22,21 @@ class TableReader(Protocol):
     def read(self, layer: str, table: str, start, end, **options) -> pa.Table: ...
 
 
+def scored_on_features(version: str) -> pc.Expression:
+    """The prediction log's rows of model `version` that were not degraded: scored on defaults
+    while the store was unreachable or empty, they would read as drift or as missed frauds
+    (and trigger a retrain), or as the model's own misses."""
+    return (pc.field("model_version") == str(version)) & ~pc.field("degraded")
+
+
 def logged(lakehouse: TableReader, day: dt.date, version: str) -> pa.Table:
-    """The prediction log's rows of `day` scored by model `version` on the features the model
-    was given, its inputs as columns (none when nothing was logged). Degraded rows are left out:
-    scored on defaults while the store was unreachable or empty, they would read as drift (and
-    trigger a retrain) or as the model's misses."""
+    """The prediction log's rows of `day` scored by model `version` (`scored_on_features`),
+    its inputs as columns (none when nothing was logged)."""
     from deltalake.exceptions import TableNotFoundError
 
-    by_version = (pc.field("model_version") == str(version)) & ~pc.field("degraded")
     try:
         rows = lakehouse.read(
-            "monitoring", "prediction_log", day, day, filter_expression=by_version
+            "monitoring", "prediction_log", day, day, filter_expression=scored_on_features(version)
         )
     except TableNotFoundError:
         return pa.table({})
@@ -106,10 +110,10 @@ def missed_fraud_counts(
 
     first = day - dt.timedelta(days=policy.label_window_days - 1)
     end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-    by_champion = pc.field("model_version") == str(version)
     try:
         scored = lakehouse.read(
-            "monitoring", "prediction_log", first, day, filter_expression=by_champion,
+            "monitoring", "prediction_log", first, day,
+            filter_expression=scored_on_features(version),
             columns=["transaction_id", "score"],
         )  # fmt: skip
         labels = lakehouse.read(

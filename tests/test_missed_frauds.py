@@ -32,7 +32,7 @@ LABELS = pa.schema(
 )  # fmt: skip
 LOG = pa.schema(
     [("transaction_id", pa.string()), ("day", pa.date32()), ("model_version", pa.string()),
-     ("score", pa.float64())]
+     ("score", pa.float64()), ("degraded", pa.bool_())]
 )  # fmt: skip
 
 
@@ -48,6 +48,7 @@ def test_first_party_disputes_and_reports_after_the_day_are_notmissed_fraud_coun
         ("reported-tomorrow", "c4", 0.1, _at(DAY + dt.timedelta(days=1), 1), "counterfeit"),
         ("legitimate", "c5", 0.01, None, None),
         ("before-the-window", "c6", 0.1, _at(DAY, 11), "counterfeit"),
+        ("store-down", "c7", 0.02, _at(DAY, 12), "counterfeit"),  # scored degraded
     ]
     days = {tid: DAY - dt.timedelta(days=1) for tid, *_ in window}
     days["before-the-window"] = DAY - dt.timedelta(days=7)  # the default window is 7 days
@@ -61,10 +62,11 @@ def test_first_party_disputes_and_reports_after_the_day_are_notmissed_fraud_coun
          "reported_at": _at(reference_day, 5), "reason_code": "counterfeit"},
     ], LABELS)  # fmt: skip
     _write(lakehouse, "monitoring", "prediction_log", [
-        {"transaction_id": t, "day": days[t], "model_version": "3", "score": s}
+        {"transaction_id": t, "day": days[t], "model_version": "3", "score": s,
+         "degraded": t == "store-down"}
         for t, _, s, *_ in window
-    ] + [{"transaction_id": "caught", "day": days["caught"], "model_version": "2", "score": 0.0}],
-        LOG)  # fmt: skip
+    ] + [{"transaction_id": "caught", "day": days["caught"], "model_version": "2", "score": 0.0,
+          "degraded": False}], LOG)  # fmt: skip
     reference = pa.table({
         "transaction_id": ["ref-caught", "ref-missed", "ref-friendly", "ref-legit"],
         "day": pa.array([reference_day] * 4, pa.date32()),
@@ -75,7 +77,8 @@ def test_first_party_disputes_and_reports_after_the_day_are_notmissed_fraud_coun
 
     found = missed_fraud_counts(lakehouse, DAY, "3", reference, DriftPolicy())
     # c1 caught, c2 missed (twice, one card); c3 a first-party dispute; c4 reported after the
-    # day's end; c6 before the window. The reference: r1 caught, r2 missed, r3 first-party.
+    # day's end; c6 before the window; c7 scored while the store was down (no judge of the
+    # model). The reference: r1 caught, r2 missed, r3 first-party.
     assert (found.cards, found.missed) == (2, 1)
     assert (found.reference_cards, found.reference_missed) == (2, 1)
 
