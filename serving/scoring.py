@@ -79,6 +79,8 @@ class CircuitBreaker:
     as a failure (its caller goes on without it); after `failures` in a row the breaker opens and
     lookups are not attempted; after `cooldown_s` one is let through, and a success closes it."""
 
+    degrades = True  # a caller is waiting: an answer on defaults beats none
+
     def __init__(self, failures: int = 3, timeout_ms: float = 250.0, cooldown_s: float = 5.0):
         self.failures, self.timeout_ms, self.cooldown_s = failures, timeout_ms, cooldown_s
         self._consecutive, self._opened_at = 0, None
@@ -118,6 +120,8 @@ class CircuitBreaker:
 class Unguarded:
     """No breaker, for a caller no one waits on (a batch run): the lookup runs for as long as it
     takes, and a failure raises with its cause instead of degrading the scores."""
+
+    degrades = False
 
     def call(self, fn: Callable[[], dict]) -> dict:
         return fn()
@@ -192,6 +196,11 @@ class Scorer:
             degraded_by = STORE_UNAVAILABLE
         else:
             degraded_by = STORE_EMPTY if self.emptiness.empty() else None
+        if degraded_by == STORE_EMPTY and not self.breaker.degrades:
+            raise LookupError(
+                "the online store holds no features at all: materialize features/online_store "
+                "before scoring on online features"
+            )
         n = row_count(table)
         features = self.features.unknown(n) if looked_up is None else looked_up
         frame = {**table, **features}

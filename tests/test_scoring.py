@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ml.packaging import log_model
 from ml.preprocessing import row_count
 from ml.train import TrainParams, train
-from serving.scoring import CircuitBreaker, Scorer, Thresholds
+from serving.scoring import CircuitBreaker, Scorer, Thresholds, Unguarded
 from serving.transaction import SCORING_COLUMNS, Transaction, usd
 from tests.support.rows import synthetic_rows
 
@@ -204,6 +204,11 @@ def test_a_failing_feature_store_degrades_the_answer_not_the_request(champion_mo
 def test_an_empty_store_is_told_apart_from_an_unknown_customer(champion_model):
     empty = Scorer(champion_model, "7", _Features(empty=True)).score(_scoring_rows(4))
     assert empty.degraded and empty.reasons.to_pylist() == [["feature_store_empty"]] * 4
+    # No one waits on a batch run: it stops, with the cause, rather than log degraded rows.
+    with pytest.raises(LookupError, match="materialize features/online_store"):
+        Scorer(champion_model, "7", _Features(empty=True), breaker=Unguarded()).score(
+            _scoring_rows(4)
+        )
     # A store that holds others: these customers are the unknown ones, and the answer is whole.
     strangers = Scorer(champion_model, "7", _Features(strangers=True)).score(_scoring_rows(4))
     assert not strangers.degraded
@@ -290,8 +295,6 @@ def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_
 
 @pytest.mark.integration
 def test_a_batch_scorer_unguarded_raises_the_stores_failure_instead_of_degrading(champion_model):
-    from serving.scoring import Unguarded
-
     scorer = Scorer(champion_model, "7", _Features(fail=True), breaker=Unguarded())
     with pytest.raises(ConnectionError, match="redis down"):
         scorer.score(_scoring_rows(2))
