@@ -38,32 +38,48 @@ def test_a_broken_store_raises_instead_of_answering_none(registry):
         version_by_alias("champion", client)
 
 
-def _register_as_challenger(uri: str, source: str) -> str:
-    """What registry/challenger does, in a process of its own: register, then move the alias."""
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    version = mlflow.register_model(source, MODEL_NAME, tags={"source": source}).version
-    MlflowClient().set_registered_model_alias(MODEL_NAME, "challenger", version)
-    return str(version)
+# What registry/challenger does, in a process of its own: register, then move the alias; twice.
+REGISTER = """
+import json, sys
+import mlflow
+from mlflow import MlflowClient
+uri, sources = sys.argv[1], sys.argv[2:]
+mlflow.set_tracking_uri(uri)
+mlflow.set_registry_uri(uri)
+versions = []
+for source in sources:
+    version = mlflow.register_model(source, "fraud-detector", tags={"source": source}).version
+    MlflowClient().set_registered_model_alias("fraud-detector", "challenger", version)
+    versions.append(str(version))
+print(json.dumps(dict(zip(sources, versions))))
+"""
 
 
 def test_four_processes_registering_at_once_get_unique_versions_and_one_alias(tmp_path):
-    import multiprocessing
+    import json
+    import subprocess
+    import sys
 
     from demo.services import fresh_postgres_database
 
     uri = fresh_postgres_database("fraud_mlflow_concurrency_test")
     MlflowClient(uri, registry_uri=uri).create_registered_model(MODEL_NAME)
     sources = [str(tmp_path / f"model-{i}") for i in range(8)]
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        versions = pool.starmap(_register_as_challenger, [(uri, s) for s in sources])
-    assert sorted(versions, key=int) == [str(v) for v in range(1, 9)]  # unique, none lost
+    processes = [
+        subprocess.Popen([sys.executable, "-c", REGISTER, uri, *sources[i : i + 2]],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(0, 8, 2)
+    ]  # fmt: skip
+    registered = {}
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        registered |= json.loads(out.strip().splitlines()[-1])
+    versions = sorted(registered.values(), key=int)
+    assert versions == [str(v) for v in range(1, 9)]  # unique, none lost
     client = MlflowClient(uri, registry_uri=uri)
     held = client.get_model_version_by_alias(MODEL_NAME, "challenger")
-    held_version = str(held.version)
-    assert held_version in versions and held.tags["source"] == sources[versions.index(held_version)]
-    assert {v.tags["source"] for v in client.search_model_versions(f"name='{MODEL_NAME}'")} == set(
-        sources
-    )
+    assert registered[held.tags["source"]] == str(held.version)  # the alias and its tags agree
+    tagged = {v.tags["source"]: str(v.version) for v in client.search_model_versions(
+        f"name='{MODEL_NAME}'")}  # fmt: skip
+    assert tagged == registered
