@@ -134,10 +134,11 @@ STORE_UNAVAILABLE, STORE_EMPTY = "feature_store_unavailable", "feature_store_emp
 
 class StoreEmptiness:
     """Whether the online store holds nothing at all, asked at most every `every_s` seconds (a
-    restarted Redis answers every lookup, and knows no one)."""
+    restarted Redis answers every lookup, and knows no one). `holds_any` answers through the
+    scorer's breaker: None (failed, slow, open) is the breaker's to tell, not emptiness."""
 
-    def __init__(self, features, every_s: float = 5.0):
-        self._features, self.every_s = features, every_s
+    def __init__(self, holds_any: Callable[[], bool | None], every_s: float = 5.0):
+        self._holds_any, self.every_s = holds_any, every_s
         self._checked_at, self._empty = -float("inf"), False
         self._lock = threading.Lock()
 
@@ -146,10 +147,7 @@ class StoreEmptiness:
             if time.monotonic() - self._checked_at < self.every_s:
                 return self._empty
             self._checked_at = time.monotonic()
-        try:
-            self._empty = not self._features.holds_any()
-        except Exception:  # unreachable is the breaker's to tell, not emptiness
-            self._empty = False
+        self._empty = self._holds_any() is False
         return self._empty
 
 
@@ -181,7 +179,7 @@ class Scorer:
         self.model, self.model_version, self.features = model, str(model_version), features
         self.thresholds = thresholds or Thresholds()
         self.breaker = breaker or CircuitBreaker()
-        self.emptiness = StoreEmptiness(features)
+        self.emptiness = StoreEmptiness(lambda: self.breaker.call(features.holds_any))
         self.inputs = input_columns(model)
         self._probabilities = _probabilities(model)
 

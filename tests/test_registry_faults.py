@@ -43,13 +43,13 @@ REGISTER = """
 import json, sys
 import mlflow
 from mlflow import MlflowClient
-uri, sources = sys.argv[1], sys.argv[2:]
+name, uri, sources = sys.argv[1], sys.argv[2], sys.argv[3:]
 mlflow.set_tracking_uri(uri)
 mlflow.set_registry_uri(uri)
 versions = []
 for source in sources:
-    version = mlflow.register_model(source, "fraud-detector", tags={"source": source}).version
-    MlflowClient().set_registered_model_alias("fraud-detector", "challenger", version)
+    version = mlflow.register_model(source, name, tags={"source": source}).version
+    MlflowClient().set_registered_model_alias(name, "challenger", version)
     versions.append(str(version))
 print(json.dumps(dict(zip(sources, versions))))
 """
@@ -66,7 +66,7 @@ def test_four_processes_registering_at_once_get_unique_versions_and_one_alias(tm
     MlflowClient(uri, registry_uri=uri).create_registered_model(MODEL_NAME)
     sources = [str(tmp_path / f"model-{i}") for i in range(8)]
     processes = [
-        subprocess.Popen([sys.executable, "-c", REGISTER, uri, *sources[i : i + 2]],
+        subprocess.Popen([sys.executable, "-c", REGISTER, MODEL_NAME, uri, *sources[i : i + 2]],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(0, 8, 2)
     ]  # fmt: skip
