@@ -19,7 +19,7 @@ FEATURE_PORT ?= 6566
 LOCK_HASH := $(shell cat requirements.lock requirements-dbt.lock | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 
-.PHONY: venv demo test test-fast lint dev serve feature-server bench bench-loop lock dagster-home clean
+.PHONY: venv demo test test-fast faults lint dev serve feature-server bench bench-loop lock dagster-home clean
 
 ## venv: the project venv from requirements.lock, and dbt's own venv inside it from requirements-dbt.lock
 venv: $(STAMP)
@@ -68,6 +68,11 @@ test: venv lint $(MANIFEST) dagster-home
 ## test-fast: the unit tier alone (no Spark, dbt, service or server; `make test` runs every tier)
 test-fast: venv $(MANIFEST) dagster-home
 	@$(BIN)/python -m pytest -m unit; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
+
+## faults: the fault suite alone (kills and breaks processes and stores; also part of `make test`)
+faults: venv $(MANIFEST) dagster-home
+	@$(BIN)/python -m pytest -m faults; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure"; exit 1; fi; exit $$rc
 
 ## feature-server: Feast's HTTP feature server on this environment's online store (FEATURE_PORT)

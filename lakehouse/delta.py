@@ -174,9 +174,11 @@ def append_rows(
     data: pa.Table,
     storage_options: dict[str, str] | None = None,
     evolve_schema: bool = False,
+    transaction: tuple[str, int] | None = None,
 ) -> DeltaWrite:
     """Add `data` in one commit (a table partitioned by day is created if absent);
-    `evolve_schema` adds the columns (or struct fields) `data` has and the table lacks."""
+    `evolve_schema` adds the columns (or struct fields) `data` has and the table lacks;
+    `transaction` (app id, version) is recorded with the commit as a Delta app transaction."""
     from deltalake import DeltaTable, write_deltalake
 
     write_deltalake(
@@ -186,6 +188,7 @@ def append_rows(
         partition_by=[PARTITION_COLUMN],
         storage_options=storage_options,
         schema_mode="merge" if evolve_schema else None,
+        commit_properties=_app_transaction(transaction),
     )
     version = DeltaTable(uri, storage_options=storage_options).version()
     return DeltaWrite(uri=uri, version=version, rows=data.num_rows)
@@ -199,12 +202,17 @@ class Appender:
     def __init__(self, uri: str):
         self.uri, self._table = uri, None
 
-    def append(self, data: pa.Table, evolve_schema: bool = False) -> None:
+    def append(
+        self,
+        data: pa.Table,
+        evolve_schema: bool = False,
+        transaction: tuple[str, int] | None = None,
+    ) -> None:
         """As `append_rows`."""
         from deltalake import DeltaTable, write_deltalake
 
         if self._table is None:
-            append_rows(self.uri, data, evolve_schema=evolve_schema)
+            append_rows(self.uri, data, evolve_schema=evolve_schema, transaction=transaction)
             self._table = DeltaTable(self.uri)
             return
         try:
@@ -214,10 +222,32 @@ class Appender:
                 mode="append",
                 partition_by=[PARTITION_COLUMN],
                 schema_mode="merge" if evolve_schema else None,
+                commit_properties=_app_transaction(transaction),
             )
         except Exception:
             self._table = None  # e.g. the table was removed: the next append opens it afresh
             raise
+
+    def transaction_version(self, app_id: str) -> int | None:
+        """The last version the app `app_id` committed to the table (None: none, or no table)."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            table = self._table or DeltaTable(self.uri)
+        except TableNotFoundError:
+            return None
+        table.update_incremental()
+        return table.transaction_version(app_id)
+
+
+def _app_transaction(transaction: tuple[str, int] | None):
+    from deltalake import CommitProperties, Transaction
+
+    if transaction is None:
+        return None
+    app_id, version = transaction
+    return CommitProperties(app_transactions=[Transaction(app_id, version)])
 
 
 def remove_replaced_files(uri: str, storage_options: dict[str, str] | None = None) -> int:

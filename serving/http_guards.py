@@ -1,18 +1,38 @@
 """The ASGI guard in front of the scoring service: an API key on everything but the probes and
-the API docs, a cap on the request body, JSON bodies only, and 422 for a body that is not a
-valid transaction (BentoML 1.4 has no setting for any of these). One middleware doing the four
-checks: each ASGI layer costs every request a little."""
+the API docs, load shedding, a cap on the request body, JSON bodies only, and 422 for a body
+that is not a valid transaction (BentoML 1.4 has no setting for any of these; it hides the
+message of any 5xx an API raises). One middleware doing the five checks: each ASGI layer costs
+every request a little."""
 
 import hmac
 import json
 import os
+from collections.abc import Callable
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/", "/docs.json"})
 
 
-async def _answer(send, status: int, error: str) -> None:
+def _takes_requests() -> str | None:
+    return None
+
+
+# Why this worker refuses new requests now (None: it takes them); set by the service.
+_refusal: Callable[[], str | None] = _takes_requests
+
+
+def refuse_while(reason: Callable[[], str | None]) -> None:
+    """Answer 503 with `reason()` to every guarded request while it is not None."""
+    global _refusal
+    _refusal = reason
+
+
+async def _answer(send, status: int, error: str, headers: tuple = ()) -> None:
     body = json.dumps({"error": error}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        *headers,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -21,6 +41,7 @@ class GuardMiddleware:
     """On every path but `open_paths`, in this order:
     - 401 unless the `X-API-Key` header equals the key in `key_variable` (compared in constant
       time; read when the server starts, which it refuses to do without one);
+    - 503 with the reason (and Retry-After) while the service refuses work (`refuse_while`);
     - 413 for a body over `max_bytes`, declared (Content-Length) or streamed (chunked): the body
       is read here, bounded, so the service never sees an oversized one;
     - 415 for a POST whose body is not declared `application/json` (BentoML answers a malformed
@@ -43,6 +64,9 @@ class GuardMiddleware:
         headers = dict(scope["headers"])
         if not hmac.compare_digest(headers.get(b"x-api-key", b""), self.key):
             return await _answer(send, 401, "missing or wrong X-API-Key header")
+        refused = _refusal()
+        if refused is not None:
+            return await _answer(send, 503, refused, headers=((b"retry-after", b"1"),))
         too_large = f"request body over {self.max_bytes} bytes"
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ import pyarrow.compute as pc
 
 from lakehouse.delta import Appender
 from ml.preprocessing import row_count
+from serving.journal import Journal, orphaned
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +107,12 @@ class PredictionLogWriter:
     with rows runs once they are committed (the stream worker acknowledges its messages there).
     Scored batches given to `add_scored` are turned into rows at the commit, all at once (the
     API's one-row batches would cost milliseconds each). A failed commit is retried with the
-    next flush; past `max_pending_rows` waiting, adding blocks until the store takes them.
-    `close()` writes what is left."""
+    next flush. Past `max_pending_rows` waiting, `accepting` is False and adding blocks until
+    the store takes them, unless the caller says not to wait (the API sheds load instead).
+
+    With `journal_dir`, every batch is written to a local journal (`serving.journal`) before
+    `add` returns, and the journals of dead processes found there are replayed into the table,
+    each row once. `close()` writes what is left."""
 
     def __init__(
         self,
@@ -114,6 +120,7 @@ class PredictionLogWriter:
         flush_s: float = 2.0,
         max_rows: int = 5000,
         max_pending_rows: int = 200_000,
+        journal_dir: Path | None = None,
     ):
         self.uri, self.flush_s, self.max_rows = uri, flush_s, max_rows
         self.max_pending_rows = max_pending_rows
@@ -124,11 +131,21 @@ class PredictionLogWriter:
         self._committing = threading.Lock()  # one commit at a time: `flush` or the thread
         self._closed = False
         self._table = Appender(uri)
+        self._journal = Journal(journal_dir) if journal_dir else None
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
+    @property
+    def pending_rows(self) -> int:
+        return self._rows
+
+    @property
+    def accepting(self) -> bool:
+        """False while `max_pending_rows` rows or more wait for the store."""
+        return self._rows < self.max_pending_rows
+
     def add(self, rows: pa.Table, on_written: Callable[[], None] | None = None) -> None:
-        self._add(rows, rows.num_rows, on_written)
+        self._add(rows, rows.num_rows, on_written, wait=True)
 
     def add_scored(
         self,
@@ -137,36 +154,46 @@ class PredictionLogWriter:
         path: str,
         scored_at: dt.datetime,
         on_written: Callable[[], None] | None = None,
+        wait: bool = True,
     ) -> None:
-        """A `serving.scoring.Scored` batch, logged as `prediction_rows` would."""
+        """A `serving.scoring.Scored` batch, logged as `prediction_rows` would; `wait=False`
+        adds it even past `max_pending_rows` (the caller checked `accepting`)."""
         if path not in PATHS:
             raise ValueError(f"path {path!r} is not one of {PATHS}")
-        self._add((scored, tuple(inputs), path, scored_at), row_count(scored.frame), on_written)
+        item = (scored, tuple(inputs), path, scored_at)
+        self._add(item, row_count(scored.frame), on_written, wait)
 
-    def _add(self, item, rows: int, on_written) -> None:
+    def _add(self, item, rows: int, on_written, wait: bool) -> None:
         with self._wake:
-            while self._rows >= self.max_pending_rows and not self._closed:
+            while wait and self._rows >= self.max_pending_rows and not self._closed:
                 self._wake.wait()
+            if self._journal is not None:
+                self._journal.append(item)
             self._pending.append((item, rows, on_written))
             self._rows += rows
             if self._rows >= self.max_rows:
                 self._wake.notify_all()
 
     def flush(self) -> bool:
-        """Commit what waits now; False if the commit failed (the rows wait for the next one)."""
+        """Commit what waits now (and replay dead processes' journals); False if a commit
+        failed (its rows wait for the next one)."""
         with self._committing:
-            return self._write()
+            return self._replay_orphans() & self._write()
 
     def _write(self) -> bool:
         with self._wake:
             pending = self._pending[:]
+            covered = self._journal.roll() if self._journal and pending else None
         if not pending:
             return True
+        transaction = (self._journal.app_id, covered) if covered is not None else None
         try:
-            self._table.append(_rows_of(pending), evolve_schema=True)
+            self._table.append(_rows_of(pending), evolve_schema=True, transaction=transaction)
         except Exception:  # scoring goes on; the rows are retried with the next flush
             log.exception("prediction log: %d batches not written, retrying", len(pending))
             return False
+        if covered is not None:
+            self._journal.release(covered)
         with self._wake:
             del self._pending[: len(pending)]
             self._rows -= sum(rows for _, rows, _ in pending)
@@ -177,6 +204,35 @@ class PredictionLogWriter:
                     on_written()
             except Exception:  # e.g. an ack lost: the message comes back and is found logged
                 log.exception("prediction log: a callback after a commit failed")
+        return True
+
+    def _replay_orphans(self) -> bool:
+        """Commit the records of dead processes' journals the table does not hold yet."""
+        if self._journal is None:
+            return True
+        with orphaned(self._journal.directory) as orphans:
+            for orphan in orphans:
+                try:
+                    done = self._table.transaction_version(orphan.app_id)
+                    items = [
+                        (item, 0, None)
+                        for item in orphan.records(after=-1 if done is None else done)
+                    ]
+                    if items:
+                        last = orphan.segments()[-1][0]
+                        self._table.append(
+                            _rows_of(items), evolve_schema=True, transaction=(orphan.app_id, last)
+                        )
+                        log.warning(
+                            "prediction log: %d batches of a stopped process's journal replayed",
+                            len(items),
+                        )
+                    orphan.remove()
+                except Exception:
+                    log.exception(
+                        "prediction log: journal %s not replayed, retrying", orphan.app_id
+                    )
+                    return False
         return True
 
     def _run(self) -> None:
@@ -195,6 +251,8 @@ class PredictionLogWriter:
             self._closed = True
             self._wake.notify_all()
         self._thread.join(timeout=30)
+        if self._journal is not None:
+            self._journal.close()
 
 
 def _rows_of(pending: list) -> pa.Table:

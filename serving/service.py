@@ -8,10 +8,13 @@ FRAUD_DECLINE_THRESHOLD (overrides of the model version's thresholds from costs;
 either, 0.5 and 0.9), FRAUD_LOOKUP_TIMEOUT_MS (250: slower lookups count as failures
 of the feature store), FRAUD_WORKERS (one per core), FRAUD_MAX_CONCURRENCY (64, shared
 by the workers), FRAUD_TIMEOUT_S (2), FRAUD_LOG_FLUSH_S (10: how often scores are committed to
-monitoring/prediction_log), FRAUD_BATCHING (`off` scores each request alone, for comparison),
-FRAUD_ACCESS_LOG (`on` logs a line per request; off by default),
-and the feature store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build
-argument `model_tag` pins the BentoML model (default `fraud-detector:latest`)."""
+monitoring/prediction_log), FRAUD_LOG_JOURNAL (the local directory where each answered score
+is journaled until it is committed; default $FRAUD_HOME/journal/prediction_log),
+FRAUD_LOG_MAX_PENDING (50000: scores a worker holds uncommitted before it answers 503),
+FRAUD_BATCHING (`off` scores each request alone, for comparison), FRAUD_ACCESS_LOG (`on` logs
+a line per request; off by default), and the feature store's FRAUD_HOME / FEAST_REGISTRY /
+FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument `model_tag` pins the BentoML model (default
+`fraud-detector:latest`)."""
 
 import asyncio
 import contextlib
@@ -19,12 +22,13 @@ import datetime as dt
 import functools
 import os
 import time
+from pathlib import Path
 
 import bentoml
 from pydantic import BaseModel, Field
 
 from serving import heap
-from serving.http_guards import GuardMiddleware
+from serving.http_guards import GuardMiddleware, refuse_while
 from serving.transaction import Transaction
 
 MAX_BODY_BYTES = 16 * 1024
@@ -92,7 +96,12 @@ class FraudScoring:
         self.log = PredictionLogWriter(
             f"{lakehouse_root()}/monitoring/prediction_log",
             flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 10.0)),
+            max_pending_rows=int(os.environ.get("FRAUD_LOG_MAX_PENDING", 50_000)),
+            journal_dir=Path(
+                os.environ.get("FRAUD_LOG_JOURNAL") or fraud_home() / "journal" / "prediction_log"
+            ),
         )
+        refuse_while(self._log_backlog)
         self._warm_up()
         batching = os.environ.get("FRAUD_BATCHING", "on") != "off"
         self.batcher = AdaptiveBatcher(self._score, max_batch=MAX_BATCH if batching else 1)
@@ -126,11 +135,22 @@ class FraudScoring:
         """Score a list of transactions in one call."""
         return self._score(transactions)
 
+    def _log_backlog(self) -> str | None:
+        """Why requests get 503: the prediction log holds too many uncommitted scores (its
+        store is down), so an answer would not be recorded and memory would grow."""
+        if self.log.accepting:
+            return None
+        return (
+            f"prediction_log_backlog: {self.log.pending_rows} scores wait for the prediction "
+            "log's store; retry later"
+        )
+
     def _score(self, transactions: list[Transaction]) -> list[ScoreResponse]:
         if not transactions:
             return []
         scored = self.scorer.score([t.scoring_row() for t in transactions])
-        self.log.add_scored(scored, self.scorer.inputs, "online", dt.datetime.now(dt.UTC))
+        now = dt.datetime.now(dt.UTC)
+        self.log.add_scored(scored, self.scorer.inputs, "online", now, wait=False)
         return [
             ScoreResponse(
                 transaction_id=t.transaction_id,

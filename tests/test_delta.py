@@ -47,6 +47,7 @@ def test_reading_a_missing_table_names_it(tmp_path):
         read_days(str(tmp_path / "nope"), D1, D2)
 
 
+@pytest.mark.faults
 def test_concurrent_writers_of_the_same_days_lose_and_double_nothing(tmp_path):
     uri = str(tmp_path / "t")
     overwrite_days(uri, _rows(D1, [0]), D1, D1)

@@ -35,3 +35,22 @@ def test_the_layout_table_lists_every_top_level_folder():
     layout = (REPO_ROOT / "README.md").read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
     unlisted = [f for f in sorted(_tracked_top_level()) if f"`{f}/`" not in layout]
     assert not unlisted, f"README's layout table lacks {unlisted}"
+
+
+def test_the_fault_table_names_tests_that_exist_and_every_fault_test_file():
+    import re
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    table = readme.split("## When things break", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"`(test_\w+\.py)(?:::(\w+))?`", table)
+    assert named, "the fault table names no test"
+    for module, test in named:
+        source = (REPO_ROOT / "tests" / module).read_text()
+        assert not test or f"def {test}(" in source, f"{module}::{test} does not exist"
+    fault_files = {
+        p.name
+        for p in (REPO_ROOT / "tests").glob("test_*.py")
+        if re.search(r"pytest\.mark\.faults\b", p.read_text())
+    }
+    missing = fault_files - {module for module, _ in named}
+    assert not missing, f"the fault table does not mention {sorted(missing)}"

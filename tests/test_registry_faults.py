@@ -30,6 +30,7 @@ def test_a_missing_model_or_alias_is_none(registry, tmp_path):
     assert version_by_alias("champion", empty) is None  # no such model
 
 
+@pytest.mark.faults
 def test_a_broken_store_raises_instead_of_answering_none(registry):
     client, path = registry
     with sqlite3.connect(path) as store:  # the aliases' table lost
@@ -55,6 +56,7 @@ print(json.dumps(dict(zip(sources, versions))))
 """
 
 
+@pytest.mark.faults
 def test_four_processes_registering_at_once_get_unique_versions_and_one_alias(tmp_path):
     import json
     import subprocess

@@ -251,24 +251,10 @@ def test_the_champion_copied_into_bentoml_scores_as_the_registry_does(
 def test_the_log_writer_commits_in_the_background_and_keeps_rows_a_failed_write_missed(
     tmp_path, monkeypatch
 ):
-    import pyarrow as pa
-
     from lakehouse import delta
     from lakehouse.delta import ALL_DAYS, read_days
-    from serving.prediction_log import COLUMNS, PredictionLogWriter
-
-    schema = COLUMNS.append(pa.field("features", pa.struct([("amount_usd", pa.float64())])))
-
-    def rows(*ids):
-        stamp = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
-        return pa.Table.from_pylist(
-            [{"transaction_id": i, "event_timestamp": stamp, "day": stamp.date(),
-              "scored_at": stamp, "path": "online", "model_version": "1", "score": 0.5,
-              "decision": "review", "reasons": [], "degraded": False,
-              "features": {"amount_usd": 1.0}}
-             for i in ids],
-            schema=schema,
-        )  # fmt: skip
+    from serving.prediction_log import PredictionLogWriter
+    from tests.support.rows import prediction_log_rows as rows
 
     uri = str(tmp_path / "prediction_log")
     real_append, failures = delta.append_rows, [1]

@@ -103,6 +103,7 @@ def service(tmp_path_factory):
         "FRAUD_MAX_CONCURRENCY": "8",  # in all: 4 a worker
         "FRAUD_LOOKUP_TIMEOUT_MS": "1000",  # a busy CI machine is not a slow store (< 2 s: 504)
         "FRAUD_LOG_FLUSH_S": "0.3",
+        "FRAUD_LOG_MAX_PENDING": "1000",  # per worker: an outage of the log's store sheds soon
     }
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
@@ -124,7 +125,7 @@ def service(tmp_path_factory):
     )  # fmt: skip
     try:
         _wait_ready()
-        yield version, home, env
+        yield version, home, env, server.pid
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -186,7 +187,7 @@ def test_online_batch_and_stream_give_the_same_score_for_the_same_transaction(se
     from serving.velocity_push import InlinePush
     from settings.stream import StreamSettings
 
-    version, home, env = service
+    version, home, env, _ = service
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home}/mlflow/mlflow.db")
@@ -312,6 +313,7 @@ def test_a_burst_beyond_the_concurrency_limit_gets_429_never_5xx(service):
     assert set(statuses) <= {200, 429}
 
 
+@pytest.mark.faults
 def test_with_the_feature_store_down_requests_are_scored_degraded_and_readiness_fails(
     service, monkeypatch
 ):
@@ -347,9 +349,64 @@ def test_with_the_feature_store_down_requests_are_scored_degraded_and_readiness_
     assert "unknown_customer" not in answer["reasons"]
 
 
+def _logged_ids(home: Path) -> list[str]:
+    from lakehouse.delta import ALL_DAYS, read_days
+
+    uri = str(home / "lakehouse/monitoring/prediction_log")
+    return read_days(uri, *ALL_DAYS).column("transaction_id").to_pylist()
+
+
+@pytest.mark.faults
+def test_under_a_log_outage_the_api_sheds_load_and_killed_workers_lose_no_answered_score(
+    service,
+):
+    import psutil
+
+    _, home, _, server_pid = service
+    assert _call("/score", {"transaction": TXN})[0] == 200
+    log = home / "lakehouse/monitoring/prediction_log"
+    deadline = time.monotonic() + 20
+    while not (log / "_delta_log").is_dir():
+        assert time.monotonic() < deadline, "the prediction log was not created in 20 s"
+        time.sleep(0.3)
+    aside = log.with_name("prediction_log.aside")
+    log.rename(aside)
+    log.write_text("the log's store is down")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+            ids = [f"J{i}" for i in range(2300)]
+            answers = list(
+                pool.map(
+                    lambda i: _call("/score", {"transaction": {**TXN, "transaction_id": i}}), ids
+                )
+            )
+        answered = [i for i, (status, _) in zip(ids, answers, strict=True) if status == 200]
+        refused = [body for status, body in answers if status != 200]
+        assert 1000 <= len(answered) <= 2000  # up to 1,000 pending rows a worker, then 503
+        assert refused and all(b["error"].startswith("prediction_log_backlog") for b in refused)
+        workers = [
+            p for p in psutil.Process(server_pid).children(recursive=True)
+            if "worker" in " ".join(p.cmdline())
+        ]  # fmt: skip
+        assert workers
+        for worker in workers:
+            worker.kill()  # SIGKILL: the answered scores are in no process's memory any more
+    finally:
+        log.unlink()
+        aside.rename(log)
+    _wait_ready(seconds=120)  # workers started again, by BentoML's supervisor
+    deadline = time.monotonic() + 30
+    while not set(answered) <= set(_logged_ids(home)):
+        assert time.monotonic() < deadline, "the journals were not replayed in 30 s"
+        time.sleep(0.5)
+    logged = [i for i in _logged_ids(home) if i.startswith("J")]
+    assert sorted(logged) == sorted(answered)  # each once; none of the shed ones
+    assert _call("/score", {"transaction": TXN})[0] == 200
+
+
 def test_the_password_reaches_no_output_no_bento_and_no_mlflow_record(service):
     """Last in the module: the service has answered, been degraded, and its stream has run."""
-    _, home, _ = service
+    _, home, _, _ = service
     assert _call("/score", {"transaction": TXN})[0] == 200
     secret = REDIS_PASSWORD.encode()
     output = (home / "api.log").read_bytes()

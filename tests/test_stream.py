@@ -89,6 +89,7 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
     worker.log.close()
 
 
+@pytest.mark.faults
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(streaming, fraud_home):
     from settings.stream import StreamSettings
     from simulator.stream import publish

@@ -28,3 +28,21 @@ def synthetic_rows(n: int, seed: int = 0) -> pd.DataFrame:
             "label": fraud.astype(int),
         }
     )
+
+
+def prediction_log_rows(*ids: str):
+    """Prediction-log rows (one model input, `amount_usd`) for the transaction ids `ids`."""
+    import pyarrow as pa
+
+    from serving.prediction_log import COLUMNS
+
+    schema = COLUMNS.append(pa.field("features", pa.struct([("amount_usd", pa.float64())])))
+    stamp = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
+    return pa.Table.from_pylist(
+        [{"transaction_id": i, "event_timestamp": stamp, "day": stamp.date(),
+          "scored_at": stamp, "path": "online", "model_version": "1", "score": 0.5,
+          "decision": "review", "reasons": [], "degraded": False,
+          "features": {"amount_usd": 1.0}}
+         for i in ids],
+        schema=schema,
+    )  # fmt: skip
