@@ -3,7 +3,7 @@ the hour's amount, counted up to and including each transaction. One definition 
 history that training reads and for the stream worker that feeds the online store."""
 
 import datetime as dt
-from collections import defaultdict, deque
+from collections import deque
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -81,18 +81,42 @@ def _group_bounds(sorted_keys: np.ndarray):
 
 class VelocityCounter:
     """The same features, event by event, as the stream worker keeps them: per key, the events
-    of the last hour. Events of one key must arrive in time order."""
+    of the last hour. Events of one key must arrive in time order. A transaction already
+    counted (a message delivered again) changes nothing; keys without an event in the hour
+    before the newest event seen leave the state (`evict_idle`)."""
 
     def __init__(self):
-        self._recent: dict[str, deque[tuple[dt.datetime, float]]] = defaultdict(deque)
+        self._recent: dict[str, deque[tuple[dt.datetime, float, str | None]]] = {}
+        self.newest: dt.datetime | None = None
+        self._swept: dt.datetime | None = None
 
-    def add(self, key: str, at: dt.datetime, amount_usd: float) -> dict[str, float | int]:
-        recent = self._recent[key]
-        recent.append((at, amount_usd))
+    def add(
+        self, key: str, at: dt.datetime, amount_usd: float, transaction_id: str | None = None
+    ) -> dict[str, float | int] | None:
+        """The key's features right after this event; None if `transaction_id` was counted."""
+        recent = self._recent.setdefault(key, deque())
+        if transaction_id is not None and any(t == transaction_id for _, _, t in recent):
+            return None
+        recent.append((at, amount_usd, transaction_id))
         while recent[0][0] < at - HOUR:
             recent.popleft()
+        self.newest = at if self.newest is None else max(self.newest, at)
         return {
-            "txn_count_10m": sum(1 for t, _ in recent if t >= at - TEN_MINUTES),
+            "txn_count_10m": sum(1 for t, _, _ in recent if t >= at - TEN_MINUTES),
             "txn_count_1h": len(recent),
-            "amount_sum_1h": sum(a for _, a in recent),
+            "amount_sum_1h": sum(a for _, a, _ in recent),
         }
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def evict_idle(self) -> int:
+        """Drop the keys whose last event is over an hour before the newest seen (a sweep at
+        most every ten minutes of event time: it reads every key); how many."""
+        if self.newest is None or (self._swept and self.newest - self._swept < TEN_MINUTES):
+            return 0
+        self._swept = self.newest
+        idle = [k for k, recent in self._recent.items() if recent[-1][0] < self.newest - HOUR]
+        for key in idle:
+            del self._recent[key]
+        return len(idle)

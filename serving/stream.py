@@ -2,15 +2,21 @@
 pushed to Feast -> scores -> the prediction log -> acknowledged.
 
     python -m serving.stream [--batch 500] [--block-ms 1000] [--max-idle-s 60] [--flush-s 1]
-                             [--until-idle]
+                             [--max-tries 5] [--until-idle]
 
 STREAM_URL (default redis://127.0.0.1:6379/0), STREAM_NAME (fraud:transactions), STREAM_GROUP
 (scorers). A message holds one field `transaction`: the JSON of `serving.transaction.Transaction`.
 Scoring does not wait for the log: rows are committed in the background every `--flush-s`, and a
 message is acknowledged only once its row is committed. A message delivered again (its worker
 was killed between the commit and the acknowledgement) is logged only if its transaction is not
-in the log yet. A message that cannot be parsed goes to `<STREAM_NAME>:dead` with the error, and
-the worker goes on."""
+in the log yet, and counts once in the velocity features (which know the transactions they
+counted). A message that cannot be parsed goes to `<STREAM_NAME>:dead` with the error; one
+that parses but fails to score is left pending, claimed again after `--max-idle-s`, and
+dead-lettered once it has been delivered `--max-tries` times; the worker goes on.
+
+A starting worker rebuilds its velocity windows from the stream's last hour; the stream is
+trimmed to that hour, never past a message not yet acknowledged; keys idle for an hour leave
+the windows."""
 
 import argparse
 import datetime as dt
@@ -18,6 +24,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -29,6 +36,8 @@ if TYPE_CHECKING:
     from serving.transaction import Transaction
 
 log = logging.getLogger("serving.stream")
+HOUR_MS = 3_600_000
+TRIM_EVERY_S = 10.0
 
 
 def parse(fields: dict) -> "Transaction":
@@ -67,21 +76,51 @@ class StreamWorker:
     """Reads, scores and logs batches of stream messages; a message is acknowledged once its
     log row is committed (the log writer commits in the background, every `flush_s`)."""
 
-    def __init__(self, settings: StreamSettings, scorer, velocity_push, log_writer, redis_client):
+    def __init__(
+        self,
+        settings: StreamSettings,
+        scorer,
+        velocity_push,
+        log_writer,
+        redis_client,
+        max_tries: int = 5,
+    ):
         from features.velocity import VelocityCounter
 
         self.settings, self.scorer, self.log = settings, scorer, log_writer
-        self.velocity_push, self.redis = velocity_push, redis_client
+        self.velocity_push, self.redis, self.max_tries = velocity_push, redis_client, max_tries
         # Velocity per card and customer, event by event (the same definition as the batch
-        # history). Kept in memory: a restarted worker counts from its restart on.
+        # history), rebuilt at start from the stream's last hour.
         self.counters = {"card": VelocityCounter(), "customer": VelocityCounter()}
         self.stopping = False
         self._recovering = True  # first, what this consumer was given and never acknowledged
+        self._trimmed_at = 0.0
         try:
             self.redis.xgroup_create(settings.name, settings.group, id="0", mkstream=True)
         except Exception as exists:  # BUSYGROUP: the group is there already
             if "BUSYGROUP" not in str(exists):
                 raise
+        self.rebuilt = self._rebuild_velocity()
+
+    def _rebuild_velocity(self, chunk: int = 10_000) -> int:
+        """Count the transactions of the stream's last hour into the velocity windows (without
+        pushing: the online store holds what was pushed); how many."""
+        start, counted = f"{_now_ms() - HOUR_MS}-0", 0
+        while True:
+            entries = self.redis.xrange(self.settings.name, min=start, count=chunk)
+            for _, fields in entries:
+                try:
+                    transaction = parse(fields)
+                except ValueError:
+                    continue
+                row = transaction.scoring_row()
+                for entity, counter in self.counters.items():
+                    counter.add(row[f"{entity}_id"], row["event_timestamp"], row["amount_usd"],
+                                row["transaction_id"])  # fmt: skip
+                counted += 1
+            if len(entries) < chunk:
+                return counted
+            start = "(" + _text(entries[-1][0])
 
     def _read(self, count: int, block_ms: int, max_idle_ms: int) -> tuple[list, bool]:
         """(messages, whether they were delivered before: their rows may be logged already)."""
@@ -120,17 +159,71 @@ class StreamWorker:
                 })  # fmt: skip
             pipe.xack(s.name, s.group, *(m for m, _, _ in dead))
             pipe.execute()
+        good, scored = self._score(good)  # velocity as it stood before these transactions
         if not good:
             return 0
         rows = [t.scoring_row() for _, t in good]
-        scored = self.scorer.score(rows)  # velocity as it stood before these transactions
         self._push_velocity(rows)
         logged = prediction_rows(scored, self.scorer.inputs, "stream", dt.datetime.now(dt.UTC))
         if redelivered:  # a worker killed between its commit and its acknowledgement
             logged = not_yet_logged(self.log.uri, logged)
         ids = [m for m, _ in good]
-        self.log.add(logged, on_written=lambda: self.redis.xack(s.name, s.group, *ids))
+
+        def committed():
+            self.redis.xack(s.name, s.group, *ids)
+            self._trim()
+
+        self.log.add(logged, on_written=committed)
         return len(good)
+
+    def _score(self, good: list) -> tuple[list, object]:
+        """(the messages that scored, their `Scored` batch). When the batch fails, each message
+        is tried alone: one that fails stays pending for another try, or is dead-lettered once
+        delivered `max_tries` times."""
+        if not good:
+            return [], None
+        try:
+            return good, self.scorer.score([t.scoring_row() for _, t in good])
+        except Exception:
+            log.exception("a batch of %d failed to score; trying each alone", len(good))
+        kept = []
+        for message_id, transaction in good:
+            try:
+                self.scorer.score([transaction.scoring_row()])
+                kept.append((message_id, transaction))
+            except Exception as error:
+                self._failed(message_id, transaction, error)
+        return self._score(kept) if kept else ([], None)
+
+    def _failed(self, message_id, transaction: "Transaction", error: Exception) -> None:
+        s = self.settings
+        [pending] = self.redis.xpending_range(s.name, s.group, message_id, message_id, 1)
+        tries = pending["times_delivered"]
+        if tries < self.max_tries:
+            log.warning("message %s failed to score (try %d of %d): %s",
+                        _text(message_id), tries, self.max_tries, error)  # fmt: skip
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xadd(s.dead_letter, {
+            "message_id": message_id, "error": f"failed to score {tries} times: {error}"[:2000],
+            "fields": json.dumps({"transaction": transaction.model_dump_json()}),
+        })  # fmt: skip
+        pipe.xack(s.name, s.group, message_id)
+        pipe.execute()
+
+    def _trim(self) -> None:
+        """Drop the messages over an hour old that every consumer has acknowledged (at most
+        every TRIM_EVERY_S): the last hour stays for a restarted worker's velocity windows."""
+        now = time.monotonic()
+        if now - self._trimmed_at < TRIM_EVERY_S:
+            return
+        self._trimmed_at = now
+        s = self.settings
+        keep_from = f"{_now_ms() - HOUR_MS}-0"
+        oldest_pending = self.redis.xpending(s.name, s.group)["min"]
+        if oldest_pending is not None and _id_key(oldest_pending) < _id_key(keep_from):
+            keep_from = oldest_pending
+        self.redis.xtrim(s.name, minid=keep_from, approximate=False)
 
     def _push_velocity(self, rows: list[dict]) -> None:
         ordered = sorted(rows, key=lambda r: r["event_timestamp"])
@@ -139,9 +232,12 @@ class StreamWorker:
             newest = {}  # the online store keeps one value per entity: the newest
             for r in ordered:
                 at = r["event_timestamp"]
-                counts = counter.add(r[key], at, r["amount_usd"])
-                newest[r[key]] = {key: r[key], "event_timestamp": at, **counts}
-            self.velocity_push.push(f"{entity}_velocity_push", list(newest.values()))
+                counts = counter.add(r[key], at, r["amount_usd"], r["transaction_id"])
+                if counts is not None:  # None: counted before (a message delivered again)
+                    newest[r[key]] = {key: r[key], "event_timestamp": at, **counts}
+            counter.evict_idle()
+            if newest:
+                self.velocity_push.push(f"{entity}_velocity_push", list(newest.values()))
 
     def close(self) -> None:
         """Push the velocity sent, commit the scores and acknowledge their messages."""
@@ -180,7 +276,17 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def build_worker(flush_s: float = 1.0) -> StreamWorker:
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _id_key(message_id) -> tuple[int, int]:
+    """A stream id (`<ms>-<seq>`) as a tuple that orders as Redis orders ids."""
+    ms, _, seq = _text(message_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def build_worker(flush_s: float = 1.0, max_tries: int = 5) -> StreamWorker:
     """A worker on this environment's stream, champion (registry), feature store and lakehouse;
     its log rows are committed every `flush_s` seconds."""
     import mlflow
@@ -218,6 +324,7 @@ def build_worker(flush_s: float = 1.0) -> StreamWorker:
         BackgroundPush(feast_push, VELOCITY_KEYS),
         PredictionLogWriter(f"{lakehouse_root()}/monitoring/prediction_log", flush_s=flush_s),
         redis.Redis.from_url(settings.url),
+        max_tries=max_tries,
     )
 
 
@@ -242,10 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-ms", type=int, default=1000)
     parser.add_argument("--max-idle-s", type=float, default=60.0)
     parser.add_argument("--flush-s", type=float, default=1.0, help="seconds between log commits")
+    parser.add_argument(
+        "--max-tries", type=int, default=5, help="deliveries of a message that fails to score"
+    )
     parser.add_argument("--until-idle", action="store_true", help="stop once the stream is drained")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    worker = build_worker(args.flush_s)
+    worker = build_worker(args.flush_s, args.max_tries)
 
     def stop(*_):
         worker.stopping = True

@@ -89,6 +89,131 @@ def test_messages_are_scored_logged_once_and_broken_ones_dead_lettered(streaming
     worker.log.close()
 
 
+def _worker(streaming, fraud_home, scorer=None, consumer="c1"):
+    """A stream worker as `main` builds it, on the test's stream, store and lakehouse."""
+    import dataclasses
+
+    import mlflow
+    from feast.data_source import PushMode
+
+    from features.lookup import OnlineFeatures
+    from features.store import FEATURE_SERVICE
+    from serving.prediction_log import PredictionLogWriter
+    from serving.scoring import CircuitBreaker, Scorer
+    from serving.stream import StreamWorker
+    from serving.velocity_push import InlinePush
+    from settings.stream import StreamSettings
+
+    client, version, store = streaming
+    if scorer is None:
+        model = mlflow.pyfunc.load_model(f"models:/fraud-detector/{version}")
+        features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
+        scorer = Scorer(model, version, features, breaker=CircuitBreaker(timeout_ms=5_000))
+    settings = dataclasses.replace(StreamSettings.from_environment(), consumer=consumer)
+    return StreamWorker(
+        settings, scorer,
+        InlinePush(lambda source, frame: store.push(source, frame, to=PushMode.ONLINE)),
+        PredictionLogWriter(str(fraud_home / "lakehouse/monitoring/prediction_log"), flush_s=60),
+        client, max_tries=3,
+    )  # fmt: skip
+
+
+def _drain(worker, max_idle_ms: int = 60_000) -> None:
+    while (read := worker._read(100, 50, max_idle_ms))[0]:
+        worker.process(*read)
+
+
+@pytest.mark.faults
+def test_a_restarted_worker_rebuilds_its_velocity_and_a_redelivery_counts_once(
+    streaming, fraud_home
+):
+    from simulator.stream import publish
+
+    client, _, _ = streaming
+    first = _worker(streaming, fraud_home)
+    publish(client, first.settings.name, 200, rate=0, customers=20)
+    _drain(first)
+    assert first.log.flush()
+    entries = client.xrange(first.settings.name)
+    first.process(entries, redelivered=True)  # every message again: a lost acknowledgement
+    assert first.log.flush()
+    assert sorted(_logged(fraud_home)) == sorted(set(_logged(fraud_home)))
+
+    restarted = _worker(streaming, fraud_home, consumer="c2")  # a new process, from zero
+    assert restarted.rebuilt == 200
+    later = dt.datetime.now(dt.UTC)
+    for entity, key in (("card", "card_id"), ("customer", "customer_id")):
+        for _, fields in entries[:20]:
+            transaction = json.loads(fields[b"transaction"])
+            new = (transaction[key], later, 1.0, f"new-{transaction['transaction_id']}")
+            before = first.counters[entity].add(*new)
+            assert before is not None and before == restarted.counters[entity].add(*new)
+    first.log.close()
+    restarted.log.close()
+
+
+@pytest.mark.faults
+def test_a_message_that_keeps_failing_to_score_is_dead_lettered_after_its_tries(
+    streaming, fraud_home
+):
+    from simulator.stream import publish
+
+    client = streaming[0]
+    plain = _worker(streaming, fraud_home)
+    real, stream = plain.scorer, plain.settings.name
+    plain.log.close()
+    publish(client, stream, 50, rate=0, customers=10)
+    poison = json.loads(client.xrange(stream, count=1)[0][1][b"transaction"])
+
+    class Poisoned:  # the model fails on one transaction, whatever batch it is in
+        inputs, model_version = real.inputs, real.model_version
+
+        def score(self, rows):
+            if any(r["transaction_id"] == poison["transaction_id"] for r in rows):
+                raise RuntimeError("the model cannot score this transaction")
+            return real.score(rows)
+
+    worker = _worker(streaming, fraud_home, scorer=Poisoned())
+    for _ in range(4):  # each read claims again what failed (idle > 0 ms)
+        messages, redelivered = worker._read(100, 50, 0)
+        worker.process(messages, redelivered)
+        assert worker.log.flush()
+    dead = client.xrange(worker.settings.dead_letter)
+    assert len(dead) == 1 and b"failed to score 3 times" in dead[0][1][b"error"]
+    assert poison["transaction_id"] in dead[0][1][b"fields"].decode()
+    logged = _logged(fraud_home)
+    assert len(logged) == 49 and poison["transaction_id"] not in logged
+    assert client.xpending(worker.settings.name, worker.settings.group)["pending"] == 0
+    worker.log.close()
+
+
+def test_the_stream_is_trimmed_to_its_last_hour_once_its_messages_are_logged(streaming, fraud_home):
+    from serving import stream as stream_module
+    from simulator.stream import publish
+
+    client = streaming[0]
+    worker = _worker(streaming, fraud_home)
+    name = worker.settings.name
+    publish(client, "scratch", 30, rate=0, customers=10)
+    bodies = [fields for _, fields in client.xrange("scratch")]
+    two_hours_ago = stream_module._now_ms() - 2 * 3_600_000
+    for i, fields in enumerate(bodies[:20]):  # arrived two hours ago
+        client.xadd(name, fields, id=f"{two_hours_ago}-{i}")
+    for fields in bodies[20:]:
+        client.xadd(name, fields)
+    worker.process(*worker._read(10, 50, 60_000))  # ten old ones scored, not committed yet
+    worker._trimmed_at = float("-inf")
+    worker._trim()
+    assert client.xlen(name) == 30  # nothing trimmed past a message not yet acknowledged
+    _drain(worker)
+    assert worker.log.flush()  # the commit acknowledges (and trims, at most every 10 s)
+    worker._trimmed_at = float("-inf")
+    worker._trim()
+    assert client.xlen(name) == 10  # the last hour stays, for a restarted worker's windows
+    assert len(_logged(fraud_home)) == 30
+    worker.log.close()
+
+
 @pytest.mark.faults
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(streaming, fraud_home):
     from settings.stream import StreamSettings

@@ -73,3 +73,24 @@ def test_events_at_one_instant_all_carry_the_state_after_the_last():
 def test_an_empty_history_has_the_columns():
     history = velocity_history(_frame([]), "card_id")
     assert len(history) == 0 and set(FEATURES) <= set(history.columns)
+
+
+def test_a_transaction_counted_again_changes_nothing():
+    counter = VelocityCounter()
+    first = counter.add("K1", T0, 10.0, "T1")
+    assert counter.add("K1", T0 + dt.timedelta(minutes=1), 5.0, "T2")["txn_count_1h"] == 2
+    assert counter.add("K1", T0, 10.0, "T1") is None  # a message delivered again
+    after = counter.add("K1", T0 + dt.timedelta(minutes=2), 1.0, "T3")
+    assert after == {"txn_count_10m": 3, "txn_count_1h": 3, "amount_sum_1h": 16.0}
+    assert first["txn_count_1h"] == 1
+
+
+def test_keys_idle_for_an_hour_leave_the_windows():
+    counter = VelocityCounter()
+    for i in range(100):
+        counter.add(f"K{i}", T0, 1.0, f"T{i}")
+    counter.add("K0", T0 + dt.timedelta(minutes=59), 1.0, "late")
+    counter.add("fresh", T0 + dt.timedelta(minutes=61), 1.0, "F")
+    assert counter.evict_idle() == 99  # K0's last event is a minute old; the rest are gone
+    assert len(counter) == 2
+    assert counter.add("K1", T0 + dt.timedelta(minutes=62), 1.0, "again")["txn_count_1h"] == 1
