@@ -50,16 +50,37 @@ def _lookback_days() -> dict[str, int]:
     }
 
 
-def _export_to_delta(
-    model: str, lookback_days: int, lakehouse: LakehouseResource, start: dt.date, end: dt.date
-):
-    """Copy the model dbt just built from the DuckDB warehouse into gold Delta partitions."""
+def _built_model(model: str):
+    """The model dbt just built, from the DuckDB warehouse."""
     import duckdb
 
-    write_start = start - dt.timedelta(days=lookback_days)
     with duckdb.connect(str(fraud_home() / "warehouse.duckdb"), read_only=True) as con:
         con.execute("SET TimeZone='UTC'")
-        data = con.sql(f'select * from main."{model}"').to_arrow_table()
+        return con.sql(f'select * from main."{model}"').to_arrow_table()
+
+
+def gold_contract(lakehouse: LakehouseResource, table: str, data, start: dt.date, end: dt.date):
+    """Verify `table`'s Soda contract on the days [start, end] of `data`; the table needs rows
+    when silver had rows with its field (none from a source that lacks devices, say)."""
+    import pyarrow.compute as pc
+
+    field = GOLD_TABLES[table]
+    silver = lakehouse.read(
+        "silver", "transactions", start, end, columns=["day", *filter(None, [field])]
+    )
+    rows_expected = silver.num_rows - (silver.column(field).null_count if field else 0)
+    days = data.filter((pc.field("day") >= start) & (pc.field("day") <= end))
+    return verify_contract(
+        contract_path("gold", table),
+        f"gold_{table}",
+        days,
+        variables={"min_rows": "1" if rows_expected else "0"},
+    )
+
+
+def _export_to_delta(model: str, data, lookback_days: int, lakehouse, start: dt.date, end: dt.date):
+    """Copy the model's days into gold Delta partitions."""
+    write_start = start - dt.timedelta(days=lookback_days)
     write = lakehouse.overwrite("gold", model, data, write_start, end)
     # Feast's file offline store lists parquet files rather than reading the Delta log.
     removed = lakehouse.remove_replaced_files("gold", model)
@@ -93,16 +114,23 @@ def gold_dbt_models(
     failed_tests = {
         e.asset_key for e in events if isinstance(e, dg.AssetCheckResult) and not e.passed
     }
+    refused = []
     for event in events:
         if isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name)
+            model = key.path[-1]
             if key in failed_tests:
                 context.log.error(
                     f"{key.to_user_string()}: dbt tests failed, not exported to Delta"
                 )
             else:
-                model = key.path[-1]
-                exported = _export_to_delta(model, lookback[model], lakehouse, start, end)
+                data = _built_model(model)
+                contract = gold_contract(lakehouse, model, data, start, end)
+                if not contract.passed:  # audited before it is published: the last version stays
+                    context.log.error(f"{key.to_user_string()}: {contract.summary()}; not written")
+                    refused.append(key.to_user_string())
+                    continue
+                exported = _export_to_delta(model, data, lookback[model], lakehouse, start, end)
                 event = event.with_metadata(
                     {
                         **event.metadata,
@@ -111,6 +139,12 @@ def gold_dbt_models(
                     }
                 )
         yield event
+    if refused:
+        raise dg.Failure(
+            description=f"Soda contracts failed for {start} .. {end}: {', '.join(refused)} not "
+            "written, the previous version of these days stays current",
+            metadata={"refused": refused},
+        )
     if not invocation.is_successful():
         raise dg.Failure(
             description=f"dbt build failed for {start} .. {end}; see the dbt events above",
@@ -131,18 +165,10 @@ def gold_dbt_models(
     ],
 )
 def gold_contracts(context: dg.AssetCheckExecutionContext, lakehouse: LakehouseResource):
-    """Verify each gold table's Soda contract on the run's partition range; a table needs rows
-    when silver had rows with its field (none from a source that lacks devices, say)."""
+    """Verify each gold table's Soda contract on the run's partition range, as written."""
     start, end = partition_days(context)
-    fields = sorted({f for f in GOLD_TABLES.values() if f})
-    silver = lakehouse.read("silver", "transactions", start, end, columns=["day", *fields])
-    for table, field in GOLD_TABLES.items():
-        rows_expected = silver.num_rows - (silver.column(field).null_count if field else 0)
+    for table in GOLD_TABLES:
         data = lakehouse.read("gold", table, start, end)
-        outcome = verify_contract(
-            contract_path("gold", table),
-            f"gold_{table}",
-            data,
-            variables={"min_rows": "1" if rows_expected else "0"},
+        yield contract_check_result(
+            gold_contract(lakehouse, table, data, start, end), keys.gold(table)
         )
-        yield contract_check_result(outcome, keys.gold(table))

@@ -67,3 +67,17 @@ def contract_check_result(
             **({"errors": dg.MetadataValue.text(outcome.errors)} if outcome.errors else {}),
         },
     )
+
+
+def audited(outcome: ContractOutcome, asset_key: dg.AssetKey, start, end):
+    """Yields nothing when the contract passed; else its failed check result, then raises: the
+    days are not published, and the version before stays the current one (write, audit,
+    publish: the audit comes before the write)."""
+    if outcome.passed:
+        return
+    yield contract_check_result(outcome, asset_key)
+    raise dg.Failure(
+        description=f"{asset_key.to_user_string()}: {outcome.summary()}; {start} .. {end} not "
+        "written, the previous version of these days stays current",
+        metadata={"failed_checks": [c.name for c in outcome.failed_checks]},
+    )

@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow as pa
 
 from assets import keys
-from assets.metadata import contract_check_result, counts_table, delta_metadata
+from assets.metadata import audited, contract_check_result, counts_table, delta_metadata
 from assets.partitions import daily_partitions, partition_days, single_run
 from lakehouse.contracts import contract_path, verify_contract
 from lakehouse.quarantine import stage_predicate
@@ -96,14 +96,15 @@ def silver_tables(
         for table in TABLES:
             bronze = lakehouse.read("bronze", table, start, end)
             cleaned = CLEANERS[table](arrow_to_spark(session, bronze))
-            write = lakehouse.overwrite("silver", table, cleaned.valid, start, end)
-            rejected.append(cleaned.rejected)
             contract = verify_contract(
                 contract_path("silver", table),
                 f"silver_{table}",
                 cleaned.valid,
                 variables={"min_rows": "1" if bronze.num_rows else "0"},
             )
+            yield from audited(contract, keys.silver(table), start, end)
+            write = lakehouse.overwrite("silver", table, cleaned.valid, start, end)
+            rejected.append(cleaned.rejected)
             reasons = Counter(cleaned.rejected.column("reason").to_pylist())
             context.log.info(
                 f"silver/{table}: {bronze.num_rows:,} bronze rows -> {write.rows:,} valid, "
@@ -124,11 +125,12 @@ def silver_tables(
                 ],
             )
     quarantined = pa.concat_tables(rejected)
-    write = lakehouse.overwrite(
-        "silver", "quarantine", quarantined, start, end, stage_predicate("silver")
-    )
     contract = verify_contract(
         contract_path("silver", "quarantine"), "silver_quarantine", quarantined
+    )
+    yield from audited(contract, keys.QUARANTINE, start, end)
+    write = lakehouse.overwrite(
+        "silver", "quarantine", quarantined, start, end, stage_predicate("silver")
     )
     reasons = Counter(
         f"{t}: {r}"

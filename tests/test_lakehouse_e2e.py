@@ -300,6 +300,61 @@ def test_a_failing_contract_stops_everything_downstream(
     assert started == {"bronze__transactions", "bronze__fraud_reports", "silver_tables"}
 
 
+ORIGINAL_CONTRACTS = contracts.CONTRACTS_DIR
+
+
+def _stricter(tmp_path, name: str, find: str, replace: str):
+    """A copy of the project's contracts where `name` holds `replace` for its first `find`."""
+    strict = tmp_path / f"strict_{name}"
+    shutil.copytree(ORIGINAL_CONTRACTS, strict)
+    path = strict / name
+    assert find in path.read_text()
+    path.write_text(path.read_text().replace(find, replace, 1))
+    return strict
+
+
+@pytest.mark.faults
+def test_a_partition_failing_its_contract_is_not_published_and_readers_keep_the_last_good_one(
+    fraud_home, spark_resource, monkeypatch, tmp_path
+):
+    generate(fraud_home / "landing", days=1, customers=100, seed=2)
+    day = dt.date(2026, 1, 1)
+    assert run_lakehouse(None, day, day, spark_resource=spark_resource).success
+
+    def state(layer: str, table: str) -> tuple:
+        return (table_version(str(fraud_home / "lakehouse" / layer / table)),
+                sorted(map(repr, _table(fraud_home, layer, table).to_pylist())))  # fmt: skip
+
+    tables = (("silver", "transactions"), ("gold", "customer_daily_features"))
+    published = {table: state(*table) for table in tables}
+
+    def unchanged(layer: str, table: str) -> bool:
+        return state(layer, table) == published[layer, table]
+
+    # The same day again, under a silver contract these rows break: nothing written.
+    strict = _stricter(tmp_path, "silver_transactions.yml", "valid_min: 0\n", "valid_max: 1\n")
+    monkeypatch.setattr(contracts, "CONTRACTS_DIR", strict)
+    result = run_lakehouse(None, day, day, spark_resource=spark_resource)
+    assert not result.success
+    assert check_results(result)[("silver/transactions", "soda_contract")] is False
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert (
+        "previous version of these days stays current" in failure.event_specific_data.error.message
+    )
+    assert unchanged("silver", "transactions") and unchanged("gold", "customer_daily_features")
+
+    # Under a gold contract these rows break: silver is published again, that gold table is not.
+    strict = _stricter(tmp_path, "gold_customer_daily_features.yml", "valid_min: 0\n",
+                       "valid_max: -1\n")  # fmt: skip
+    monkeypatch.setattr(contracts, "CONTRACTS_DIR", strict)
+    result = run_lakehouse(None, day, day, spark_resource=spark_resource)
+    assert not result.success
+    assert not unchanged("silver", "transactions")  # a new version, the same rows
+    assert unchanged("gold", "customer_daily_features")
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "gold/customer_daily_features not written" in failure.event_specific_data.error.message
+
+
 def test_a_file_with_an_unexpected_schema_is_quarantined_whole_and_fails_the_run(
     fraud_home, spark_resource
 ):
