@@ -34,7 +34,7 @@ PACED_CONNECTIONS = 64  # enough for any paced rate: idle ones only wait for the
 SCRIPT = os.path.join(os.path.dirname(__file__), "wrk_score.lua")
 
 
-def _payloads(n: int, path: str) -> int:
+def write_payloads(n: int, path: str) -> int:
     """Write `n` request bodies of demo transactions to `path`, one per line; how many."""
     from lakehouse.delta import ALL_DAYS, read_days
     from settings.env import lakehouse_root
@@ -55,7 +55,7 @@ def _payloads(n: int, path: str) -> int:
     return picked.num_rows
 
 
-def _serve(tag: str, extra_env: dict):
+def serve_bento(tag: str, extra_env: dict):
     """The bento on PORT; its prediction log in a throw-away lakehouse, not the demo's."""
     bentoml = os.path.join(os.path.dirname(sys.executable), "bentoml")
     lakehouse = tempfile.mkdtemp(prefix="fraud-serving-bench-lakehouse-")
@@ -67,7 +67,7 @@ def _serve(tag: str, extra_env: dict):
     )
 
 
-def _run(payloads: str, connections: int, rate: float, seconds: float) -> dict:
+def drive(payloads: str, connections: int, rate: float, seconds: float) -> dict:
     """Drive the API with wrk (`rate` 0: as fast as `connections` go); figures of its answers."""
     env = {**os.environ, "PAYLOADS": payloads, "API_KEY": KEY, "RATE": str(rate)}
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
@@ -89,7 +89,7 @@ def _peak(payloads: str, seconds: float) -> float:
     """The highest offered rate (500, 750, ...) answered in full with p99 <= 100 ms."""
     held, rate = 0.0, 500.0
     while True:
-        f = _run(payloads, PACED_CONNECTIONS, rate, seconds)
+        f = drive(payloads, PACED_CONNECTIONS, rate, seconds)
         print(_row("on", f"{rate:g} req/s", f), flush=True)
         if f["p99"] > 100 or f["ok_per_s"] < 0.95 * rate:
             return held
@@ -114,20 +114,20 @@ def main() -> int:
     demo_features_in_redis()
     tag = build()["bento_tag"]
     payloads = os.path.join(tempfile.mkdtemp(prefix="fraud-serving-bench-"), "bodies.jsonl")
-    count = _payloads(5000, payloads)
+    count = write_payloads(5000, payloads)
     print(f"bento {tag}; {args.workers} workers; {count} transactions of the demo")
     print("| batching | load | 2xx/s | p50 ms | p95 ms | p99 ms | service p50 / p99 ms | answers |")
     print("|---|---|---|---|---|---|---|---|")
     for batching in ("on", "off"):
         extra = {"FRAUD_BATCHING": batching, "FRAUD_WORKERS": str(args.workers)}
-        server = _serve(tag, extra)
+        server = serve_bento(tag, extra)
         try:
             # A fresh server answers slower for its first ~20 s (p50 34-44 ms instead of 2-9 ms
             # at 300 req/s, whichever mode ran first): warmed before anything is counted.
-            _run(payloads, 32, 0, WARM_UP_S)
+            drive(payloads, 32, 0, WARM_UP_S)
             loads = [(f"{args.rate:g} req/s", PACED_CONNECTIONS, args.rate), ("32 clients", 32, 0)]
             for label, connections, rate in loads:
-                figures = _run(payloads, connections, rate, args.seconds)
+                figures = drive(payloads, connections, rate, args.seconds)
                 print(_row(batching, label, figures), flush=True)
             if batching == "on":
                 print(f"peak with p99 <= 100 ms: {_peak(payloads, args.seconds):,.0f} req/s")

@@ -172,7 +172,10 @@ class FraudScoring:
     async def __is_ready__(self) -> bool:
         """Ready once a lookup of an entity no store holds goes through the scorer's circuit
         breaker (not while it fails, is slow, or the breaker is open) and the store holds
-        something (not a Redis restarted without its data)."""
+        something (not a Redis restarted without its data), and while the prediction log takes
+        this worker's scores (not while it sheds load)."""
+        if not self.log.accepting:
+            return False
         lookup = functools.partial(self.scorer.breaker.call, self._probe_lookup)
         if await asyncio.to_thread(lookup) is None:
             return False
