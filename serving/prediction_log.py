@@ -112,7 +112,9 @@ class PredictionLogWriter:
 
     With `journal_dir`, every batch is written to a local journal (`serving.journal`) before
     `add` returns, and the journals of dead processes found there are replayed into the table,
-    each row once. `close()` writes what is left."""
+    each row once. With `guard`, each commit goes through it: `guard(rows, commit)` calls
+    `commit` with the rows to write (the stream worker: under a lock shared by its workers, less
+    the rows another worker logs). `close()` writes what is left."""
 
     def __init__(
         self,
@@ -121,6 +123,7 @@ class PredictionLogWriter:
         max_rows: int = 5000,
         max_pending_rows: int = 200_000,
         journal_dir: Path | None = None,
+        guard: Callable[[pa.Table, Callable[[pa.Table], None]], None] | None = None,
     ):
         self.uri, self.flush_s, self.max_rows = uri, flush_s, max_rows
         self.max_pending_rows = max_pending_rows
@@ -132,6 +135,7 @@ class PredictionLogWriter:
         self._closed = False
         self._table = Appender(uri)
         self._journal = Journal(journal_dir) if journal_dir else None
+        self.guard = guard or _unguarded
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -187,8 +191,13 @@ class PredictionLogWriter:
         if not pending:
             return True
         transaction = (self._journal.app_id, covered) if covered is not None else None
+
+        def commit(rows: pa.Table) -> None:
+            if rows.num_rows or transaction is not None:
+                self._table.append(rows, evolve_schema=True, transaction=transaction)
+
         try:
-            self._table.append(_rows_of(pending), evolve_schema=True, transaction=transaction)
+            self.guard(_rows_of(pending), commit)
         except Exception:  # scoring goes on; the rows are retried with the next flush
             log.exception("prediction log: %d batches not written, retrying", len(pending))
             return False
@@ -253,6 +262,10 @@ class PredictionLogWriter:
         self._thread.join(timeout=30)
         if self._journal is not None:
             self._journal.close()
+
+
+def _unguarded(rows: pa.Table, commit: Callable[[pa.Table], None]) -> None:
+    commit(rows)
 
 
 def _rows_of(pending: list) -> pa.Table:

@@ -7,12 +7,14 @@ pushed to Feast -> scores -> the prediction log -> acknowledged.
 STREAM_URL (default redis://127.0.0.1:6379/0), STREAM_NAME (fraud:transactions), STREAM_GROUP
 (scorers). A message holds one field `transaction`: the JSON of `serving.transaction.Transaction`.
 Scoring does not wait for the log: rows are committed in the background every `--flush-s`, and a
-message is acknowledged only once its row is committed. A message delivered again (its worker
-was killed between the commit and the acknowledgement) is logged only if its transaction is not
-in the log yet, and counts once in the velocity features (which know the transactions they
-counted). A message that cannot be parsed goes to `<STREAM_NAME>:dead` with the error; one
-that parses but fails to score is left pending, claimed again after `--max-idle-s`, and
-dead-lettered once it has been delivered `--max-tries` times; the worker goes on.
+message is acknowledged only once its row is committed. Workers commit one at a time (a Redis
+lock): a worker leaves out the rows of messages another claimed from it meanwhile, and a message
+delivered again (its worker was killed, or slow past `--max-idle-s`) is logged only if its
+transaction is not in the log yet; so a transaction is logged once. It counts once in the
+velocity features too (which know the transactions they counted). A message that cannot be
+parsed goes to `<STREAM_NAME>:dead` with the error; one that parses but fails to score is left
+pending, claimed again after `--max-idle-s`, and dead-lettered once it has been delivered
+`--max-tries` times; the worker goes on.
 
 A starting worker rebuilds its velocity windows from the stream's last hour; the stream is
 trimmed to that hour, never past a message not yet acknowledged; keys idle for an hour leave
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("serving.stream")
 HOUR_MS = 3_600_000
 TRIM_EVERY_S = 10.0
+COMMIT_LOCK_S = 60  # longer than any commit: a lock outliving its holder frees itself then
 
 
 def parse(fields: dict) -> "Transaction":
@@ -95,6 +98,11 @@ class StreamWorker:
         self.stopping = False
         self._recovering = True  # first, what this consumer was given and never acknowledged
         self._trimmed_at = 0.0
+        # Read and scored, not yet committed: transaction id -> (message id, delivered before);
+        # and those of its messages another worker claimed meanwhile (not this one's to ack).
+        self._awaiting: dict[str, tuple] = {}
+        self._claimed_away: set = set()
+        self.log.guard = self._commit_once
         try:
             self.redis.xgroup_create(settings.name, settings.group, id="0", mkstream=True)
         except Exception as exists:  # BUSYGROUP: the group is there already
@@ -165,16 +173,65 @@ class StreamWorker:
         rows = [t.scoring_row() for _, t in good]
         self._push_velocity(rows)
         logged = prediction_rows(scored, self.scorer.inputs, "stream", dt.datetime.now(dt.UTC))
-        if redelivered:  # a worker killed between its commit and its acknowledgement
-            logged = not_yet_logged(self.log.uri, logged)
-        ids = [m for m, _ in good]
+        for message_id, transaction in good:
+            self._awaiting[transaction.transaction_id] = (message_id, redelivered)
 
-        def committed():
-            self.redis.xack(s.name, s.group, *ids)
+        def committed():  # acknowledged: what this worker logged, or found logged
+            mine = [m for m, _ in good if m not in self._claimed_away]
+            if mine:
+                self.redis.xack(s.name, s.group, *mine)
+            for message_id, transaction in good:
+                self._claimed_away.discard(message_id)
+                if self._awaiting.get(transaction.transaction_id) == (message_id, redelivered):
+                    del self._awaiting[transaction.transaction_id]  # not if read again since
             self._trim()
 
         self.log.add(logged, on_written=committed)
         return len(good)
+
+    def _commit_once(self, rows: pa.Table, commit) -> None:
+        """The log writer's guard: under the stream's commit lock, which its workers share,
+        commit the rows less those another worker logs: of messages claimed away from this
+        one since it read them, and of messages delivered again that the log already holds.
+        Under the lock, no two workers can both find a transaction missing and both log it."""
+        s = self.settings
+        with self.redis.lock(f"{s.name}:log-commit", timeout=COMMIT_LOCK_S,
+                             blocking_timeout=COMMIT_LOCK_S):  # fmt: skip
+            commit(self._admitted(rows))
+
+    def _admitted(self, rows: pa.Table) -> pa.Table:
+        import pyarrow.compute as pc
+
+        entries = [self._awaiting.get(t) for t in rows["transaction_id"].to_pylist()]
+        # unknown: the same message read again and already cleaned up; checked in the log
+        again = pa.array([e is None or e[1] for e in entries])
+        fresh = [e[0] for e in entries if e and not e[1]]
+        owned = self._owned(fresh)
+        lost = {m for m in fresh if m not in owned}
+        self._claimed_away.update(lost)
+        kept = pa.array([not (e and e[0] in lost) for e in entries])
+        first_delivery = rows.filter(pc.and_(kept, pc.invert(again)))
+        delivered_again = not_yet_logged(self.log.uri, rows.filter(again))
+        admitted = pa.concat_tables([first_delivery, delivered_again])
+        # a message this worker read twice (claimed back after idling) waits here twice
+        seen: set = set()
+        once = [not (t in seen or seen.add(t)) for t in admitted["transaction_id"].to_pylist()]
+        return admitted.filter(pa.array(once, pa.bool_()))
+
+    def _owned(self, message_ids: list) -> set:
+        """Which of `message_ids` are still pending with this consumer (not claimed away)."""
+        if not message_ids:
+            return set()
+        s = self.settings
+        ordered = sorted(message_ids, key=_id_key)
+        owned, start = set(), ordered[0]
+        while True:
+            page = self.redis.xpending_range(s.name, s.group, min=start, max=ordered[-1],
+                                             count=1000, consumername=s.consumer)  # fmt: skip
+            owned.update(entry["message_id"] for entry in page)
+            if len(page) < 1000:
+                return owned & set(message_ids)
+            start = "(" + _text(page[-1]["message_id"])
 
     def _score(self, good: list) -> tuple[list, object]:
         """(the messages that scored, their `Scored` batch). When the batch fails, each message

@@ -215,6 +215,74 @@ def test_the_stream_is_trimmed_to_its_last_hour_once_its_messages_are_logged(str
 
 
 @pytest.mark.faults
+def test_two_workers_claiming_each_others_messages_log_each_transaction_once(streaming, fraud_home):
+    from simulator.stream import publish
+
+    client = streaming[0]
+    slow, other = (_worker(streaming, fraud_home, consumer=c) for c in ("slow", "other"))
+    name, group = slow.settings.name, slow.settings.group
+    publish(client, name, 80, rate=0, customers=10)
+    slow.process(*slow._read(60, 50, 60_000))  # read and scored, not committed yet
+    messages, again = other._read(20, 50, 0)  # idle past 0 ms: claimed away from the slow one
+    assert again and len(messages) == 20
+    other.process(messages, again)
+    assert other.log.flush() and slow.log.flush()  # the claimer commits first
+    slow.process(*slow._read(20, 50, 60_000))  # the last twenty
+    other.process(*other._read(20, 50, 0))
+    assert slow.log.flush() and other.log.flush()  # the slow one commits first
+    logged = _logged(fraud_home)
+    assert len(logged) == 80 and len(set(logged)) == 80
+    assert client.xpending(name, group)["pending"] == 0
+    slow.log.close()
+    other.log.close()
+
+
+@pytest.mark.faults
+def test_two_worker_processes_one_killed_and_restarted_log_every_transaction_once(
+    streaming, fraud_home
+):
+    from settings.stream import StreamSettings
+    from simulator.stream import publish
+
+    client = streaming[0]
+    settings = StreamSettings.from_environment()
+    total = 6_000
+    publish(client, settings.name, total, rate=0)
+    # idle past half a second: the two claim each other's messages while both are alive
+    command = [sys.executable, "-m", "serving.stream", "--batch", "100", "--block-ms", "200",
+               "--max-idle-s", "0.5", "--flush-s", "0.2"]  # fmt: skip
+
+    def start(consumer: str) -> subprocess.Popen:
+        env = {**os.environ, "STREAM_CONSUMER": consumer}
+        return subprocess.Popen(command, env=env, start_new_session=True)
+
+    workers = {c: start(c) for c in ("w1", "w2")}
+    deadline = time.monotonic() + 240
+    try:
+        while len(_logged(fraud_home)) < 1_000:
+            assert all(w.poll() is None for w in workers.values()), "a worker stopped"
+            assert time.monotonic() < deadline, "the workers logged little in 4 minutes"
+            time.sleep(0.1)
+        os.killpg(workers["w1"].pid, signal.SIGKILL)
+        workers["w1"].wait()
+        workers["w1"] = start("w1")
+        while (
+            client.xpending(settings.name, settings.group)["pending"]
+            or len(set(_logged(fraud_home))) < total
+        ):
+            assert all(w.poll() is None for w in workers.values()), "a worker stopped"
+            assert time.monotonic() < deadline + 120, "the stream was not drained"
+            time.sleep(0.5)
+    finally:
+        for worker in workers.values():
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=60)
+    logged = _logged(fraud_home)
+    assert len(logged) == total and len(set(logged)) == total
+
+
+@pytest.mark.faults
 def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(streaming, fraud_home):
     from settings.stream import StreamSettings
     from simulator.stream import publish
