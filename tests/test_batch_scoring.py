@@ -104,3 +104,55 @@ def test_as_of_without_online_features_is_refused_saying_why(fraud_home):
     )  # fmt: skip
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "as_of applies to online features" in str(failure.event_specific_data.error)
+
+
+KILLED_RUN = """
+import sys
+import dagster as dg
+from assets.scoring import batch_scoring
+from resources import build_resources
+from settings.env import prepare_process_environment
+
+prepare_process_environment()
+dg.materialize([batch_scoring], resources=build_resources(), partition_key=sys.argv[1],
+               run_config={"ops": {"batch_scoring": {"config": {
+                   "chunk_rows": 50, "features": "online"}}}})
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.faults
+def test_a_batch_scoring_run_killed_mid_partition_then_rerun_scores_every_row_once(fraud_home):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from lakehouse.delta import table_version
+
+    resources, _ = features_online_with_a_champion(fraud_home, RECENT)
+    _silver(fraud_home, 3000)  # 60 chunks of 50
+    log = str(fraud_home / "lakehouse/monitoring/prediction_log")
+    run = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, DAY.isoformat()],
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while (table_version(log) or 0) < 3:  # a few chunks committed, most to come
+            assert run.poll() is None, run.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "no chunk committed in 5 minutes"
+            time.sleep(0.02)
+    finally:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
+    partial = read_days(log, DAY, DAY).num_rows
+    assert 0 < partial < 3000  # killed in the middle of the partition
+
+    assert _score(resources, dg.DagsterInstance.ephemeral(), chunk_rows=1000).success
+    scores = read_days(str(fraud_home / "lakehouse/scoring/batch_scores"), DAY, DAY)
+    logged = read_days(log, DAY, DAY).column("transaction_id").to_pylist()
+    assert scores.num_rows == 3000 and len(logged) == 3000 and len(set(logged)) == 3000
