@@ -82,11 +82,9 @@ def _export_to_delta(model: str, data, lookback_days: int, lakehouse, start: dt.
     """Copy the model's days into gold Delta partitions."""
     write_start = start - dt.timedelta(days=lookback_days)
     write = lakehouse.overwrite("gold", model, data, write_start, end)
-    # Feast's file offline store lists parquet files rather than reading the Delta log.
-    removed = lakehouse.remove_replaced_files("gold", model)
     return {
         **delta_metadata(write, data.schema, write_start, end),
-        "replaced_files_removed": removed,
+        "expired_files_removed": lakehouse.expire_history("gold", model),
     }
 
 

@@ -46,8 +46,7 @@ def velocity_history(context: dg.AssetExecutionContext, lakehouse: LakehouseReso
         rows = rows[(rows["day"] >= start) & (rows["day"] <= end)]
         table = pa.Table.from_pandas(rows, schema=velocity_schema(key), preserve_index=False)
         write = lakehouse.overwrite("features", f"{entity}_velocity", table, start, end)
-        # Feast's file store reads every parquet file of the folder, replaced ones included.
-        lakehouse.remove_replaced_files("features", f"{entity}_velocity")
+        expired = lakehouse.expire_history("features", f"{entity}_velocity")
         yield dg.MaterializeResult(
             asset_key=VELOCITY_KEYS[entity],
             metadata={
@@ -55,6 +54,7 @@ def velocity_history(context: dg.AssetExecutionContext, lakehouse: LakehouseReso
                 "entities": int(rows[key].nunique()),
                 "max_txn_count_10m": int(rows["txn_count_10m"].max()) if len(rows) else 0,
                 "delta_version": write.version,
+                "expired_files_removed": expired,
                 "dagster/uri": write.uri,
                 "duration_s": round(time.perf_counter() - started, 2),
             },

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
 PROJECT = "fraud_platform"
 FEATURE_SERVICE = "fraud_model_v1"  # the features of the fraud-detector model
+# Feast's file offline store, reading Delta sources through their log (features/delta_offline_store)
+DELTA_OFFLINE_STORE = "features.delta_offline_store.DeltaFileOfflineStore"
 # Long-running readers (the scoring API, the stream worker, Feast's server) keep the registry
 # this long: a `feast apply` reaches them within a minute, and a call does not re-read it.
 SERVING_REGISTRY_CACHE_S = 60
@@ -56,7 +58,7 @@ def feast_settings(
         "provider": "local",
         "registry": registry_config,
         "online_store": online,
-        "offline_store": {"type": "file"},
+        "offline_store": {"type": DELTA_OFFLINE_STORE},
         "entity_key_serialization_version": 3,
     }
 

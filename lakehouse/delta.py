@@ -250,22 +250,13 @@ def _app_transaction(transaction: tuple[str, int] | None):
     return CommitProperties(app_transactions=[Transaction(app_id, version)])
 
 
-def remove_replaced_files(uri: str, storage_options: dict[str, str] | None = None) -> int:
-    """Delete data files no longer in the current version (no time travel before it).
-
-    For tables read by engines that list parquet files instead of reading the Delta log, as
-    Feast's file offline store does: replaced files would otherwise be read as live rows.
-    Delta lists the files; they are deleted directly, since a VACUUM would add two commits
-    and a re-run must add exactly one version."""
+def expire_history(
+    uri: str, retention: dt.timedelta, storage_options: dict[str, str] | None = None
+) -> int:
+    """Delete the data files that left the table more than `retention` ago (a VACUUM): time
+    travel reaches back that far. How many; deleting nothing adds no version."""
     from deltalake import DeltaTable
-    from pyarrow import fs
 
     table = DeltaTable(uri, storage_options=storage_options)
-    replaced = table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=True)
-    filesystem, root = fs.FileSystem.from_uri(uri)
-    paths = [f"{root.rstrip('/')}/{relative}" for relative in replaced]
-    # The log keeps a removed file's tombstone: files an earlier call deleted are listed again.
-    present = [i.path for i in filesystem.get_file_info(paths) if i.type != fs.FileType.NotFound]
-    for path in present:
-        filesystem.delete_file(path)
-    return len(present)
+    hours = int(retention.total_seconds() // 3600)
+    return len(table.vacuum(retention_hours=hours, enforce_retention_duration=False, dry_run=False))

@@ -25,15 +25,18 @@ def build_resources() -> dict[str, object]:
     home = fraud_home()
     feast_settings = settings_from_environment(home)
     tracking_uri = mlflow_tracking_uri()
+    retention = int(os.environ.get("FRAUD_DELTA_RETENTION_DAYS", 7))
     if fraud_env() == "prod":
         lakehouse = LakehouseResource(
-            root=dg.EnvVar("LAKEHOUSE_URI"), landing=str(home / "landing")
+            root=dg.EnvVar("LAKEHOUSE_URI"), landing=str(home / "landing"), retention_days=retention
         )
         spark = SparkResource(remote=dg.EnvVar("SPARK_REMOTE"))
         feast_settings |= _secret_safe(registry="FEAST_REGISTRY", online_store="FEAST_ONLINE_STORE")
         tracking_uri = _secret_safe(uri="MLFLOW_TRACKING_URI").get("uri", tracking_uri)
     else:
-        lakehouse = LakehouseResource(root=lakehouse_root(), landing=str(home / "landing"))
+        lakehouse = LakehouseResource(
+            root=lakehouse_root(), landing=str(home / "landing"), retention_days=retention
+        )
         spark = SparkResource()
     feast = FeastResource(**feast_settings)
     mlflow = MlflowResource(

@@ -18,6 +18,8 @@ class LakehouseResource(dg.ConfigurableResource):
     root: str
     landing: str
     storage_options: dict[str, str] = {}  # noqa: RUF012 - pydantic copies field defaults
+    # How long replaced rows stay readable by time travel (FRAUD_DELTA_RETENTION_DAYS).
+    retention_days: int = 7
 
     def uri(self, layer: str, table: str) -> str:
         return f"{self.root.rstrip('/')}/{layer}/{table}"
@@ -49,8 +51,10 @@ class LakehouseResource(dg.ConfigurableResource):
             self.uri(layer, table), start, end, chunk_rows, self._options(), **kwargs
         )
 
-    def remove_replaced_files(self, layer: str, table: str) -> int:
-        return delta.remove_replaced_files(self.uri(layer, table), self._options())
+    def expire_history(self, layer: str, table: str) -> int:
+        """Delete what left the table over `retention_days` ago; how many files."""
+        retention = dt.timedelta(days=self.retention_days)
+        return delta.expire_history(self.uri(layer, table), retention, self._options())
 
     def overwrite(
         self,

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=6566)
     args = parser.parse_args(argv)
 
-    from settings.env import fraud_home, prepare_process_environment
+    from settings.env import REPO_ROOT, fraud_home, prepare_process_environment
 
     prepare_process_environment()
     folder = write_config(fraud_home() / "feast" / "server", fraud_home()).parent
@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     command = [feast, "--chdir", str(folder), "serve", "--host", args.host,
                "--port", str(args.port), *SERVE_OPTIONS]  # fmt: skip
     print(f"feature server on http://{args.host}:{args.port} ({' '.join(command)})", flush=True)
+    # the configuration names this repository's offline store (features.delta_offline_store)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+    )
     os.execv(feast, command)
 
 

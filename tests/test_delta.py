@@ -71,22 +71,24 @@ def test_concurrent_writers_of_the_same_days_lose_and_double_nothing(tmp_path):
     assert table_version(uri) == 20
 
 
-def test_replaced_files_are_removed_without_a_new_version(tmp_path):
-    from lakehouse.delta import remove_replaced_files
+def test_replaced_rows_stay_readable_by_time_travel_until_their_retention_expires(tmp_path):
+    import datetime as dt_
+
+    from deltalake import DeltaTable
+
+    from lakehouse.delta import expire_history
 
     uri = str(tmp_path / "t")
     overwrite_days(uri, _rows(D1, [1]), D1, D1)
     overwrite_days(uri, _rows(D1, [2]), D1, D1)
-    assert remove_replaced_files(uri) == 1
-    assert table_version(uri) == 1
-    on_disk = sorted(p.name for p in (tmp_path / "t").rglob("*.parquet"))
-    assert len(on_disk) == 1  # a reader that lists files sees only live rows
+    assert expire_history(uri, dt_.timedelta(days=7)) == 0  # replaced a moment ago: kept
+    assert table_version(uri) == 1  # and nothing to delete adds no version
+    assert DeltaTable(uri, version=0).to_pyarrow_table().column("x").to_pylist() == [1]
     assert read_days(uri, D1, D1).column("x").to_pylist() == [2]
-    # The log keeps the removed files' tombstones: a later run finds them gone, and goes on.
-    overwrite_days(uri, _rows(D1, [3]), D1, D1)
-    assert remove_replaced_files(uri) == 1
-    assert sorted(p.name for p in (tmp_path / "t").rglob("*.parquet")) != on_disk
-    assert read_days(uri, D1, D1).column("x").to_pylist() == [3]
+    assert expire_history(uri, dt_.timedelta(0)) == 1  # a retention of nothing: gone
+    with pytest.raises(Exception):  # noqa: B017 - delta-rs raises its own I/O error here
+        DeltaTable(uri, version=0).to_pyarrow_table()
+    assert read_days(uri, D1, D1).column("x").to_pylist() == [2]
 
 
 def test_an_appender_keeps_adding_alongside_other_writers_and_evolves_the_schema(tmp_path):

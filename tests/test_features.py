@@ -7,7 +7,7 @@ import pytest
 
 from assets.features import feast_registry, online_store
 from assets.partitions import range_tags
-from lakehouse.delta import overwrite_days, remove_replaced_files
+from lakehouse.delta import overwrite_days
 from resources import build_resources
 from tests.support.gold import CUSTOMER_FLOATS, CUSTOMER_INTS, D1, D2, gold_table, write_gold
 from tests.support.online_store import REDIS_TEST_DB
@@ -76,15 +76,45 @@ def test_the_online_store_holds_the_latest_gold_values_and_rematerializing_chang
 
 def test_a_backfill_of_an_old_day_leaves_the_newest_values_online(applied):
     assert _materialize([online_store], range_tags(D1, D2)).success
-    # Day 2 is rebuilt with other values (seed 7), as the gold step does: overwrite, then
-    # remove the replaced files, which Feast's file store would otherwise still read.
+    # Day 2 is rebuilt with other values (seed 7), as the gold step does: an overwrite, whose
+    # replaced files stay (time travel); Feast's offline store reads the table's current version.
     uri = str(applied / "lakehouse/gold/customer_daily_features")
     overwrite_days(
         uri, gold_table("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS, [("C1", D2, 7)]), D2, D2
     )
-    assert remove_replaced_files(uri) > 0
+    assert len(list((applied / "lakehouse/gold/customer_daily_features").rglob("*.parquet"))) > 2
     assert _materialize([online_store], range_tags(D1, D1)).success  # backfill of day 1 only
     assert _online(applied, "C1", "M1")["customer_daily__txn_count_30d"] == [7 * 10 + 2]
+
+
+def test_a_rebuilt_day_reaches_feast_at_its_current_version_with_the_old_one_kept(applied):
+    """Gold keeps what an overwrite replaced (time travel); Feast reads the current version
+    through the Delta log, never the replaced rows beside it (a reader that lists the parquet
+    files would find both rows of C1 on day 2)."""
+    from deltalake import DeltaTable
+
+    uri = str(applied / "lakehouse/gold/customer_daily_features")
+    rebuilt = gold_table("customer_id", CUSTOMER_INTS, CUSTOMER_FLOATS, [("C1", D2, 7)])
+    overwrite_days(uri, rebuilt, D2, D2)
+    assert _materialize([online_store], range_tags(D1, D2)).success
+    assert _online(applied, "C1", "M1")["customer_daily__txn_count_30d"] == [7 * 10 + 2]
+    store = build_resources()["feast"].store()
+    entity = {
+        "customer_id": ["C1"],
+        "event_timestamp": [
+            dt.datetime.combine(D2, dt.time(23, 59, 59), dt.UTC) + dt.timedelta(minutes=1)
+        ],
+    }
+    import pandas as pd
+
+    offline = store.get_historical_features(
+        entity_df=pd.DataFrame(entity), features=["customer_daily:txn_count_30d"]
+    ).to_df()
+    assert offline["txn_count_30d"].tolist() == [7 * 10 + 2]
+    before = DeltaTable(uri, version=0).to_pyarrow_table().to_pylist()
+    assert [r["txn_count_30d"] for r in before if r["customer_id"] == "C1" and r["day"] == D2] != [
+        7 * 10 + 2
+    ]  # the replaced row: still readable at version 0
 
 
 def test_a_gold_table_missing_a_column_fails_apply_naming_the_column(fraud_home):
@@ -126,8 +156,10 @@ def test_the_feast_cli_applies_and_materializes_the_same_repo(fraud_home):
     today = dt.datetime.now(dt.UTC).date()
     write_gold(fraud_home, days=(today - dt.timedelta(days=2), today - dt.timedelta(days=1)))
     feast = [str(Path(sys.executable).parent / "feast")]
-    env = {**os.environ, "FRAUD_HOME": str(fraud_home)}
-    repo = Path(__file__).resolve().parent.parent / "feature_repo"
+    root = Path(__file__).resolve().parent.parent
+    # the configuration names the repository's offline store, imported from its root
+    env = {**os.environ, "FRAUD_HOME": str(fraud_home), "PYTHONPATH": str(root)}
+    repo = root / "feature_repo"
     for command in (
         ["apply"],
         ["materialize-incremental", dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"),

@@ -101,6 +101,19 @@ def test_materializing_twice_gives_the_same_rows_and_one_new_version_per_table(l
         assert version_2 == version + 1, name
 
 
+def test_gold_keeps_the_version_a_rerun_replaced_for_time_travel(lakehouse):
+    from deltalake import DeltaTable
+
+    for layer, table in TABLES:
+        if layer != "gold":
+            continue
+        version, rows = lakehouse.after_first[f"{layer}/{table}"]
+        before = DeltaTable(str(lakehouse.home / "lakehouse" / layer / table), version=version)
+        data = before.to_pyarrow_table()
+        data = data.drop([c for c in ("_ingested_at",) if c in data.column_names])
+        assert sorted(map(repr, data.to_pylist())) == rows, table
+
+
 def _reference_customer_features(silver: pd.DataFrame, customer: str, day: dt.date) -> dict:
     window = silver[
         (silver.customer_id == customer)
