@@ -92,3 +92,64 @@ def test_a_rebuilt_training_set_starts_a_new_search_an_unchanged_one_resumes(fra
     ]
     assert [m["resumed_search"] for m in metas] == [False, True, False]
     assert metas[0]["search"] == metas[1]["search"] != metas[2]["search"]
+
+
+@pytest.mark.faults
+def test_with_mlflows_database_stopped_mid_search_the_run_fails_then_a_rerun_recovers(
+    fraud_home, monkeypatch
+):
+    """MLflow on Postgres; the database stops once the search has opened its run: the step
+    fails with the database's error (nothing half-registered as a success); Postgres back,
+    the same run again succeeds, without any cleanup."""
+    import subprocess
+    import threading
+    import time
+
+    import psycopg2
+
+    from demo.services import ensure_postgres, fresh_postgres_database
+
+    name = "mlflow_restart_test"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_postgres_database(name))
+    _training_set(fraud_home)
+    stopped = threading.Event()
+
+    def runs() -> int:
+        connection = psycopg2.connect(host="127.0.0.1", user="postgres", dbname=name)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM runs")
+                return cursor.fetchone()[0]
+        finally:
+            connection.close()
+
+    def stop_once_the_run_is_open():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if runs():
+                    break
+            except psycopg2.Error:  # the tables are not created yet
+                pass
+            time.sleep(0.05)
+        subprocess.run("pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main stop",
+                       shell=True, check=True)  # fmt: skip
+        stopped.set()
+
+    stopper = threading.Thread(target=stop_once_the_run_is_open)
+    stopper.start()
+    try:
+        result = _run(TINY)
+    finally:
+        stopper.join()
+        ensure_postgres()
+    assert stopped.is_set() and not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.to_string()
+    assert "OperationalError" in message or "connection" in message.lower(), message[-2000:]
+    again = _run(TINY)  # Postgres is back: the same run, no manual step
+    assert again.success
+    [event] = again.get_asset_materialization_events()
+    build_resources()["mlflow"].activate()
+    parent = mlflow.get_run(event.materialization.metadata["mlflow_run_id"].value)
+    assert parent.info.status == "FINISHED"
