@@ -96,6 +96,20 @@ def _peak(payloads: str, seconds: float) -> float:
         held, rate = rate, rate + 250
 
 
+def demo_bento(payload_count: int = 5000) -> tuple[str, str, int]:
+    """The demo champion's bento with its newest features in Redis, and request bodies of demo
+    transactions: (bento tag, bodies file, how many)."""
+    from bench.redis_online import demo_features_in_redis
+    from serving.bento import build
+    from settings.env import prepare_process_environment
+
+    prepare_process_environment()
+    demo_features_in_redis()
+    tag = build()["bento_tag"]
+    payloads = os.path.join(tempfile.mkdtemp(prefix="fraud-serving-bench-"), "bodies.jsonl")
+    return tag, payloads, write_payloads(payload_count, payloads)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=30)
@@ -106,15 +120,7 @@ def main() -> int:
         print("bench.serving_load drives the API with wrk: install it (apt-get install wrk)")
         return 2
 
-    from bench.redis_online import demo_features_in_redis
-    from serving.bento import build
-    from settings.env import prepare_process_environment
-
-    prepare_process_environment()
-    demo_features_in_redis()
-    tag = build()["bento_tag"]
-    payloads = os.path.join(tempfile.mkdtemp(prefix="fraud-serving-bench-"), "bodies.jsonl")
-    count = write_payloads(5000, payloads)
+    tag, payloads, count = demo_bento()
     print(f"bento {tag}; {args.workers} workers; {count} transactions of the demo")
     print("| batching | load | 2xx/s | p50 ms | p95 ms | p99 ms | service p50 / p99 ms | answers |")
     print("|---|---|---|---|---|---|---|---|")

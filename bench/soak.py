@@ -13,7 +13,6 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 import time
 
 from bench.servers import stop_server
@@ -21,9 +20,9 @@ from bench.serving_load import (
     PACED_CONNECTIONS,
     PORT,
     WARM_UP_S,
+    demo_bento,
     drive,
     serve_bento,
-    write_payloads,
 )
 
 SLICE_S = 60
@@ -47,15 +46,7 @@ def main() -> int:
         print("bench.soak drives the API with wrk: install it (apt-get install wrk)")
         return 2
 
-    from bench.redis_online import demo_features_in_redis
-    from serving.bento import build
-    from settings.env import prepare_process_environment
-
-    prepare_process_environment()
-    demo_features_in_redis()
-    tag = build()["bento_tag"]
-    payloads = os.path.join(tempfile.mkdtemp(prefix="fraud-soak-"), "bodies.jsonl")
-    count = write_payloads(5000, payloads)
+    tag, payloads, count = demo_bento()
     server = serve_bento(tag, {"FRAUD_WORKERS": str(args.workers)})
     print(f"bento {tag}; {args.workers} workers; {count} transactions of the demo; "
           f"{args.rate:g} req/s for {args.minutes} minutes")  # fmt: skip

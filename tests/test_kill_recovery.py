@@ -15,22 +15,10 @@ import pytest
 from lakehouse.delta import read_days
 from settings.env import prepare_process_environment
 from simulator.landing import generate
-from tests.support.lakehouse import run_lakehouse
+from tests.support.lakehouse import LAKEHOUSE_TABLES, run_lakehouse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.dbt, pytest.mark.faults]
 START, END = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
-TABLES = [
-    ("bronze", "transactions"),
-    ("bronze", "fraud_reports"),
-    ("silver", "transactions"),
-    ("silver", "fraud_reports"),
-    ("silver", "quarantine"),
-    ("gold", "customer_daily_features"),
-    ("gold", "merchant_daily_features"),
-    ("gold", "customer_device_daily_features"),
-    ("gold", "customer_country_daily_features"),
-    ("gold", "transaction_labels"),
-]
 RUN = f"""
 import datetime as dt
 from resources.spark import SparkResource
@@ -69,7 +57,7 @@ def _killed_once(home: Path, first_commit_of: str) -> None:
 def _tables(home: Path) -> dict[str, list[str]]:
     """Every table's rows, without the columns that name the run or its files."""
     out = {}
-    for layer, table in TABLES:
+    for layer, table in LAKEHOUSE_TABLES:
         data = read_days(str(home / "lakehouse" / layer / table), START, END)
         data = data.drop([c for c in data.column_names if c.startswith("_")])
         out[f"{layer}/{table}"] = sorted(map(repr, data.to_pylist()))

@@ -15,22 +15,10 @@ from lakehouse import contracts
 from lakehouse.delta import read_days, table_version
 from settings.env import prepare_process_environment
 from simulator.landing import generate
-from tests.support.lakehouse import check_results, run_lakehouse
+from tests.support.lakehouse import LAKEHOUSE_TABLES, check_results, run_lakehouse
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.dbt]
 START, END = dt.date(2026, 1, 1), dt.date(2026, 1, 6)
-TABLES = [
-    ("bronze", "transactions"),
-    ("bronze", "fraud_reports"),
-    ("silver", "transactions"),
-    ("silver", "fraud_reports"),
-    ("silver", "quarantine"),
-    ("gold", "customer_daily_features"),
-    ("gold", "merchant_daily_features"),
-    ("gold", "customer_device_daily_features"),
-    ("gold", "customer_country_daily_features"),
-    ("gold", "transaction_labels"),
-]
 FAR = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
 
 
@@ -40,7 +28,7 @@ def _table(home, layer, table):
 
 def _snapshot(home):
     out = {}
-    for layer, table in TABLES:
+    for layer, table in LAKEHOUSE_TABLES:
         data = _table(home, layer, table)
         data = data.drop([c for c in ("_ingested_at",) if c in data.column_names])
         rows = sorted(map(repr, data.to_pylist()))
@@ -70,7 +58,7 @@ def lakehouse(tmp_path_factory, spark_resource):
 
 def test_every_asset_materializes_and_every_check_passes(lakehouse):
     assert lakehouse.first.success
-    assert set(materialized(lakehouse.first)) == {f"{layer}/{t}" for layer, t in TABLES}
+    assert set(materialized(lakehouse.first)) == {f"{layer}/{t}" for layer, t in LAKEHOUSE_TABLES}
     results = check_results(lakehouse.first)
     assert len(results) >= 9
     assert all(results.values()), [k for k, ok in results.items() if not ok]
@@ -104,7 +92,7 @@ def test_materializing_twice_gives_the_same_rows_and_one_new_version_per_table(l
 def test_gold_keeps_the_version_a_rerun_replaced_for_time_travel(lakehouse):
     from deltalake import DeltaTable
 
-    for layer, table in TABLES:
+    for layer, table in LAKEHOUSE_TABLES:
         if layer != "gold":
             continue
         version, rows = lakehouse.after_first[f"{layer}/{table}"]
@@ -400,7 +388,7 @@ def test_an_empty_day_gives_empty_partitions_not_errors(fraud_home, spark_resour
     result = run_lakehouse(None, day, day, spark_resource=spark_resource)
     assert result.success, [k for k, ok in check_results(result).items() if not ok]
     counts = {k: m["dagster/row_count"] for k, m in materialized(result).items()}
-    assert counts == {f"{layer}/{t}": 0 for layer, t in TABLES}
+    assert counts == {f"{layer}/{t}": 0 for layer, t in LAKEHOUSE_TABLES}
 
 
 def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):

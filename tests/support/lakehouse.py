@@ -6,6 +6,20 @@ import dagster as dg
 
 from assets.partitions import range_tags
 
+# Every table of the lakehouse run, as (layer, table).
+LAKEHOUSE_TABLES = [
+    ("bronze", "transactions"),
+    ("bronze", "fraud_reports"),
+    ("silver", "transactions"),
+    ("silver", "fraud_reports"),
+    ("silver", "quarantine"),
+    ("gold", "customer_daily_features"),
+    ("gold", "merchant_daily_features"),
+    ("gold", "customer_device_daily_features"),
+    ("gold", "customer_country_daily_features"),
+    ("gold", "transaction_labels"),
+]
+
 
 def run_lakehouse(selection, start: dt.date, end: dt.date, instance=None, spark_resource=None):
     """Materialize `selection` (asset keys or a selection string) for days [start, end]."""
