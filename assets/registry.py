@@ -16,7 +16,7 @@ from ml.promotion import (
     promote,
     scores_of,
 )
-from ml.registry import MODEL_NAME, version_by_alias
+from ml.registry import MODEL_NAME, set_alias, version_by_alias
 from ml.segments import segment_table
 from ml.thresholds import CostModel
 from resources.lakehouse import LakehouseResource
@@ -30,7 +30,6 @@ _COSTS = CostModel()
 def challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.MaterializeResult:
     """The tuned model registered as a new version of fraud-detector, alias `challenger`."""
     import mlflow as mlflow_client
-    from mlflow import MlflowClient
 
     tuned = latest_metadata(context.instance, keys.TUNED_MODEL)
     if not tuned:
@@ -45,7 +44,7 @@ def challenger(context: dg.AssetExecutionContext, mlflow: MlflowResource) -> dg.
             "dagster_run_id": context.run.run_id,
         },
     )
-    MlflowClient().set_registered_model_alias(MODEL_NAME, "challenger", version.version)
+    set_alias("challenger", version.version)
     return dg.MaterializeResult(
         metadata={
             "model": MODEL_NAME,

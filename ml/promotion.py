@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
-from ml.registry import MODEL_NAME, input_columns, version_by_alias
+from ml.registry import MODEL_NAME, input_columns, set_alias, version_by_alias
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -314,6 +314,6 @@ def promote(client, version: str) -> str | None:
     current = version_by_alias("champion")
     former = current.version if current else None
     if former is not None and former != version:
-        client.set_registered_model_alias(MODEL_NAME, "previous", former)
-    client.set_registered_model_alias(MODEL_NAME, "champion", version)
+        set_alias("previous", former, client)
+    set_alias("champion", version, client)
     return former

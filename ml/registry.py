@@ -23,6 +23,26 @@ def version_by_alias(alias: str, client=None):
         raise
 
 
+ALIAS_ATTEMPTS = 5
+
+
+def set_alias(alias: str, version: str, client=None) -> None:
+    """Point `alias` of `MODEL_NAME` at `version`. MLflow's SQL store moves an alias by reading,
+    then inserting or updating: two processes moving one alias at once can both find it absent,
+    and the second insert breaks the table's key. Then the alias exists; the move is retried
+    (seen with four processes registering at once on Postgres)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = client or MlflowClient()
+    for attempt in range(1, ALIAS_ATTEMPTS + 1):
+        try:
+            return client.set_registered_model_alias(MODEL_NAME, alias, version)
+        except MlflowException as error:
+            if attempt == ALIAS_ATTEMPTS or "already exists" not in error.message:
+                raise
+
+
 def load_by_alias(alias: str = "champion"):
     """(pyfunc model, registry version) of the version holding `alias`; a clear error if none."""
     import mlflow

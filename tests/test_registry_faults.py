@@ -43,14 +43,14 @@ def test_a_broken_store_raises_instead_of_answering_none(registry):
 REGISTER = """
 import json, sys
 import mlflow
-from mlflow import MlflowClient
+from ml.registry import set_alias
 name, uri, sources = sys.argv[1], sys.argv[2], sys.argv[3:]
 mlflow.set_tracking_uri(uri)
 mlflow.set_registry_uri(uri)
 versions = []
 for source in sources:
     version = mlflow.register_model(source, name, tags={"source": source}).version
-    MlflowClient().set_registered_model_alias(name, "challenger", version)
+    set_alias("challenger", version)
     versions.append(str(version))
 print(json.dumps(dict(zip(sources, versions))))
 """
