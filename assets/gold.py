@@ -40,14 +40,28 @@ class GoldTranslator(DagsterDbtTranslator):
         return "gold" if dbt_resource_props["resource_type"] == "model" else None
 
 
-def _lookback_days() -> dict[str, int]:
-    """Per model, the days before the range it rebuilds too (its meta `delta_lookback_days`)."""
+def _model_days(meta_key: str) -> dict[str, int]:
+    """Per model, its meta `meta_key` (`delta_lookback_days`: the days before the range it
+    rebuilds too; `delta_lookahead_days`: the days after a day whose rows read that day)."""
     manifest = json.loads(dbt_project.manifest_path.read_text())
     return {
-        node["name"]: int(node["config"].get("meta", {}).get("delta_lookback_days", 0))
+        node["name"]: int(node["config"].get("meta", {}).get(meta_key, 0))
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model"
     }
+
+
+def build_end(lakehouse: LakehouseResource, end: dt.date, lookahead_days: int) -> dt.date:
+    """The last day the build rewrites: `end`, or the last later day (within the lookahead)
+    that silver already holds. Those days' windows read the range, so a re-run of an old day,
+    or runs of several days finishing out of order, leave every later day as one run would."""
+    if not lookahead_days:
+        return end
+    later = lakehouse.read(
+        "silver", "transactions", end + dt.timedelta(days=1),
+        end + dt.timedelta(days=lookahead_days), columns=["day"],
+    )  # fmt: skip
+    return max(later.column("day").to_pylist(), default=end)
 
 
 def _built_model(model: str):
@@ -109,12 +123,17 @@ def gold_dbt_models(
     """dbt build for the partition range, then each model whose tests passed goes to Delta."""
     started = time.perf_counter()
     start, end = partition_days(context)
-    dbt_vars = {"start_day": start.isoformat(), "end_day": end.isoformat()}
+    last = build_end(lakehouse, end, max(_model_days("delta_lookahead_days").values()))
+    if last > end:
+        context.log.info(
+            f"silver holds {end} + 1 .. {last}, whose windows read this range: rebuilt"
+        )
+    dbt_vars = {"start_day": start.isoformat(), "end_day": last.isoformat()}
     invocation = dbt.cli(
         ["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False
     )
     events = list(invocation.stream())
-    lookback = _lookback_days()
+    lookback = _model_days("delta_lookback_days")
     failed_tests = {
         e.asset_key for e in events if isinstance(e, dg.AssetCheckResult) and not e.passed
     }
@@ -129,12 +148,12 @@ def gold_dbt_models(
                 )
             else:
                 data = _built_model(model)
-                contract = gold_contract(model, data, start, end, model in needing_rows)
+                contract = gold_contract(model, data, start, last, model in needing_rows)
                 if not contract.passed:  # audited before it is published: the last version stays
                     context.log.error(f"{key.to_user_string()}: {contract.summary()}; not written")
                     refused.append(key.to_user_string())
                     continue
-                exported = _export_to_delta(model, data, lookback[model], lakehouse, start, end)
+                exported = _export_to_delta(model, data, lookback[model], lakehouse, start, last)
                 event = event.with_metadata(
                     {
                         **event.metadata,

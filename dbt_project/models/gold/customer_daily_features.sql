@@ -1,5 +1,6 @@
 {#- Per customer and day D: spending over the 1, 7 and 30 days ending with D, known at D's end;
     and the card risk: the customer's frauds of the last 7 and 30 days reported by D's end. -#}
+{{ config(meta={'delta_lookahead_days': 29}) }}
 with txns as (
     select transaction_id, customer_id, merchant_id, merchant_country, device_id, amount_usd, day
     from {{ source('silver', 'transactions') }}

@@ -3,6 +3,7 @@
     whose reports have (mostly) arrived, so that a fraud wave at a merchant is not diluted by the
     last days' transactions that no one has reported yet. -#}
 {%- set delay = var('settled_delay_days') -%}
+{{ config(meta={'delta_lookahead_days': 29 + delay}) }}
 with txns as (
     select transaction_id, merchant_id, card_id, amount_usd, day
     from {{ source('silver', 'transactions') }}
