@@ -11,7 +11,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from assets import keys
 from assets.metadata import contract_check_result, delta_metadata
-from assets.partitions import daily_partitions, partition_days, single_run
+from assets.partitions import daily_partitions, partition_days, rebuild_end, single_run
 from lakehouse.contracts import contract_path, verify_contract
 from resources.dbt import load_dbt_project
 from resources.lakehouse import LakehouseResource
@@ -49,19 +49,6 @@ def _model_days(meta_key: str) -> dict[str, int]:
         for node in manifest["nodes"].values()
         if node["resource_type"] == "model"
     }
-
-
-def build_end(lakehouse: LakehouseResource, end: dt.date, lookahead_days: int) -> dt.date:
-    """The last day the build rewrites: `end`, or the last later day (within the lookahead)
-    that silver already holds. Those days' windows read the range, so a re-run of an old day,
-    or runs of several days finishing out of order, leave every later day as one run would."""
-    if not lookahead_days:
-        return end
-    later = lakehouse.read(
-        "silver", "transactions", end + dt.timedelta(days=1),
-        end + dt.timedelta(days=lookahead_days), columns=["day"],
-    )  # fmt: skip
-    return max(later.column("day").to_pylist(), default=end)
 
 
 def _built_model(model: str):
@@ -123,7 +110,7 @@ def gold_dbt_models(
     """dbt build for the partition range, then each model whose tests passed goes to Delta."""
     started = time.perf_counter()
     start, end = partition_days(context)
-    last = build_end(lakehouse, end, max(_model_days("delta_lookahead_days").values()))
+    last = rebuild_end(lakehouse, end, max(_model_days("delta_lookahead_days").values()))
     if last > end:
         context.log.info(
             f"silver holds {end} + 1 .. {last}, whose windows read this range: rebuilt"

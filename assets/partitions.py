@@ -32,3 +32,17 @@ def range_tags(start: dt.date, end: dt.date) -> dict[str, str]:
         "dagster/asset_partition_range_start": start.isoformat(),
         "dagster/asset_partition_range_end": end.isoformat(),
     }
+
+
+def rebuild_end(lakehouse, end: dt.date, lookahead_days: int) -> dt.date:
+    """The last day a run of [.., end] rewrites: `end`, or the last later day within
+    `lookahead_days` (the days after a day whose rows read it) that silver already holds. So a
+    re-run of an old day, or day runs finishing out of order, leave every later day as one run
+    of them all would."""
+    if not lookahead_days:
+        return end
+    later = lakehouse.read(
+        "silver", "transactions", end + dt.timedelta(days=1),
+        end + dt.timedelta(days=lookahead_days), columns=["day"],
+    )  # fmt: skip
+    return max(later.column("day").to_pylist(), default=end)

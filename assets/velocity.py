@@ -7,7 +7,7 @@ import dagster as dg
 import pyarrow as pa
 
 from assets import keys
-from assets.partitions import daily_partitions, partition_days, single_run
+from assets.partitions import daily_partitions, partition_days, rebuild_end, single_run
 from features.velocity import VELOCITY_ENTITIES, velocity_schema
 from resources.lakehouse import LakehouseResource
 
@@ -34,8 +34,10 @@ def velocity_history(context: dg.AssetExecutionContext, lakehouse: LakehouseReso
     from features.velocity import velocity_history as history
 
     started = time.perf_counter()
-    start, end = partition_days(context)
-    # The day before gives the first hour of `start` its window.
+    start, first_end = partition_days(context)
+    # The day before gives the first hour of `start` its window; so the day after, where silver
+    # holds it, is rebuilt too.
+    end = rebuild_end(lakehouse, first_end, lookahead_days=1)
     columns = ["event_timestamp", "day", "amount_usd", *VELOCITY_ENTITIES.values()]
     events = lakehouse.read(
         "silver", "transactions", start - dt.timedelta(days=1), end, columns=columns

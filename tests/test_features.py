@@ -171,3 +171,37 @@ def test_the_feast_cli_applies_and_materializes_the_same_repo(fraud_home):
     got = OnlineFeatures.for_views(store, ["customer_daily"]).lookup([{"customer_id": "C1"}])
     assert got["customer_daily__txn_count_30d"] == [2 * 10 + 2]
     assert got["customer_daily__missing"] == [False]
+
+
+def test_a_run_of_the_day_before_rebuilds_the_next_days_first_hour(fraud_home):
+    """Day 2 materialized before day 1's silver existed: the run of day 1 rebuilds day 2, whose
+    first hour's windows reach back into day 1."""
+    import pyarrow as pa
+
+    from assets.velocity import velocity_history
+
+    resources = build_resources()
+    lakehouse = resources["lakehouse"]
+
+    def silver(day: dt.date, stamps: list[dt.datetime]) -> None:
+        rows = pa.table({
+            "event_timestamp": pa.array(stamps, pa.timestamp("us", tz="UTC")),
+            "day": pa.array([day] * len(stamps), pa.date32()),
+            "amount_usd": [10.0] * len(stamps),
+            "card_id": ["K1"] * len(stamps),
+            "customer_id": ["C1"] * len(stamps),
+        })  # fmt: skip
+        lakehouse.overwrite("silver", "transactions", rows, day, day)
+
+    def run(day: dt.date) -> None:
+        result = dg.materialize([velocity_history], resources=resources, tags=range_tags(day, day))
+        assert result.success
+
+    day1, day2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)
+    midnight = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    silver(day2, [midnight + dt.timedelta(minutes=10)])
+    run(day2)
+    silver(day1, [midnight - dt.timedelta(minutes=20)])
+    run(day1)
+    counts = lakehouse.read("features", "card_velocity", day1, day2).to_pylist()
+    assert sorted((r["day"], r["txn_count_1h"]) for r in counts) == [(day1, 1), (day2, 2)]
