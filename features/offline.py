@@ -36,15 +36,18 @@ def source_keys(view) -> "pd.DataFrame":
     return table.group_by(keys).aggregate([]).to_pandas()
 
 
-def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFrame":
-    """Feast's own point-in-time retrieval (`get_historical_features`) of `views` for every row
-    of `entity_df` (pandas, with `event_timestamp`), named `<view>__<feature>`; NaN where none
-    was known in time. The training set's check recomputes a sample of its rows with it.
+def file_store_features(store: "FeatureStore", entity_df, views) -> "pd.DataFrame":
+    """Feast's file (dask) store's own point-in-time retrieval of `views` for every row of
+    `entity_df` (pandas, with `event_timestamp`), named `<view>__<feature>`; NaN where none was
+    known in time: the independent reference the DuckDB joins are checked on (the training
+    set's check recomputes a sample of its rows with it).
 
-    Feast 0.67's file (dask) offline store fails when an entity key is absent from a source and
-    silently drops rows with no match within the TTL, so each view is asked only for the
-    (key, time) pairs its source knows, and the answers are merged back onto every row."""
+    Feast 0.67's file store fails when an entity key is absent from a source and silently drops
+    rows with no match within the TTL, so each view is asked only for the (key, time) pairs its
+    source knows, and the answers are merged back onto every row."""
     import pandas as pd
+
+    from features.delta_offline_store import DeltaOfflineStore
 
     stamp = "event_timestamp"
     out = entity_df.assign(**{stamp: pd.to_datetime(entity_df[stamp], utc=True)})
@@ -57,9 +60,13 @@ def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFram
         if asked.empty:
             out = out.assign(**{c: float("nan") for c in columns})
             continue
-        answer = store.get_historical_features(
+        answer = DeltaOfflineStore.file_store_historical_features(
+            config=store.config,
+            feature_views=[view],
+            feature_refs=[f"{view.name}:{f.name}" for f in view.features],
             entity_df=asked,
-            features=[f"{view.name}:{f.name}" for f in view.features],
+            registry=store.registry,
+            project=store.project,
             full_feature_names=True,
         ).to_df()
         answer = answer.astype({stamp: "datetime64[us, UTC]"})[[*keys, stamp, *columns]]
@@ -67,58 +74,22 @@ def historical_features(store: "FeatureStore", entity_df, views) -> "pd.DataFram
     return out.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
-def as_of_values(entity_df: "pd.DataFrame", view) -> "pd.DataFrame":
-    """A view's features for every row of `entity_df` (its join keys and `event_timestamp`),
-    named `<view>__<feature>`: Feast's point-in-time rule (the newest source row of the row's
-    entity at or before its time, no older than the view's TTL; NaN where none) as one sorted
-    as-of join per view, read from the view's Delta source. Feast's file offline store joins
-    every source row of an entity before filtering by time, which grows with the history."""
-    import pandas as pd
-    import pyarrow.compute as pc
-
-    from lakehouse.delta import ALL_DAYS, read_days
-
-    keys, stamp = list(view.join_keys), view.batch_source.timestamp_field
-    features = [f.name for f in view.features]
-    named = {f: f"{view.name}__{f}" for f in features}
-    rows = entity_df[[*keys, "event_timestamp"]].reset_index(drop=True)
-    rows = rows.assign(
-        event_timestamp=pd.to_datetime(rows["event_timestamp"], utc=True).astype(
-            "datetime64[us, UTC]"
-        ),
-        _row=range(len(rows)),
-    )
-    known = rows.dropna(subset=keys)  # a null key (no device, say) is no entity
-    if known.empty:  # a source without the key's field: nothing to look up
-        return pd.DataFrame({name: [float("nan")] * len(rows) for name in named.values()})
-    only = None
-    for key in keys:
-        match = pc.field(key).isin(known[key].unique().tolist())
-        only = match if only is None else only & match
-    source = read_days(view.batch_source.path, *ALL_DAYS, columns=[*keys, stamp, *features],
-                       filter_expression=only).to_pandas()  # fmt: skip
-    source = source.rename(columns={stamp: "_feature_time", **named})
-    source = source.astype({"_feature_time": "datetime64[us, UTC]"})
-    joined = pd.merge_asof(
-        known.sort_values("event_timestamp"),
-        source.sort_values("_feature_time"),
-        left_on="event_timestamp",
-        right_on="_feature_time",
-        by=keys,
-        direction="backward",
-        tolerance=pd.Timedelta(view.ttl) if view.ttl else None,
-    )
-    values = rows[["_row"]].merge(joined[["_row", *named.values()]], on="_row", how="left")
-    return values.sort_values("_row")[list(named.values())].reset_index(drop=True)
-
-
-def point_in_time_join(entities: "pd.DataFrame", views) -> "pd.DataFrame":
-    """`entities` with every view's features as known at (or just before) each row's time."""
+def point_in_time_join(store: "FeatureStore", entities: "pd.DataFrame", views) -> "pd.DataFrame":
+    """`entities` with every view's features as known at (or just before) each row's time,
+    named `<view>__<feature>`, NaN where none was known: Feast's `get_historical_features`
+    through the configured offline store (DuckDB as-of joins over the Delta sources)."""
     joined = entities
     for view in views:
-        at = entities.assign(event_timestamp=entities.event_timestamp - joined_at(view))
-        features = as_of_values(at, view)
-        joined = joined.assign(**{c: features[c].to_numpy() for c in features.columns})
+        at = entities[[*view.join_keys, "event_timestamp"]]
+        at = at.assign(event_timestamp=at.event_timestamp - joined_at(view))
+        features = store.get_historical_features(
+            entity_df=at,
+            features=[f"{view.name}:{f.name}" for f in view.features],
+            full_feature_names=True,
+        ).to_arrow()
+        named = [f"{view.name}__{f.name}" for f in view.features]
+        joined = joined.assign(**{c: features.column(c).to_numpy(zero_copy_only=False)
+                                  for c in named})  # fmt: skip
     return joined
 
 
@@ -129,7 +100,7 @@ class PointInTimeFeatures:
     failure raises, there are no defaults to degrade to)."""
 
     def __init__(self, store: "FeatureStore", service: str):
-        self.views = service_views(store, service)
+        self._store, self.views = store, service_views(store, service)
         self._feature_views = [store.get_feature_view(spec.name) for spec in self.views]
         self._keys = sorted({k for spec in self.views for k in spec.join_keys})
 
@@ -146,5 +117,6 @@ class PointInTimeFeatures:
         if as_of is not None:
             raise ValueError("point-in-time features are read at each row's own time, not as_of")
         entities = pd.DataFrame({k: rows[k] for k in [*self._keys, "event_timestamp"]})
-        joined = fill_missing(point_in_time_join(entities, self._feature_views), self.views)
+        joined = point_in_time_join(self._store, entities, self._feature_views)
+        joined = fill_missing(joined, self.views)
         return {c: joined[c].to_numpy() for spec in self.views for c in [*spec.columns, spec.flag]}

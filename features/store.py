@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 FEATURE_REPO = Path(__file__).resolve().parent.parent / "feature_repo"
 PROJECT = "fraud_platform"
 FEATURE_SERVICE = "fraud_model_v1"  # the features of the fraud-detector model
-# Feast's file offline store, reading Delta sources through their log (features/delta_offline_store)
-DELTA_OFFLINE_STORE = "features.delta_offline_store.DeltaFileOfflineStore"
+# Point-in-time joins in DuckDB over the Delta sources (features/delta_offline_store)
+DELTA_OFFLINE_STORE = "features.delta_offline_store.DeltaOfflineStore"
 # Long-running readers (the scoring API, the stream worker, Feast's server) keep the registry
 # this long: a `feast apply` reaches them within a minute, and a call does not re-read it.
 SERVING_REGISTRY_CACHE_S = 60

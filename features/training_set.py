@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from features.offline import historical_features, joined_at, point_in_time_join
+from features.offline import file_store_features, joined_at, point_in_time_join
 from features.views import fill_missing, service_views
 from lakehouse.training import holdout_split
 
@@ -67,7 +67,7 @@ def join_features(
     them, in time order; violations and rows checked of a sample against Feast's retrieval)."""
     specs = service_views(store, service)
     views = [store.get_feature_view(spec.name) for spec in specs]
-    joined = point_in_time_join(rows, views)
+    joined = point_in_time_join(store, rows, views)
     violations, checked = (
         point_in_time_violations(store, joined, views, check_sample) if check_sample else (0, 0)
     )
@@ -95,9 +95,9 @@ def split_table(rows: "pd.DataFrame") -> str:
 
 
 def point_in_time_violations(store, joined, views, sample_size: int) -> tuple[int, int]:
-    """(violations, rows checked): a sample of joined rows recomputed by Feast's own
-    point-in-time retrieval; a value that differs (from after the row's time, stale, or
-    missing) is a violation."""
+    """(violations, rows checked): a sample of joined rows recomputed by Feast's file store
+    (an independent implementation of the point-in-time rule); a value that differs (from after
+    the row's time, stale, or missing) is a violation."""
     import numpy as np
 
     sample = joined.sample(n=min(sample_size, len(joined)), random_state=0)
@@ -105,7 +105,7 @@ def point_in_time_violations(store, joined, views, sample_size: int) -> tuple[in
     for view in views:
         at = sample[[*view.join_keys, "event_timestamp"]]
         at = at.assign(event_timestamp=at.event_timestamp - joined_at(view))
-        expected = historical_features(store, at, [view])
+        expected = file_store_features(store, at, [view])
         for feature in view.features:
             column = f"{view.name}__{feature.name}"
             got = sample[column].astype("float64").to_numpy()

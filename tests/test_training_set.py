@@ -316,11 +316,11 @@ def test_velocity_joins_the_value_pushed_before_the_transaction_never_its_own(fr
 
 
 @pytest.mark.integration
-def test_the_as_of_join_gives_what_feasts_own_retrieval_gives(fraud_home):
-    """The training set's join (one sorted as-of join per view) against Feast's
-    get_historical_features on the same rows: before any value, within and past each view's TTL,
-    unknown entities, a missing device, and velocity pushes at the very row's time."""
-    from features.offline import as_of_values, historical_features, joined_at
+def test_the_duckdb_store_gives_what_feasts_file_store_gives(fraud_home):
+    """The configured offline store's get_historical_features (DuckDB as-of joins) against
+    Feast's file store on the same rows, to 1e-6: before any value, within and past each view's
+    TTL, unknown entities, a missing device, and velocity pushes at the very row's time."""
+    from features.offline import JUST_BEFORE, file_store_features, joined_at, point_in_time_join
 
     write_gold(fraud_home)
     pushes = [("K1", _at(D2, 9) + dt.timedelta(minutes=m), m) for m in (0, 20, 50, 55)]
@@ -331,6 +331,9 @@ def test_the_as_of_join_gives_what_feasts_own_retrieval_gives(fraud_home):
     start = dt.datetime.combine(D1, dt.time(), UTC)
     times = [start + dt.timedelta(minutes=int(m)) for m in rng.integers(0, 5 * 24 * 60, 300)]
     times += [p[1] for p in pushes] + [p[1] + dt.timedelta(hours=1) for p in pushes]
+    # at the very time a value becomes known: the gold rows' midnights, a push's time just after
+    times += [start + dt.timedelta(days=d) for d in (1, 1, 2, 2)]
+    times += [p[1] + JUST_BEFORE for p in pushes]
     n = len(times)
     rows = pd.DataFrame(
         {
@@ -345,12 +348,13 @@ def test_the_as_of_join_gives_what_feasts_own_retrieval_gives(fraud_home):
     for name in ("customer_daily", "merchant_daily", "customer_device", "customer_country",
                  "card_velocity"):  # fmt: skip
         view = store.get_feature_view(name)
-        at = rows.assign(event_timestamp=rows.event_timestamp - joined_at(view))
-        ours = as_of_values(at, view)
-        feasts = historical_features(store, at[[*view.join_keys, "event_timestamp"]], [view])
+        at = rows[[*view.join_keys, "event_timestamp"]]
+        ours = point_in_time_join(store, at, [view]).filter(like=f"{name}__")
+        at = at.assign(event_timestamp=at.event_timestamp - joined_at(view))
+        feasts = file_store_features(store, at, [view])
         for column in ours.columns:
             got, want = ours[column].astype(float), feasts[column].astype(float)
-            assert np.allclose(got, want, equal_nan=True), (name, column)
+            assert np.allclose(got, want, rtol=0, atol=1e-6, equal_nan=True), (name, column)
         assert ours.notna().any().all() and ours.isna().any().any(), name  # both cases seen
 
 
@@ -369,6 +373,6 @@ def test_a_source_without_devices_joins_no_device_feature(fraud_home):
          "event_timestamp": [_at(D2, 10), _at(D3, 10)]}
     )  # fmt: skip
     views = [store.get_feature_view(name) for name in ("customer_daily", "customer_device")]
-    joined = point_in_time_join(rows, views)
+    joined = point_in_time_join(store, rows, views)
     assert joined.filter(like="customer_device__").isna().all().all()
     assert joined["customer_daily__txn_count_30d"].notna().all()
