@@ -93,13 +93,19 @@ def train(
     device: str = "cpu",
     on_epoch: Callable[[int, dict, "TrainedModel"], None] | None = None,
     resume: Resume | None = None,
+    preprocessor: Preprocessor | None = None,
+    shard: tuple[int, int] = (0, 1),
+    wrap: Callable = lambda network: network,
 ) -> TrainedModel:
-    """Fit preprocessing on `train_rows`, then the network with class weighting (`pos_weight`,
-    by default the square root of negatives / positives, by row weight); keep the epoch with the
-    best validation PR-AUC (also weighted). `on_epoch` receives each epoch's validation metrics
-    and the model as it stands (a Ray Tune trial reports them, so ASHA can stop it, with a
-    checkpoint to resume from). With `resume`, training goes on from that model for the epochs
-    left (the optimizer starts afresh)."""
+    """Fit preprocessing on `train_rows` (unless given one), then the network with class
+    weighting (`pos_weight`, by default the square root of negatives / positives, by row weight);
+    keep the epoch with the best validation PR-AUC (also weighted). `on_epoch` receives each
+    epoch's validation metrics and the model as it stands (a Ray Tune trial reports them, so ASHA
+    can stop it, with a checkpoint to resume from). With `resume`, training goes on from that
+    model for the epochs left (the optimizer starts afresh).
+
+    Data-parallel (`shard` = (rank, workers), `wrap` the network in DistributedDataParallel):
+    this worker trains on its equal share of the rows, in batches of `batch_size / workers`."""
     import torch
 
     from ml.metrics import fraud_metrics
@@ -109,7 +115,9 @@ def train(
     check_trainable(valid_rows["label"], "validation")
     torch.manual_seed(params.seed)
     generator = np.random.default_rng(params.seed)
-    preprocessor = resume.model.preprocessor if resume else Preprocessor.fit(train_rows)
+    if resume:
+        preprocessor = resume.model.preprocessor
+    preprocessor = preprocessor or Preprocessor.fit(train_rows)
     numeric, categorical = (torch.from_numpy(a) for a in preprocessor.transform(train_rows))
     labels = torch.from_numpy(train_rows["label"].to_numpy(dtype=np.float32))
     if resume:
@@ -127,6 +135,13 @@ def train(
     weights = torch.from_numpy(row_weights(train_rows))
     positives = float((weights * labels).sum())
     pos_weight = params.pos_weight or ((float(weights.sum()) - positives) / positives) ** 0.5
+    rank, workers = shard
+    if workers > 1:  # equal shares: every worker runs the same number of steps
+        mine = torch.arange(rank, len(labels) - len(labels) % workers, workers)
+        numeric, categorical, labels, weights = (
+            t[mine] for t in (numeric, categorical, labels, weights)
+        )
+    batch_size = max(1, params.batch_size // workers)
     loss_fn = torch.nn.BCEWithLogitsLoss(
         pos_weight=torch.tensor(pos_weight, device=device),
         reduction="none",
@@ -135,6 +150,7 @@ def train(
         network.parameters(), lr=params.lr, weight_decay=params.weight_decay
     )
     model = TrainedModel(preprocessor, network)
+    trained = wrap(network)
 
     def validation(model: TrainedModel) -> dict:
         return fraud_metrics(
@@ -147,13 +163,13 @@ def train(
         best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         first_epoch = resume.epochs_done
     for epoch in range(first_epoch, params.epochs):
-        network.train()
+        trained.train()
         order = torch.from_numpy(generator.permutation(len(labels)))
-        for start in range(0, len(order), params.batch_size):
-            batch = order[start : start + params.batch_size]
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
             optimizer.zero_grad()
             per_row = loss_fn(
-                network(numeric[batch].to(device), categorical[batch].to(device)),
+                trained(numeric[batch].to(device), categorical[batch].to(device)),
                 labels[batch].to(device),
             )
             batch_weights = weights[batch].to(device)
