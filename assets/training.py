@@ -25,6 +25,9 @@ class TuningConfig(dg.Config):
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.5  # used only when the Ray cluster has GPUs
     seed: int = 0
+    # The best parameters fitted again by this many Ray Train workers (data-parallel; a GPU
+    # each where the cluster has GPUs), whose model is the challenger; 0: the best trial's model.
+    final_fit_workers: int = 2
 
 
 def _git_commit() -> str:
@@ -60,7 +63,7 @@ def tuned_model(
     from ml.metrics import fraud_metrics, reported_figures
     from ml.tracking import log_search, splits
     from ml.train import row_weights
-    from ml.tuning import tune_model
+    from ml.tuning import refit_data_parallel, tune_model
 
     started = time.perf_counter()
     version = lakehouse.version("features", "training_set")
@@ -83,6 +86,14 @@ def tuned_model(
             cpus_per_trial=config.cpus_per_trial, gpus_per_trial=gpus_per_trial,
             seed=config.seed,
         )  # fmt: skip
+        if config.final_fit_workers:
+            context.log.info(f"final fit: {config.final_fit_workers} Ray Train workers")
+            result = refit_data_parallel(
+                result, split["train"], split["validation"],
+                epochs=config.max_epochs, seed=config.seed, storage=fraud_home() / "ray",
+                name=f"{search_name}_final_fit", workers=config.final_fit_workers,
+                use_gpu=gpus > 0,
+            )  # fmt: skip
     test, valid = split["test"], split["validation"]
     scores = result.best_model.score(test)
     test_metrics = fraud_metrics(test["label"], scores, weights=row_weights(test))
@@ -111,6 +122,11 @@ def tuned_model(
             "trial_devices": sorted({str(t["device"]) for t in result.trials}),
             "gpus_per_trial": gpus_per_trial,
             "resumed_search": result.resumed,
+            "final_fit": (
+                f"Ray Train, {config.final_fit_workers} workers"
+                if result.final_fit
+                else "the best trial's model"
+            ),
             "search": search_name,
             "best_params": dg.MetadataValue.json(result.best_params),
             "validation_pr_auc": float(result.best_metrics["pr_auc"]),

@@ -1,5 +1,6 @@
 """A search's record in MLflow: a parent run with the best parameters, the test metrics, the
-plots and the input importance, one nested run per trial, and the model logged with it."""
+plots and the input importance, one nested run per trial (and one for the final data-parallel
+fit, its validation metrics per epoch), and the model logged with it."""
 
 import tempfile
 from dataclasses import dataclass
@@ -73,6 +74,7 @@ def log_search(
 
     from ml.importance import IMPORTANCE_FILE
     from ml.packaging import log_model
+    from ml.tuning import REPORTED
 
     with tempfile.TemporaryDirectory() as folder:
         files = plots(test["label"], test_scores, Path(folder))
@@ -86,7 +88,21 @@ def log_search(
                 ):
                     mlflow.log_params(trial["params"])
                     mlflow.log_metrics({f"validation_{k}": v for k, v in trial["metrics"].items()})
+            if result.final_fit:
+                with mlflow.start_run(
+                    experiment_id=experiment_id, run_name="final-fit", nested=True,
+                    tags={"engine": "ray_train", "resumed_from_epochs":
+                          ",".join(map(str, result.final_fit.resumed_from)) or "none"},
+                ):  # fmt: skip
+                    workers = result.final_fit.history[0]["workers"]
+                    mlflow.log_params({**result.best_params, "workers": workers})
+                    for epoch in result.final_fit.history:
+                        mlflow.log_metrics(
+                            {f"validation_{k}": epoch[k] for k in REPORTED if k in epoch},
+                            step=int(epoch["epoch"]),
+                        )
             mlflow.log_params(result.best_params)
+            mlflow.set_tag("final_fit", "ray_train" if result.final_fit else "best_trial")
             absent = result.best_model.preprocessor.absent_fields
             mlflow.set_tag("absent_fields", ", ".join(absent) or "none")
             mlflow.log_metrics({f"test_{k}": float(v) for k, v in test_metrics.items()})

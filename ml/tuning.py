@@ -2,12 +2,16 @@
 `ml.train.train` on the trial's device (a GPU share when the cluster has GPUs, else CPU)."""
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ml.train import TrainedModel, TrainParams
+
+if TYPE_CHECKING:
+    from ml.data_parallel import DataParallelFit
 
 METRIC = "pr_auc"
 TUNED = ("lr", "width", "depth", "dropout", "embedding_dim", "batch_size")
@@ -36,6 +40,7 @@ class TuningResult:
     best_metrics: dict
     trials: list[dict] = field(default_factory=list)
     resumed: bool = False
+    final_fit: "DataParallelFit | None" = None  # the best parameters fitted again, if they were
 
 
 def _trial(config: dict, train_rows: pd.DataFrame, valid_rows: pd.DataFrame, epochs: int) -> None:
@@ -166,3 +171,27 @@ def tune_model(
         ],
         resumed=resumed,
     )
+
+
+def refit_data_parallel(
+    result: TuningResult,
+    train_rows: pd.DataFrame,
+    valid_rows: pd.DataFrame,
+    *,
+    epochs: int,
+    seed: int,
+    storage: Path,
+    name: str,
+    workers: int,
+    use_gpu: bool = False,
+) -> TuningResult:
+    """The search's result with its best parameters fitted again for `epochs` epochs by Ray
+    Train's data-parallel workers (`ml.data_parallel`): that fit's model is the result's."""
+    from ml.data_parallel import fit_data_parallel
+
+    params = TrainParams(**result.best_params, epochs=epochs, seed=seed)
+    fit = fit_data_parallel(
+        train_rows, valid_rows, params, storage=storage, name=name, workers=workers,
+        use_gpu=use_gpu,
+    )  # fmt: skip
+    return replace(result, best_model=fit.model, final_fit=fit)

@@ -14,7 +14,8 @@ from resources import build_resources
 from tests.support.rows import TRAINING_SET_DAY, synthetic_rows
 
 pytestmark = pytest.mark.integration
-TINY = {"num_samples": 2, "max_epochs": 2}
+# The final data-parallel fit is asked for where it is tested (and in test_data_parallel.py).
+TINY = {"num_samples": 2, "max_epochs": 2, "final_fit_workers": 0}
 
 
 def _training_set(home, labels_of=None) -> None:
@@ -42,13 +43,14 @@ def _run(config):
     )
 
 
-def test_the_search_is_tracked_in_mlflow_with_nested_trials_and_lineage(fraud_home):
+def test_the_search_and_its_final_fit_are_tracked_in_mlflow_with_lineage(fraud_home):
     _training_set(fraud_home)
-    result = _run(TINY)
+    result = _run({**TINY, "final_fit_workers": 2})
     assert result.success
     [event] = result.get_asset_materialization_events()
     meta = {k: v.value for k, v in event.materialization.metadata.items()}
     assert meta["trials"] == 2 and 0 <= meta["test_pr_auc"] <= 1
+    assert meta["final_fit"] == "Ray Train, 2 workers"
     assert "data:image/png;base64," in meta["pr_curve"]
     build_resources()["mlflow"].activate()
     parent = mlflow.get_run(meta["mlflow_run_id"])
@@ -61,7 +63,13 @@ def test_the_search_is_tracked_in_mlflow_with_nested_trials_and_lineage(fraud_ho
         experiment_ids=[parent.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
-    assert len(nested) == 2
+    names = list(nested["tags.mlflow.runName"])
+    assert len(names) == 3 and names.count("final-fit") == 1  # two trials and the final fit
+    final = nested[nested["tags.mlflow.runName"] == "final-fit"].iloc[0]
+    assert final["params.workers"] == "2" and final["tags.engine"] == "ray_train"
+    history = mlflow.tracking.MlflowClient().get_metric_history(final.run_id, "validation_pr_auc")
+    assert [m.step for m in history] == [0, 1]  # one value per epoch
+    assert parent.data.tags["final_fit"] == "ray_train"
     model = mlflow.pyfunc.load_model(meta["model_uri"])
     assert len(model.predict(synthetic_rows(10, seed=5).drop(columns="label"))) == 10
 

@@ -7,7 +7,10 @@ TRAINING_CONFIG = {
     # One trial: with two, ASHA's early stop depends on which trial reaches a rung first, and
     # under a loaded CI machine the survivor was sometimes the weak one (PR-AUC 0.20 against the
     # baseline's 0.38, gate failed). The search itself is tested in test_tuning.py.
-    "training__tuned_model": {"config": {"num_samples": 1, "max_epochs": 6}},
+    # The final data-parallel fit has tests of its own (test_training_asset, test_data_parallel).
+    "training__tuned_model": {
+        "config": {"num_samples": 1, "max_epochs": 6, "final_fit_workers": 0}
+    },
     # Its test split holds a handful of frauds: enough for the gate to run, not for its default.
     "registry__champion": {"config": {"min_frauds": 5}},
 }
