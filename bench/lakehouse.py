@@ -22,22 +22,14 @@ from bench.process_tree import run_measured
 GIB = 1024**3
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--customers", type=int, default=21000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", action="store_true", help="keep the benchmark FRAUD_HOME")
-    args = parser.parse_args()
-
-    home = Path(tempfile.mkdtemp(prefix="fraud-bench-"))
-    env = {**os.environ, "FRAUD_HOME": str(home), "PYTHONPATH": os.getcwd()}
+def pipeline_steps(days: int, customers: int, seed: int) -> list[tuple[str, list[str]]]:
+    """(name, command) of each step from simulation to the training set, as its own process."""
     start = dt.date(2026, 1, 1)
-    end = start + dt.timedelta(days=args.days - 1)
+    end = start + dt.timedelta(days=days - 1)
     python = sys.executable
-    steps = [
-        ("simulate", [python, "-m", "simulator", "generate", "--days", str(args.days),
-                      "--customers", str(args.customers), "--seed", str(args.seed)]),
+    return [
+        ("simulate", [python, "-m", "simulator", "generate", "--days", str(days),
+                      "--customers", str(customers), "--seed", str(seed)]),
     ] + [
         (name, [python, "-m", "bench.run_layer", "--select", selection,
                 "--start", start.isoformat(), "--end", end.isoformat()])
@@ -48,23 +40,43 @@ def main() -> int:
             ("features", "group:features and not key:features/training_set"),
         )
     ] + [
-        ("training", [python, "-m", "bench.run_layer", "--select", "key:features/training_set",
-                      "--config", "maturity_days=0"]),
+        ("training set", [python, "-m", "bench.run_layer", "--select",
+                          "key:features/training_set", "--config", "maturity_days=0"]),
     ]  # fmt: skip
-    print(f"fraud-platform lakehouse benchmark: {args.days} days, {args.customers} customers")
-    print(f"{'step':10} {'wall s':>8} {'peak GiB':>9}")
-    pipeline_wall, pipeline_peak = 0.0, 0
+
+
+def run_steps(home: Path, steps: list[tuple[str, list[str]]]) -> dict[str, tuple[float, int]]:
+    """Run each step with FRAUD_HOME=`home`, printing its wall seconds and peak memory as it
+    ends; {name: (wall s, peak bytes)}. A failed step stops the run (SystemExit)."""
+    env = {**os.environ, "FRAUD_HOME": str(home), "PYTHONPATH": os.getcwd()}
+    print(f"{'step':14} {'wall s':>8} {'peak GiB':>9}")
+    measured = {}
     for name, command in steps:
         code, wall, peak = run_measured(command, env=env)
         if code:
-            print(f"{name} failed with exit code {code}")
-            return code
-        print(f"{name:10} {wall:8.1f} {peak / GIB:9.2f}", flush=True)
-        if name in ("bronze", "silver", "gold"):
-            pipeline_wall += wall
-            pipeline_peak = max(pipeline_peak, peak)
-    print(f"transactions landed: {_count(home):,}")
-    print(f"landing -> gold: {pipeline_wall:.1f} s wall, {pipeline_peak / GIB:.2f} GiB peak")
+            raise SystemExit(f"{name} failed with exit code {code}")
+        print(f"{name:14} {wall:8.1f} {peak / GIB:9.2f}", flush=True)
+        measured[name] = (wall, peak)
+    return measured
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--customers", type=int, default=21000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark FRAUD_HOME")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="fraud-bench-"))
+    print(f"fraud-platform lakehouse benchmark: {args.days} days, {args.customers} customers")
+    measured = run_steps(home, pipeline_steps(args.days, args.customers, args.seed))
+    layers = [measured[name] for name in ("bronze", "silver", "gold")]
+    print(f"transactions landed: {landed(home):,}")
+    print(
+        f"landing -> gold: {sum(w for w, _ in layers):.1f} s wall, "
+        f"{max(p for _, p in layers) / GIB:.2f} GiB peak"
+    )
     print(f"training set rows: {_training_rows(home):,}")
     print(f"machine: {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}")
     if args.keep:
@@ -82,7 +94,7 @@ def _training_rows(home: Path) -> int:
     )
 
 
-def _count(home: Path) -> int:
+def landed(home: Path) -> int:
     return sum(sum(1 for _ in p.open()) - 1 for p in (home / "landing/transactions").glob("*.csv"))
 
 

@@ -1,6 +1,7 @@
 """Training of the fraud model on a training set's train split, validated on its validation split.
 Plain PyTorch: the same code runs in a Ray Tune trial, on CPU or on a GPU."""
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -163,6 +164,7 @@ def train(
         best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
         first_epoch = resume.epochs_done
     for epoch in range(first_epoch, params.epochs):
+        started = time.perf_counter()
         trained.train()
         order = torch.from_numpy(generator.permutation(len(labels)))
         for start in range(0, len(order), batch_size):
@@ -178,8 +180,13 @@ def train(
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch}")
             loss.backward()
             optimizer.step()
+        train_seconds = time.perf_counter() - started
         metrics = validation(model)
-        metrics = {**metrics, "epoch": epoch, "train_loss": float(loss.item())}
+        metrics |= {
+            "epoch": epoch,
+            "train_loss": float(loss.item()),
+            "train_seconds": train_seconds,
+        }
         model.history.append(metrics)
         if metrics["pr_auc"] > best_score:
             best_score = metrics["pr_auc"]
