@@ -106,6 +106,8 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.drift
 	$(BIN)/python -m bench.point_in_time  # on the demo's state
+	$(BIN)/python -m bench.data_parallel  # on the demo's training set
+	$(BIN)/python -m bench.scale  # ~1M and ~10M transactions, landing to a training run
 	$(BIN)/python -m bench.handbook  # the card-fraud handbook's dataset, about 11 minutes
 
 ## bench-loop: the loop's three decisions on ground truth, 3 seeds x 4 scenarios (about 2 hours)
