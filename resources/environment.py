@@ -19,7 +19,7 @@ from settings.env import fraud_env, fraud_home, lakehouse_root, mlflow_tracking_
 
 def build_resources() -> dict[str, object]:
     """Local: Delta under LAKEHOUSE_URI if set, else $FRAUD_HOME/lakehouse, and Spark local[2]
-    (or the Spark Connect server at SPARK_REMOTE, if set).
+    with SPARK_DRIVER_MEMORY (default 4g), or the Spark Connect server at SPARK_REMOTE if set.
     Prod: LAKEHOUSE_URI (credentials from the usual AWS_*/GOOGLE_*/AZURE_* variables, read by
     delta-rs), a Spark Connect cluster at SPARK_REMOTE, and the backends' URLs named as variables
     (`_secret_safe`)."""
@@ -38,7 +38,10 @@ def build_resources() -> dict[str, object]:
         lakehouse = LakehouseResource(
             root=lakehouse_root(), landing=str(home / "landing"), retention_days=retention
         )
-        spark = SparkResource(remote=os.environ.get("SPARK_REMOTE") or None)
+        spark = SparkResource(
+            remote=os.environ.get("SPARK_REMOTE") or None,
+            driver_memory=os.environ.get("SPARK_DRIVER_MEMORY") or "4g",
+        )
     feast = FeastResource(**feast_settings)
     mlflow = MlflowResource(
         tracking_uri=tracking_uri, artifact_root=str(home / "mlflow" / "artifacts")
