@@ -48,6 +48,8 @@ class SparkResource(dg.ConfigurableResource):
         if not self.remote:  # settings a Spark Connect server fixes at its own start
             settings |= {
                 "spark.driver.memory": self.driver_memory,
+                # silver collects its rows to the driver: they may take its whole heap
+                "spark.driver.maxResultSize": self.driver_memory,
                 "spark.ui.enabled": "false",
                 "spark.ui.showConsoleProgress": "false",
             }
