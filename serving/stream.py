@@ -309,17 +309,19 @@ class StreamWorker:
         counts = {"scored": 0, "dead_lettered": 0}
         self.velocity_push.wait_ready()  # scoring ahead of the pushes would only queue them
         heap.settle()  # the velocity windows hold ~an hour of events as Python objects
-        while not self.stopping:
-            messages, redelivered = self._read(batch, block_ms, int(max_idle_s * 1000))
-            if not messages:
-                if until_idle:
-                    break
-                continue
-            scored = self.process(messages, redelivered)
-            counts["scored"] += scored
-            counts["dead_lettered"] += len(messages) - scored
-            log.debug("scored %d, dead-lettered %d", scored, len(messages) - scored)
-        self.close()
+        try:
+            while not self.stopping:
+                messages, redelivered = self._read(batch, block_ms, int(max_idle_s * 1000))
+                if not messages:
+                    if until_idle:
+                        break
+                    continue
+                scored = self.process(messages, redelivered)
+                counts["scored"] += scored
+                counts["dead_lettered"] += len(messages) - scored
+                log.debug("scored %d, dead-lettered %d", scored, len(messages) - scored)
+        finally:  # an error too: what was scored is committed and acknowledged
+            self.close()
         log.info("scored %d, dead-lettered %d", counts["scored"], counts["dead_lettered"])
         return counts
 

@@ -2,6 +2,7 @@
 (`InlinePush`) or by a child process (`BackgroundPush`), so that Feast's per-row cost of a push
 (~45 us a row) runs beside the scoring loop instead of inside it."""
 
+import atexit
 import logging
 import multiprocessing
 import os
@@ -50,6 +51,10 @@ class BackgroundPush:
             daemon=True,
         )
         self._process.start()
+        # The child ignores SIGTERM, which is all multiprocessing's own exit hook sends before
+        # it joins its children for ever: a worker leaving without `close` (an error) would hang.
+        # Hooks run last-registered first, so this one kills the child before that join.
+        atexit.register(self._kill_child)
 
     def push(self, source: str, rows: list[dict]) -> None:
         self._queue.put((source, rows))
@@ -64,10 +69,15 @@ class BackgroundPush:
         self._queue.put(None)
         self._process.join(timeout_s)
         if self._process.is_alive():
-            log.warning("velocity push: child still busy after %.0f s; stopped", timeout_s)
-            self._process.terminate()
+            log.warning("velocity push: child still busy after %.0f s; killed", timeout_s)
+        self._kill_child()
         # Rows the child will never read must not hold this process's exit (a full pipe).
         self._queue.cancel_join_thread()
+
+    def _kill_child(self) -> None:
+        if self._process.is_alive():
+            self._process.kill()  # SIGKILL: the child ignores SIGTERM
+            self._process.join(10)
 
 
 def _push_forever(

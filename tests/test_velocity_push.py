@@ -55,3 +55,36 @@ def test_inline_push_hands_the_rows_as_a_frame():
     assert source == "card_velocity_push" and frame.to_dict("records") == [
         {"card_id": "K1", "count": 2}
     ]
+
+
+LEAVES_WITHOUT_CLOSE = """
+import os, sys
+from serving.velocity_push import BackgroundPush
+from tests.test_velocity_push import KEYS, _open_file_push
+
+pusher = BackgroundPush(_open_file_push, KEYS)
+pusher.wait_ready(60)
+print(pusher._process.pid, flush=True)
+raise RuntimeError("the worker failed before closing its pusher")
+"""
+
+
+def test_a_process_leaving_without_closing_its_pusher_exits_and_takes_the_child_along(
+    tmp_path,
+):
+    """The child ignores SIGTERM (the worker's group gets it first); multiprocessing's exit hook
+    sends only that, then joins: without the pusher's own hook the process never exited."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PUSH_LOG": str(tmp_path / "pushes.jsonl"), "PYTHONPATH": os.getcwd()}
+    done = subprocess.run(
+        [sys.executable, "-c", LEAVES_WITHOUT_CLOSE], env=env, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1 and "failed before closing" in done.stderr
+    child = int(done.stdout.split()[0])
+    assert (
+        not Path(f"/proc/{child}").exists()
+        or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
+    )
