@@ -45,7 +45,8 @@ def _worker(config: dict) -> None:
     rank, workers = context.get_world_rank(), context.get_world_size()
     train_rows, valid_rows = ray.get(config["train_rows"]), ray.get(config["valid_rows"])
     resume, progress = None, {"epochs_done": 0, "history": [], "resumed_from": []}
-    best_folder = Path(tempfile.mkdtemp(prefix="best-"))
+    kept = tempfile.TemporaryDirectory(prefix="best-")  # this worker's best model so far
+    best_folder = Path(kept.name)
     if checkpoint := ray.train.get_checkpoint():
         with checkpoint.as_directory() as folder:
             progress = json.loads((Path(folder) / PROGRESS).read_text())
@@ -69,11 +70,12 @@ def _worker(config: dict) -> None:
             (Path(folder) / PROGRESS).write_text(json.dumps(progress))
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
-    train(
-        train_rows, valid_rows, config["params"], device=str(ray.train.torch.get_device()),
-        on_epoch=report, resume=resume, preprocessor=config["preprocessor"],
-        shard=(rank, workers), wrap=ray.train.torch.prepare_model,
-    )  # fmt: skip
+    with kept:
+        train(
+            train_rows, valid_rows, config["params"], device=str(ray.train.torch.get_device()),
+            on_epoch=report, resume=resume, preprocessor=config["preprocessor"],
+            shard=(rank, workers), wrap=ray.train.torch.prepare_model,
+        )  # fmt: skip
 
 
 def fit_data_parallel(
