@@ -51,7 +51,7 @@ class TrainingSetConfig(dg.Config):
             asset=keys.TRAINING_SET,
             blocking=True,
             description="No feature value comes from after its row's transaction time: a sample "
-            "of rows recomputed by Feast's own point-in-time retrieval",
+            "of rows recomputed by Feast's file offline store (an independent implementation)",
         )
     ],
     kinds={"feast", "delta"},

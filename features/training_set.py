@@ -1,5 +1,5 @@
 """The training set's rows: labelled transactions joined point-in-time to a feature service's
-features, checked on a sample against Feast's own retrieval, and split by card."""
+features, checked on a sample against Feast's file offline store, and split by card."""
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
