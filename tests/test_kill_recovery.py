@@ -15,7 +15,7 @@ import pytest
 from lakehouse.delta import read_days
 from settings.env import prepare_process_environment
 from simulator.landing import generate
-from tests.support.lakehouse import LAKEHOUSE_TABLES, run_lakehouse
+from tests.support.lakehouse import run_lakehouse, table_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.dbt, pytest.mark.faults]
 START, END = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
@@ -54,16 +54,6 @@ def _killed_once(home: Path, first_commit_of: str) -> None:
     assert run.returncode == -signal.SIGKILL
 
 
-def _tables(home: Path) -> dict[str, list[str]]:
-    """Every table's rows, without the columns that name the run or its files."""
-    out = {}
-    for layer, table in LAKEHOUSE_TABLES:
-        data = read_days(str(home / "lakehouse" / layer / table), START, END)
-        data = data.drop([c for c in data.column_names if c.startswith("_")])
-        out[f"{layer}/{table}"] = sorted(map(repr, data.to_pylist()))
-    return out
-
-
 def test_runs_killed_mid_silver_and_mid_gold_then_rerun_equal_one_clean_run(
     tmp_path, monkeypatch, spark_resource
 ):
@@ -80,7 +70,7 @@ def test_runs_killed_mid_silver_and_mid_gold_then_rerun_equal_one_clean_run(
     prepare_process_environment()
     assert run_lakehouse(None, START, END, spark_resource=spark_resource).success
 
-    expected, got = _tables(clean), _tables(killed)
+    expected, got = table_rows(clean, START, END), table_rows(killed, START, END)
     assert got == expected
     assert sum(len(rows) for rows in got.values()) > 1000
     silver = read_days(str(killed / "lakehouse/silver/transactions"), START, END)

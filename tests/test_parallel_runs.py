@@ -17,7 +17,7 @@ from demo.dagster_processes import FINISHED, Daemon
 from lakehouse.delta import ALL_DAYS, read_days
 from settings.env import REPO_ROOT, prepare_process_environment
 from simulator.landing import generate
-from tests.support.lakehouse import LAKEHOUSE_TABLES, run_lakehouse
+from tests.support.lakehouse import run_lakehouse, table_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.dbt, pytest.mark.faults]
 START = dt.date(2026, 1, 1)
@@ -34,16 +34,6 @@ for batch in range(60):
     writer.flush() if batch % 3 == 0 else None
 writer.close()
 """
-
-
-def _tables(home) -> dict[str, list[str]]:
-    """Every table's rows, without the columns that name the run or its files."""
-    out = {}
-    for layer, table in LAKEHOUSE_TABLES:
-        data = read_days(str(home / "lakehouse" / layer / table), START, END)
-        data = data.drop([c for c in data.column_names if c.startswith("_")])
-        out[f"{layer}/{table}"] = sorted(map(repr, data.to_pylist()))
-    return out
 
 
 def _queued_backfill(days: list[dt.date]) -> None:
@@ -102,6 +92,6 @@ def test_eight_queued_partition_runs_beside_stream_appends_lose_and_double_nothi
     assert sorted(r.tags["dagster/partition"] for r in runs) == [d.isoformat() for d in DAYS]
     failed = [r.tags["dagster/partition"] for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
     assert not failed, f"runs of {failed} failed (see the instance at {dagster_home})"
-    assert _tables(parallel) == _tables(clean)
+    assert table_rows(parallel, START, END) == table_rows(clean, START, END)
     logged = read_days(log, *ALL_DAYS).column("transaction_id").to_pylist()
     assert sorted(logged) == sorted(f"stream-{b}-{i}" for b in range(60) for i in range(20))

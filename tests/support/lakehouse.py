@@ -48,3 +48,16 @@ def check_results(result) -> dict[tuple[str, str], bool]:
             if ev.event_type_value == "ASSET_CHECK_EVALUATION"
         )
     }
+
+
+def table_rows(home, start: dt.date, end: dt.date) -> dict[str, list[str]]:
+    """Every lakehouse table's rows of days [start, end] under FRAUD_HOME `home`, sorted, without
+    the columns that name the run or its files (those starting with `_`)."""
+    from lakehouse.delta import read_days
+
+    out = {}
+    for layer, table in LAKEHOUSE_TABLES:
+        data = read_days(str(home / "lakehouse" / layer / table), start, end)
+        data = data.drop([c for c in data.column_names if c.startswith("_")])
+        out[f"{layer}/{table}"] = sorted(map(repr, data.to_pylist()))
+    return out
