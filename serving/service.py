@@ -12,14 +12,16 @@ monitoring/prediction_log), FRAUD_LOG_JOURNAL (the local directory where each an
 is journaled until it is committed; default $FRAUD_HOME/journal/prediction_log),
 FRAUD_LOG_MAX_PENDING (50000: scores a worker holds uncommitted before it answers 503),
 FRAUD_BATCHING (`off` scores each request alone, for comparison), FRAUD_ACCESS_LOG (`on` logs
-a line per request; off by default), and the feature store's FRAUD_HOME / FEAST_REGISTRY /
-FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument `model_tag` pins the BentoML model (default
-`fraud-detector:latest`)."""
+a line per request; off by default), FRAUD_MODEL_ALIAS and FRAUD_MODEL_POLL_S (the registry alias
+followed, `champion`, and how often it is looked at: `serving.model_follow`), and the feature
+store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument
+`model_tag` names the BentoML model a worker starts with (default `fraud-detector:latest`)."""
 
 import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 import os
 import time
 from pathlib import Path
@@ -79,20 +81,26 @@ class FraudScoring:
         from features.store import FEATURE_SERVICE, open_serving_store
         from serving.batcher import AdaptiveBatcher
         from serving.champion import load_stored, stored_thresholds
+        from serving.model_follow import follower_from_environment, warm_up
         from serving.prediction_log import PredictionLogWriter
         from serving.scoring import CircuitBreaker, Scorer, decision_thresholds
         from settings.env import fraud_home, lakehouse_root, prepare_process_environment
 
         prepare_process_environment()
+        # BentoML's root logger passes warnings only: the serving modules' own lines (a model
+        # swapped in) belong in the service's output too
+        logging.getLogger("serving").setLevel(logging.INFO)
         # One worker per core: torch's own threads would only fight the other workers for it
         # (a worker was seen at 120% CPU, spinning).
         torch.set_num_threads(1)
         pyfunc, version = load_stored(self.model.path)
         store = open_serving_store(fraud_home())
         self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
-        breaker = CircuitBreaker(timeout_ms=float(os.environ.get("FRAUD_LOOKUP_TIMEOUT_MS", 250)))
+        self.breaker = CircuitBreaker(
+            timeout_ms=float(os.environ.get("FRAUD_LOOKUP_TIMEOUT_MS", 250))
+        )
         thresholds = decision_thresholds(stored_thresholds(self.model.path))
-        self.scorer = Scorer(pyfunc, version, self.features, thresholds, breaker)
+        bento_model = Scorer(pyfunc, version, self.features, thresholds, self.breaker)
         self.log = PredictionLogWriter(
             f"{lakehouse_root()}/monitoring/prediction_log",
             flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 10.0)),
@@ -103,6 +111,9 @@ class FraudScoring:
         )
         refuse_while(self._log_backlog)
         self._warm_up()
+        warm_up(bento_model)
+        # the registry's champion replaces the bento's model if it differs, and on each move
+        self.models = follower_from_environment(bento_model)
         batching = os.environ.get("FRAUD_BATCHING", "on") != "off"
         self.batcher = AdaptiveBatcher(self._score, max_batch=MAX_BATCH if batching else 1)
         heap.settle()
@@ -120,6 +131,7 @@ class FraudScoring:
 
     @bentoml.on_shutdown
     def _flush_log(self):
+        self.models.stop()
         self.log.close()
 
     @bentoml.api(route="/score")
@@ -148,9 +160,10 @@ class FraudScoring:
     def _score(self, transactions: list[Transaction]) -> list[ScoreResponse]:
         if not transactions:
             return []
-        scored = self.scorer.score([t.scoring_row() for t in transactions])
+        scorer = self.models.current  # one version scores the whole batch
+        scored = scorer.score([t.scoring_row() for t in transactions])
         now = dt.datetime.now(dt.UTC)
-        self.log.add_scored(scored, self.scorer.inputs, "online", now, wait=False)
+        self.log.add_scored(scored, scorer.inputs, "online", now, wait=False)
         return [
             ScoreResponse(
                 transaction_id=t.transaction_id,
@@ -176,10 +189,10 @@ class FraudScoring:
         this worker's scores (not while it sheds load)."""
         if not self.log.accepting:
             return False
-        lookup = functools.partial(self.scorer.breaker.call, self._probe_lookup)
+        lookup = functools.partial(self.breaker.call, self._probe_lookup)
         if await asyncio.to_thread(lookup) is None:
             return False
-        holds = functools.partial(self.scorer.breaker.call, self.features.holds_any)
+        holds = functools.partial(self.breaker.call, self.features.holds_any)
         return bool(await asyncio.to_thread(holds))
 
 

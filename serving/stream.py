@@ -87,10 +87,12 @@ class StreamWorker:
         log_writer,
         redis_client,
         max_tries: int = 5,
+        models=None,
     ):
         from features.velocity import VelocityCounter
 
         self.settings, self.scorer, self.log = settings, scorer, log_writer
+        self.models = models  # a ModelFollower: its current version scores the next batch
         self.velocity_push, self.redis, self.max_tries = velocity_push, redis_client, max_tries
         # Velocity per card and customer, event by event (the same definition as the batch
         # history), rebuilt at start from the stream's last hour.
@@ -312,6 +314,8 @@ class StreamWorker:
         try:
             while not self.stopping:
                 messages, redelivered = self._read(batch, block_ms, int(max_idle_s * 1000))
+                if self.models is not None:  # swapped between batches, never within one
+                    self.scorer = self.models.current
                 if not messages:
                     if until_idle:
                         break
@@ -321,6 +325,8 @@ class StreamWorker:
                 counts["dead_lettered"] += len(messages) - scored
                 log.debug("scored %d, dead-lettered %d", scored, len(messages) - scored)
         finally:  # an error too: what was scored is committed and acknowledged
+            if self.models is not None:
+                self.models.stop()
             self.close()
         log.info("scored %d, dead-lettered %d", counts["scored"], counts["dead_lettered"])
         return counts
@@ -346,17 +352,17 @@ def _id_key(message_id) -> tuple[int, int]:
 
 
 def build_worker(flush_s: float = 1.0, max_tries: int = 5) -> StreamWorker:
-    """A worker on this environment's stream, champion (registry), feature store and lakehouse;
-    its log rows are committed every `flush_s` seconds."""
+    """A worker on this environment's stream, champion (registry, followed as it moves),
+    feature store and lakehouse; its log rows are committed every `flush_s` seconds."""
     import mlflow
     import redis
 
     from features.lookup import OnlineFeatures
     from features.store import FEATURE_SERVICE, open_serving_store
-    from ml.registry import MODEL_NAME, load_by_alias
-    from ml.thresholds import thresholds_from_tags
+    from ml.registry import version_by_alias
+    from serving.model_follow import follower_from_environment, registry_scorer
     from serving.prediction_log import PredictionLogWriter
-    from serving.scoring import CircuitBreaker, Scorer, decision_thresholds
+    from serving.scoring import CircuitBreaker
     from serving.velocity_push import BackgroundPush
     from settings.env import (
         fraud_home,
@@ -367,23 +373,23 @@ def build_worker(flush_s: float = 1.0, max_tries: int = 5) -> StreamWorker:
 
     prepare_process_environment()
     mlflow.set_tracking_uri(mlflow_tracking_uri())
-    model, version = load_by_alias("champion")
-    # The tags of the very version loaded: the alias may have moved since.
-    tags = mlflow.MlflowClient().get_model_version(MODEL_NAME, version).tags
-    thresholds = decision_thresholds(thresholds_from_tags(tags))
+    champion = version_by_alias("champion")
+    if champion is None:
+        raise LookupError("no version of the model holds alias 'champion': nothing to score with")
     store = open_serving_store(fraud_home())
     features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
     # A batch of hundreds of rows: the API's 250 ms lookup budget is not this path's.
     breaker = CircuitBreaker(timeout_ms=5_000)
-    scorer = Scorer(model, version, features, thresholds, breaker)
+    models = follower_from_environment(registry_scorer(champion.version, features, breaker))
     settings = StreamSettings.from_environment()
     return StreamWorker(
         settings,
-        scorer,
+        models.current,
         BackgroundPush(feast_push, VELOCITY_KEYS),
         PredictionLogWriter(f"{lakehouse_root()}/monitoring/prediction_log", flush_s=flush_s),
         redis.Redis.from_url(settings.url),
         max_tries=max_tries,
+        models=models,
     )
 
 

@@ -5,11 +5,13 @@ asks for a password, which reaches no output of the service, no bento and no MLf
 
 import concurrent.futures
 import datetime as dt
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -104,6 +106,7 @@ def service(tmp_path_factory):
         "FRAUD_LOOKUP_TIMEOUT_MS": "1000",  # a busy CI machine is not a slow store (< 2 s: 504)
         "FRAUD_LOG_FLUSH_S": "0.3",
         "FRAUD_LOG_MAX_PENDING": "1000",  # per worker: an outage of the log's store sheds soon
+        "FRAUD_MODEL_POLL_S": "1",
     }
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
@@ -404,6 +407,61 @@ def test_under_a_log_outage_the_api_sheds_load_and_killed_workers_lose_no_answer
     logged = [i for i in _logged_ids(home) if i.startswith("J")]
     assert sorted(logged) == sorted(answered)  # each once; none of the shed ones
     assert _call("/score", {"transaction": TXN})[0] == 200
+
+
+def test_under_load_the_champion_moves_and_no_request_fails(service, monkeypatch):
+    """Hot swap: requests keep coming while `champion` moves to a new version. None fails, each
+    answer names the version that scored it (the log agrees), and once the workers have
+    swapped, every answer carries the new version."""
+    from tests.support.champions import register_champion
+
+    old, home, env, _ = service
+    answers, stop = [], threading.Event()
+
+    def client(n: int) -> None:
+        for i in itertools.count():
+            if stop.is_set():
+                return
+            status, body = _call("/score", {"transaction": {**TXN, "transaction_id": f"H{n}-{i}"}})
+            version = body.get("model_version") if status == 200 else None
+            answers.append((f"H{n}-{i}", status, version))
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        clients = [pool.submit(client, n) for n in range(4)]
+        try:
+            time.sleep(2)
+            for name, value in env.items():
+                monkeypatch.setenv(name, value)
+            mlflow.set_tracking_uri(f"sqlite:///{home}/mlflow/mlflow.db")
+            new = register_champion(epochs=1)  # `champion` moves to it
+            mlflow.set_tracking_uri(None)
+            deadline = time.monotonic() + 90
+            while sum(version == new for _, _, version in answers[-200:]) < 200:
+                assert time.monotonic() < deadline, "the service still answers with the old model"
+                time.sleep(0.5)
+        finally:
+            stop.set()
+            for done in clients:
+                done.result()
+    assert new != old and {status for _, status, _ in answers} == {200}
+    versions = [version for _, _, version in answers]
+    assert versions[0] == old and set(versions) == {old, new}
+    last_old = max(i for i, version in enumerate(versions) if version == old)
+    assert len(versions) - last_old > 200  # and none after the swap
+    deadline = time.monotonic() + 30
+    answered = {transaction: version for transaction, _, version in answers}
+    while not set(answered) <= set(logged := _logged_versions(home)):
+        assert time.monotonic() < deadline, "the answers did not all reach the log in 30 s"
+        time.sleep(0.5)
+    assert {t: logged[t] for t in answered} == answered
+
+
+def _logged_versions(home: Path) -> dict[str, str]:
+    from lakehouse.delta import ALL_DAYS, read_days
+
+    log = read_days(str(home / "lakehouse/monitoring/prediction_log"), *ALL_DAYS,
+                    columns=["transaction_id", "model_version"])  # fmt: skip
+    return dict(zip(*log.to_pydict().values(), strict=True))
 
 
 def test_the_password_reaches_no_output_no_bento_and_no_mlflow_record(service):

@@ -319,6 +319,59 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_and_doubles_nothing(stre
     assert len(logged) == total and len(set(logged)) == total
 
 
+def test_a_running_worker_swaps_to_the_new_champion_between_batches(streaming, fraud_home):
+    """Hot swap on the stream: `champion` moves while a worker process scores; it goes on
+    without a restart, each batch scored by one version, the old before the new, nothing lost."""
+    from lakehouse.delta import ALL_DAYS, read_days
+    from settings.stream import StreamSettings
+    from simulator.stream import transactions
+    from tests.support.champions import register_champion
+
+    client, old, _ = streaming
+    name, source = StreamSettings.from_environment().name, transactions(200, 7, NOW.date())
+
+    def publish(count: int) -> int:  # the next `count` transactions of one simulated day
+        sent_at = dt.datetime.now(dt.UTC).isoformat()
+        for _ in range(count):
+            body = json.dumps({**next(source), "event_timestamp": sent_at})
+            client.xadd(name, {"transaction": body})
+        return count
+
+    publish(1_000)
+    command = [sys.executable, "-m", "serving.stream", "--batch", "100", "--block-ms", "200",
+               "--flush-s", "0.2"]  # fmt: skip
+    worker = subprocess.Popen(command, env={**os.environ, "FRAUD_MODEL_POLL_S": "0.5"},
+                              start_new_session=True)  # fmt: skip
+    uri, total = str(fraud_home / "lakehouse/monitoring/prediction_log"), 1_000
+    deadline = time.monotonic() + 180
+
+    def versions() -> list[str]:  # in the order of scoring
+        if not table_exists(uri):
+            return []
+        log = read_days(uri, *ALL_DAYS, columns=["scored_at", "model_version"])
+        return log.sort_by("scored_at")["model_version"].to_pylist()
+
+    try:
+        while len(versions()) < 300:
+            assert worker.poll() is None and time.monotonic() < deadline, "nothing scored"
+            time.sleep(0.1)
+        new = register_champion(epochs=1)  # `champion` moves to it
+        while new not in versions():  # traffic goes on until the worker has swapped
+            assert worker.poll() is None and time.monotonic() < deadline, "no swap in time"
+            total += publish(100)
+            time.sleep(0.2)
+        while len(_logged(fraud_home)) < total:
+            assert worker.poll() is None and time.monotonic() < deadline, "not drained"
+            time.sleep(0.2)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+    logged, order = _logged(fraud_home), versions()
+    assert len(logged) == total and len(set(logged)) == total
+    switch = order.index(new)
+    assert order[0] == old and set(order[:switch]) == {old} and set(order[switch:]) == {new}
+
+
 def test_the_backlog_is_scored_from_dagster_and_the_job_stops_when_it_is_drained(
     streaming, fraud_home
 ):
