@@ -69,18 +69,32 @@ def fresh_postgres_database(name: str) -> str:
     return f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
 
 
+def ensure_debian_package(program: str, package: str) -> str:
+    """The path of `program`, installed from Debian's `package` with apt-get when missing."""
+    if not shutil.which(program):
+        if shutil.which("apt-get") is None:
+            raise RuntimeError(f"{program} is missing and apt-get is not here to install it")
+        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", package],
+            check=True, capture_output=True, env=quiet,
+        )  # fmt: skip
+    return shutil.which(program)
+
+
 CHROMIUM = "/usr/bin/chromium"
 
 
 def ensure_chromium() -> str:
     """Debian's Chromium for the browser tests (Playwright's own browsers need a download this
     machine cannot make), installed with apt when missing: its path."""
-    if not shutil.which(CHROMIUM):
-        if shutil.which("apt-get") is None:
-            raise RuntimeError(f"{CHROMIUM} is missing and apt-get is not here to install it")
-        quiet = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-            check=True, capture_output=True, env=quiet,
-        )  # fmt: skip
-    return CHROMIUM
+    return ensure_debian_package(CHROMIUM, "chromium")
+
+
+def ensure_prometheus() -> dict[str, str]:
+    """Debian's Prometheus and Alertmanager (with promtool and amtool), installed with apt when
+    missing: their paths by program name."""
+    ensure_debian_package("prometheus", "prometheus")
+    ensure_debian_package("prometheus-alertmanager", "prometheus-alertmanager")
+    programs = ("prometheus", "promtool", "prometheus-alertmanager", "amtool")
+    return {name: shutil.which(name) for name in programs}

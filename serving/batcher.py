@@ -4,6 +4,7 @@ in a thread so that the event loop keeps taking requests, and the next batch is 
 meanwhile. No timer: a lone request is scored at once, and batches grow only with the load."""
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,12 +12,18 @@ ScoreBatch = Callable[[Sequence[Any]], Sequence[Any]]
 
 
 class AdaptiveBatcher:
-    """`await submit(item)` is `score_batch([item, ...])`'s answer for that item."""
+    """`await submit(item)` is `score_batch([item, ...])`'s answer for that item;
+    `queued(seconds)` is told how long each item waited for its batch."""
 
-    def __init__(self, score_batch: ScoreBatch, max_batch: int = 64):
+    def __init__(
+        self,
+        score_batch: ScoreBatch,
+        max_batch: int = 64,
+        queued: Callable[[float], None] = lambda seconds: None,
+    ):
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self.score_batch, self.max_batch = score_batch, max_batch
+        self.score_batch, self.max_batch, self.queued = score_batch, max_batch, queued
         self._queue: asyncio.Queue | None = None
         self._consumer: asyncio.Task | None = None
 
@@ -25,7 +32,7 @@ class AdaptiveBatcher:
             self._queue = asyncio.Queue()
             self._consumer = asyncio.get_running_loop().create_task(self._consume())
         answer = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((item, answer))
+        self._queue.put_nowait((item, answer, time.perf_counter()))
         return await answer
 
     async def _consume(self) -> None:
@@ -33,7 +40,10 @@ class AdaptiveBatcher:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            batch = [(item, answer) for item, answer in batch if not answer.done()]  # timed out
+            started = time.perf_counter()
+            for _, _, queued_at in batch:
+                self.queued(started - queued_at)
+            batch = [(item, answer) for item, answer, _ in batch if not answer.done()]  # timed out
             if not batch:
                 continue
             try:

@@ -7,6 +7,7 @@ every request a little."""
 import hmac
 import json
 import os
+import time
 from collections.abc import Callable
 
 OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/", "/docs.json"})
@@ -26,6 +27,20 @@ def refuse_while(reason: Callable[[], str | None]) -> None:
     _refusal = reason
 
 
+def _not_observed(route: str, status: int, seconds: float) -> None:
+    return None
+
+
+# Told of every answered request (route, status, seconds to the answer's start); set by the
+# service.
+_observe: Callable[[str, int, float], None] = _not_observed
+
+
+def observe_requests(observe: Callable[[str, int, float], None]) -> None:
+    global _observe
+    _observe = observe
+
+
 async def _answer(send, status: int, error: str, headers: tuple = ()) -> None:
     body = json.dumps({"error": error}).encode()
     headers = [
@@ -38,7 +53,8 @@ async def _answer(send, status: int, error: str, headers: tuple = ()) -> None:
 
 
 class GuardMiddleware:
-    """On every path but `open_paths`, in this order:
+    """On every path but `open_paths` (each request told to `observe_requests`'s observer, by
+    its route, one of `routes` or `other`), in this order:
     - 401 unless the `X-API-Key` header equals the key in `key_variable` (compared in constant
       time; read when the server starts, which it refuses to do without one);
     - 503 with the reason (and Retry-After) while the service refuses work (`refuse_while`);
@@ -50,17 +66,33 @@ class GuardMiddleware:
       formed HTTP, its content is not a valid transaction); its detail names the field."""
 
     def __init__(
-        self, app, key_variable: str, max_bytes: int, open_paths: frozenset[str] = OPEN_PATHS
+        self,
+        app,
+        key_variable: str,
+        max_bytes: int,
+        routes: frozenset[str] = frozenset(),
+        open_paths: frozenset[str] = OPEN_PATHS,
     ):
         key = os.environ.get(key_variable)
         if not key:
             raise RuntimeError(f"{key_variable} is not set: the API will not start without a key")
         self.app, self.key, self.max_bytes = app, key.encode(), max_bytes
-        self.open_paths = open_paths
+        self.open_paths, self.routes = open_paths, routes
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        route = scope["path"] if scope["path"] in self.routes else "other"  # bounded labels
+
+        async def observed(message):
+            if message["type"] == "http.response.start":
+                _observe(route, message["status"], time.perf_counter() - started)
+            await send(message)
+
+        return await self._guarded(scope, receive, observed)
+
+    async def _guarded(self, scope, receive, send):
         headers = dict(scope["headers"])
         if not hmac.compare_digest(headers.get(b"x-api-key", b""), self.key):
             return await _answer(send, 401, "missing or wrong X-API-Key header")

@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 from lakehouse.delta import Appender
 from ml.preprocessing import row_count
 from serving.journal import Journal, orphaned
+from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +125,10 @@ class PredictionLogWriter:
         max_pending_rows: int = 200_000,
         journal_dir: Path | None = None,
         guard: Callable[[pa.Table, Callable[[pa.Table], None]], None] | None = None,
+        metrics: ServingMetrics | None = None,
     ):
         self.uri, self.flush_s, self.max_rows = uri, flush_s, max_rows
+        self.metrics = metrics or ServingMetrics.off()
         self.max_pending_rows = max_pending_rows
         # (log rows, or a (Scored, inputs, path, scored at) batch; its row count; callback)
         self._pending: list[tuple[pa.Table | tuple, int, Callable[[], None] | None]] = []
@@ -188,6 +191,7 @@ class PredictionLogWriter:
         with self._wake:
             pending = self._pending[:]
             covered = self._journal.roll() if self._journal and pending else None
+        self.metrics.log_pending.set(self._rows)
         if not pending:
             return True
         transaction = (self._journal.app_id, covered) if covered is not None else None
@@ -196,17 +200,20 @@ class PredictionLogWriter:
             if rows.num_rows or transaction is not None:
                 self._table.append(rows, evolve_schema=True, transaction=transaction)
 
+        started = time.perf_counter()
         try:
             self.guard(_rows_of(pending), commit)
         except Exception:  # scoring goes on; the rows are retried with the next flush
             log.exception("prediction log: %d batches not written, retrying", len(pending))
             return False
+        self.metrics.log_commit.observe(time.perf_counter() - started)
         if covered is not None:
             self._journal.release(covered)
         with self._wake:
             del self._pending[: len(pending)]
             self._rows -= sum(rows for _, rows, _ in pending)
             self._wake.notify_all()
+        self.metrics.log_pending.set(self._rows)
         for _, _, on_written in pending:
             try:
                 if on_written is not None:

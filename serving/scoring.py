@@ -163,6 +163,8 @@ class Scored:
     # reason code then says which.
     degraded: bool
     model_version: str
+    lookup_s: float = 0.0  # seconds spent on the online features
+    model_s: float = 0.0  # and in the model
 
 
 class Scorer:
@@ -189,7 +191,9 @@ class Scorer:
         building DataFrames cost more than the lookup and the model together, and on a batch
         run's chunks about a third of the scoring."""
         table = _arrow_columns(rows) if isinstance(rows, pa.Table) else _columns(rows)
+        started = time.perf_counter()
         looked_up = self.breaker.call(lambda: self.features.lookup(table, as_of))
+        lookup_s = time.perf_counter() - started
         if looked_up is None:
             degraded_by = STORE_UNAVAILABLE
         else:
@@ -202,7 +206,9 @@ class Scorer:
         n = row_count(table)
         features = self.features.unknown(n) if looked_up is None else looked_up
         frame = {**table, **features}
+        started = time.perf_counter()
         scores = self._probabilities({name: frame[name] for name in self.inputs})
+        model_s = time.perf_counter() - started
         return Scored(
             frame=frame,
             scores=scores,
@@ -210,6 +216,8 @@ class Scorer:
             reasons=_only(degraded_by, n) if degraded_by else reason_codes(frame),
             degraded=degraded_by is not None,
             model_version=self.model_version,
+            lookup_s=lookup_s,
+            model_s=model_s,
         )
 
 

@@ -11,7 +11,8 @@ by the workers), FRAUD_TIMEOUT_S (2), FRAUD_LOG_FLUSH_S (10: how often scores ar
 monitoring/prediction_log), FRAUD_LOG_JOURNAL (the local directory where each answered score
 is journaled until it is committed; default $FRAUD_HOME/journal/prediction_log),
 FRAUD_LOG_MAX_PENDING (50000: scores a worker holds uncommitted before it answers 503),
-FRAUD_BATCHING (`off` scores each request alone, for comparison), FRAUD_ACCESS_LOG (`on` logs
+FRAUD_BATCHING (`off` scores each request alone, for comparison), FRAUD_METRICS (`off` records
+no series of its own on /metrics (`serving.metrics`), for comparison), FRAUD_ACCESS_LOG (`on` logs
 a line per request; off by default), FRAUD_MODEL_ALIAS and FRAUD_MODEL_POLL_S (the registry alias
 followed, `champion`, and how often it is looked at: `serving.model_follow`), and the feature
 store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument
@@ -30,7 +31,7 @@ import bentoml
 from pydantic import BaseModel, Field
 
 from serving import heap
-from serving.http_guards import GuardMiddleware, refuse_while
+from serving.http_guards import GuardMiddleware, observe_requests, refuse_while
 from serving.transaction import Transaction
 
 MAX_BODY_BYTES = 16 * 1024
@@ -81,6 +82,7 @@ class FraudScoring:
         from features.store import FEATURE_SERVICE, open_serving_store
         from serving.batcher import AdaptiveBatcher
         from serving.champion import load_stored, stored_thresholds
+        from serving.metrics import ServingMetrics
         from serving.model_follow import follower_from_environment, warm_up
         from serving.prediction_log import PredictionLogWriter
         from serving.scoring import CircuitBreaker, Scorer, decision_thresholds
@@ -93,6 +95,9 @@ class FraudScoring:
         # One worker per core: torch's own threads would only fight the other workers for it
         # (a worker was seen at 120% CPU, spinning).
         torch.set_num_threads(1)
+        on = os.environ.get("FRAUD_METRICS", "on") != "off"
+        self.metrics = ServingMetrics.of_module(bentoml.metrics) if on else ServingMetrics.off()
+        observe_requests(self._observe_request)
         pyfunc, version = load_stored(self.model.path)
         store = open_serving_store(fraud_home())
         self.features = OnlineFeatures.for_service(store, FEATURE_SERVICE)
@@ -108,6 +113,7 @@ class FraudScoring:
             journal_dir=Path(
                 os.environ.get("FRAUD_LOG_JOURNAL") or fraud_home() / "journal" / "prediction_log"
             ),
+            metrics=self.metrics,
         )
         refuse_while(self._log_backlog)
         self._warm_up()
@@ -115,7 +121,10 @@ class FraudScoring:
         # the registry's champion replaces the bento's model if it differs, and on each move
         self.models = follower_from_environment(bento_model)
         batching = os.environ.get("FRAUD_BATCHING", "on") != "off"
-        self.batcher = AdaptiveBatcher(self._score, max_batch=MAX_BATCH if batching else 1)
+        queue = self.metrics.latency.labels("online", "queue")
+        self.batcher = AdaptiveBatcher(
+            self._score, max_batch=MAX_BATCH if batching else 1, queued=queue.observe
+        )
         heap.settle()
 
     def _warm_up(self) -> None:
@@ -147,6 +156,11 @@ class FraudScoring:
         """Score a list of transactions in one call."""
         return self._score(transactions)
 
+    def _observe_request(self, route: str, status: int, seconds: float) -> None:
+        self.metrics.http_requests.labels(route, str(status)).inc()
+        if route != "other":
+            self.metrics.latency.labels("online", "total").observe(seconds)
+
     def _log_backlog(self) -> str | None:
         """Why requests get 503: the prediction log holds too many uncommitted scores (its
         store is down), so an answer would not be recorded and memory would grow."""
@@ -162,6 +176,7 @@ class FraudScoring:
             return []
         scorer = self.models.current  # one version scores the whole batch
         scored = scorer.score([t.scoring_row() for t in transactions])
+        self.metrics.observe_scored(scored, "online", self.breaker.open)
         now = dt.datetime.now(dt.UTC)
         self.log.add_scored(scored, scorer.inputs, "online", now, wait=False)
         return [
@@ -197,5 +212,8 @@ class FraudScoring:
 
 
 FraudScoring.add_asgi_middleware(
-    GuardMiddleware, key_variable="FRAUD_API_KEY", max_bytes=MAX_BODY_BYTES
+    GuardMiddleware,
+    key_variable="FRAUD_API_KEY",
+    max_bytes=MAX_BODY_BYTES,
+    routes=frozenset({"/score", "/score_batch"}),
 )

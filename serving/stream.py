@@ -2,7 +2,7 @@
 pushed to Feast -> scores -> the prediction log -> acknowledged.
 
     python -m serving.stream [--batch 500] [--block-ms 1000] [--max-idle-s 60] [--flush-s 1]
-                             [--max-tries 5] [--until-idle]
+                             [--max-tries 5] [--until-idle] [--metrics-port 9108]
 
 STREAM_URL (default redis://127.0.0.1:6379/0), STREAM_NAME (fraud:transactions), STREAM_GROUP
 (scorers). A message holds one field `transaction`: the JSON of `serving.transaction.Transaction`.
@@ -24,6 +24,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -88,11 +89,14 @@ class StreamWorker:
         redis_client,
         max_tries: int = 5,
         models=None,
+        metrics=None,
     ):
         from features.velocity import VelocityCounter
+        from serving.metrics import ServingMetrics
 
         self.settings, self.scorer, self.log = settings, scorer, log_writer
         self.models = models  # a ModelFollower: its current version scores the next batch
+        self.metrics = metrics or ServingMetrics.off()
         self.velocity_push, self.redis, self.max_tries = velocity_push, redis_client, max_tries
         # Velocity per card and customer, event by event (the same definition as the batch
         # history), rebuilt at start from the stream's last hour.
@@ -169,10 +173,14 @@ class StreamWorker:
                 })  # fmt: skip
             pipe.xack(s.name, s.group, *(m for m, _, _ in dead))
             pipe.execute()
+            self.metrics.dead_letters.inc(len(dead))
         good, scored = self._score(good)  # velocity as it stood before these transactions
         if not good:
             return 0
         rows = [t.scoring_row() for _, t in good]
+        self.metrics.observe_scored(scored, "stream", self.scorer.breaker.open)
+        oldest = min(row["event_timestamp"] for row in rows)
+        self.metrics.stream_lag.observe((dt.datetime.now(dt.UTC) - oldest).total_seconds())
         self._push_velocity(rows)
         logged = prediction_rows(scored, self.scorer.inputs, "stream", dt.datetime.now(dt.UTC))
         for message_id, transaction in good:
@@ -269,6 +277,7 @@ class StreamWorker:
         })  # fmt: skip
         pipe.xack(s.name, s.group, message_id)
         pipe.execute()
+        self.metrics.dead_letters.inc()
 
     def _trim(self) -> None:
         """Drop the messages over an hour old that every consumer has acknowledged (at most
@@ -279,7 +288,9 @@ class StreamWorker:
         self._trimmed_at = now
         s = self.settings
         keep_from = f"{_now_ms() - HOUR_MS}-0"
-        oldest_pending = self.redis.xpending(s.name, s.group)["min"]
+        pending = self.redis.xpending(s.name, s.group)
+        self.metrics.stream_pending.set(pending["pending"])
+        oldest_pending = pending["min"]
         if oldest_pending is not None and _id_key(oldest_pending) < _id_key(keep_from):
             keep_from = oldest_pending
         self.redis.xtrim(s.name, minid=keep_from, approximate=False)
@@ -351,15 +362,17 @@ def _id_key(message_id) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def build_worker(flush_s: float = 1.0, max_tries: int = 5) -> StreamWorker:
+def build_worker(flush_s: float = 1.0, max_tries: int = 5, metrics_port: int = 0) -> StreamWorker:
     """A worker on this environment's stream, champion (registry, followed as it moves),
-    feature store and lakehouse; its log rows are committed every `flush_s` seconds."""
+    feature store and lakehouse; its log rows are committed every `flush_s` seconds; its
+    Prometheus metrics served on `metrics_port` (0: not served)."""
     import mlflow
     import redis
 
     from features.lookup import OnlineFeatures
     from features.store import FEATURE_SERVICE, open_serving_store
     from ml.registry import version_by_alias
+    from serving.metrics import stream_metrics
     from serving.model_follow import follower_from_environment, registry_scorer
     from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker
@@ -382,14 +395,19 @@ def build_worker(flush_s: float = 1.0, max_tries: int = 5) -> StreamWorker:
     breaker = CircuitBreaker(timeout_ms=5_000)
     models = follower_from_environment(registry_scorer(champion.version, features, breaker))
     settings = StreamSettings.from_environment()
+    metrics = stream_metrics(metrics_port)
+    log_writer = PredictionLogWriter(
+        f"{lakehouse_root()}/monitoring/prediction_log", flush_s=flush_s, metrics=metrics
+    )
     return StreamWorker(
         settings,
         models.current,
         BackgroundPush(feast_push, VELOCITY_KEYS),
-        PredictionLogWriter(f"{lakehouse_root()}/monitoring/prediction_log", flush_s=flush_s),
+        log_writer,
         redis.Redis.from_url(settings.url),
         max_tries=max_tries,
         models=models,
+        metrics=metrics,
     )
 
 
@@ -418,9 +436,13 @@ def main(argv: list[str] | None = None) -> int:
         "--max-tries", type=int, default=5, help="deliveries of a message that fails to score"
     )
     parser.add_argument("--until-idle", action="store_true", help="stop once the stream is drained")
+    parser.add_argument(
+        "--metrics-port", type=int, default=int(os.environ.get("STREAM_METRICS_PORT", 9108)),
+        help="Prometheus metrics on http://0.0.0.0:PORT/metrics (0: off; STREAM_METRICS_PORT)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    worker = build_worker(args.flush_s, args.max_tries)
+    worker = build_worker(args.flush_s, args.max_tries, args.metrics_port)
 
     def stop(*_):
         worker.stopping = True

@@ -464,6 +464,83 @@ def _logged_versions(home: Path) -> dict[str, str]:
     return dict(zip(*log.to_pydict().values(), strict=True))
 
 
+API_SERIES = {
+    "fraud_http_requests_total", "fraud_latency_seconds_bucket", "fraud_batch_size_bucket",
+    "fraud_decisions_total", "fraud_breaker_open", "fraud_model_version_info",
+    "fraud_model_swaps_total", "fraud_prediction_log_commit_seconds_bucket",
+    "fraud_prediction_log_pending_rows", "bentoml_service_request_total",
+}  # fmt: skip
+STREAM_SERIES = {
+    "fraud_latency_seconds_bucket", "fraud_batch_size_bucket", "fraud_decisions_total",
+    "fraud_breaker_open", "fraud_model_version_info", "fraud_stream_lag_seconds_bucket",
+    "fraud_stream_pending_messages", "fraud_stream_dead_letters_total",
+    "fraud_prediction_log_commit_seconds_bucket", "fraud_prediction_log_pending_rows",
+}  # fmt: skip
+
+
+def test_a_real_prometheus_scrapes_the_api_and_the_stream_worker(service, tmp_path):
+    """After the hot swap above: Debian's Prometheus scrapes the API's /metrics and a stream
+    worker's port, and holds every series the dashboards and alerts read."""
+    import redis
+
+    from settings.stream import StreamSettings
+    from tests.support.network import free_port
+    from tests.support.prometheus import query, running_prometheus, targets_up
+
+    _, home, env, _ = service
+    client = redis.Redis(port=REDIS_PORT, db=2, password=REDIS_PASSWORD)
+    client.flushdb()
+    stream = StreamSettings.from_environment().name
+    transactions = _parity_transactions(60)
+    for i, t in enumerate(transactions):
+        t["transaction_id"] = f"M{i}"  # not logged on the stream path yet
+    for t in transactions:
+        client.xadd(stream, {"transaction": json.dumps(t)})
+    client.xadd(stream, {"transaction": "{not json"})  # one dead letter
+    for t in transactions[:20]:
+        assert _call("/score", {"transaction": t})[0] == 200
+    worker_port = free_port()
+    worker_env = {**os.environ, **env, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow/mlflow.db",
+                  "STREAM_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{REDIS_PORT}/2"}  # fmt: skip
+    worker_output = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "serving.stream", "--metrics-port", str(worker_port),
+         "--block-ms", "200", "--flush-s", "0.2"],
+        env=worker_env, stdout=worker_output, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    jobs = {"api": f"127.0.0.1:{PORT}", "stream": f"127.0.0.1:{worker_port}"}
+    try:
+        with running_prometheus(tmp_path / "prometheus", jobs) as url:
+
+            def names(job: str) -> set[str]:
+                found = query(url, f'group by (__name__) ({{job="{job}"}})')
+                return {series["metric"]["__name__"] for series in found}
+
+            deadline = time.monotonic() + 90
+            while not (names("api") >= API_SERIES and names("stream") >= STREAM_SERIES):
+                assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, (
+                    f"missing after 90 s: api {sorted(API_SERIES - names('api'))}, stream "
+                    f"{sorted(STREAM_SERIES - names('stream'))}; targets {targets_up(url)}"
+                )
+                time.sleep(1)
+            stages = {
+                job: {s["metric"]["stage"] for s in query(
+                    url, f'group by (stage) (fraud_latency_seconds_bucket{{job="{job}"}})')}
+                for job in jobs
+            }  # fmt: skip
+            assert stages == {"api": {"total", "queue", "lookup", "model"},
+                              "stream": {"lookup", "model"}}  # fmt: skip
+            dead = query(url, 'fraud_stream_dead_letters_total{job="stream"}')
+            assert [float(d["value"][1]) for d in dead] == [1.0]
+            swaps = query(url, 'sum(fraud_model_swaps_total{job="api"})')
+            assert float(swaps[0]["value"][1]) >= 1  # each worker swapped once above
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+        worker_output.close()
+
+
 def test_the_password_reaches_no_output_no_bento_and_no_mlflow_record(service):
     """Last in the module: the service has answered, been degraded, and its stream has run."""
     _, home, _, _ = service
