@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from features.store import settings_from_environment
+from resources.alerts import AlertWebhookResource
 from resources.dbt import dbt_cli, load_dbt_project
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
@@ -54,6 +55,10 @@ def build_resources() -> dict[str, object]:
         "dbt": dbt_cli(load_dbt_project()),
         "feast": feast,
         "monitoring": MonitoringResource(reports_dir=str(home / "reports")),
+        "alerts": AlertWebhookResource(
+            **_secret_safe(url="FRAUD_ALERT_WEBHOOK_URL"),
+            dagster_url=os.environ.get("FRAUD_DAGSTER_URL") or "http://localhost:3000",
+        ),
     }
 
 

@@ -1,9 +1,10 @@
-"""Sensors: landing files, drift -> retrain, the champion's bento, and the automation conditions
-of the monitoring reports."""
+"""Sensors: landing files, drift -> retrain, the champion's bento, the automation conditions of
+the monitoring reports, and alerts to the team's webhook."""
 
 import dagster as dg
 
 from assets import keys
+from sensors.alerts import event_alerts, run_failure_alerts
 from sensors.champion import champion_sensor
 from sensors.drift import drift_retrain_sensor
 from sensors.landing import landing_sensor
@@ -18,4 +19,11 @@ monitoring_automation = dg.AutomationConditionSensorDefinition(
     description="Materializes yesterday's drift report and performance at 03:00 UTC.",
 )
 
-sensors = [landing_sensor, champion_sensor, drift_retrain_sensor, monitoring_automation]
+sensors = [
+    landing_sensor,
+    champion_sensor,
+    drift_retrain_sensor,
+    monitoring_automation,
+    run_failure_alerts,
+    event_alerts,
+]
