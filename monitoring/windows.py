@@ -23,10 +23,11 @@ class TableReader(Protocol):
 
 
 def scored_on_features(version: str) -> pc.Expression:
-    """The prediction log's rows of model `version` that were not degraded: scored on defaults
-    while the store was unreachable or empty, they would read as drift or as missed frauds
-    (and trigger a retrain), or as the model's own misses."""
-    return (pc.field("model_version") == str(version)) & ~pc.field("degraded")
+    """The prediction log's rows of model `version` that decided (not its shadow scores) and
+    were not degraded: scored on defaults while the store was unreachable or empty, they would
+    read as drift or as missed frauds (and trigger a retrain), or as the model's own misses."""
+    decided = (pc.field("model_version") == str(version)) & (pc.field("path") != "shadow")
+    return decided & ~pc.field("degraded")
 
 
 def logged(lakehouse: TableReader, day: dt.date, version: str) -> pa.Table:

@@ -1,12 +1,13 @@
 """The serving paths' Prometheus series, one set per process. The API makes them with
 `bentoml.metrics` (BentoML's multiprocess-safe prometheus-client, exported on the service's
 `/metrics` beside BentoML's own series); the stream worker with prometheus-client in a registry
-of its own, served on its own port (`serve_on`). `ServingMetrics.off()` records nothing (for
+of its own, served on its own port (`stream_metrics`). `ServingMetrics.off()` records nothing (for
 measuring what the metrics cost).
 
-Series (all `fraud_`): http_requests_total{route,status}, latency_seconds{path,stage} (stage
-total, queue, lookup, model), batch_size{path}, decisions_total{path,decision},
-degraded_total{path,reason}, breaker_open, model_version_info{version}, model_swaps_total,
+Series (all `fraud_`; path online, stream or shadow): http_requests_total{route,status},
+latency_seconds{path,stage} (stage total, queue, lookup, model), batch_size{path},
+decisions_total{path,decision}, degraded_total{path,reason}, breaker_open,
+model_version_info{version,role}, model_swaps_total, canary_failures_total, shadow_dropped_total,
 stream_lag_seconds, stream_pending_messages, stream_dead_letters_total,
 prediction_log_commit_seconds, prediction_log_pending_rows."""
 
@@ -66,11 +67,20 @@ class ServingMetrics:
             "open (lookups not attempted)", [], multiprocess_mode="livemax",
         )  # fmt: skip
         self.model_version = make(
-            "Gauge", "fraud_model_version_info", "1 for the registry version in service",
-            ["version"], multiprocess_mode="livemax",
+            "Gauge", "fraud_model_version_info", "1 for each registry version in service, by "
+            "role: champion, stable (deciding beside a canary champion), shadow",
+            ["version", "role"], multiprocess_mode="livemax",
         )  # fmt: skip
         self.model_swaps = make("Counter", "fraud_model_swaps", "Champion swaps without restart",
                                 [])  # fmt: skip
+        self.canary_failures = make(
+            "Counter", "fraud_canary_failures", "Canary batches the stable version answered "
+            "(the canary raised or scored NaN)", [],
+        )  # fmt: skip
+        self.shadow_dropped = make(
+            "Counter", "fraud_shadow_dropped", "Transactions the shadow did not score (its "
+            "queue was full, or it failed)", [],
+        )  # fmt: skip
         self.stream_lag = make(
             "Histogram", "fraud_stream_lag_seconds", "From a transaction's event time to its "
             "score, per stream batch (its oldest message)", [], buckets=LAG_BUCKETS,
@@ -87,7 +97,7 @@ class ServingMetrics:
             "Gauge", "fraud_prediction_log_pending_rows", "Scores waiting for the prediction "
             "log's next commit", [], multiprocess_mode="livesum",
         )  # fmt: skip
-        self._version: str | None = None
+        self._roles: dict[str, str | None] | None = None
 
     @classmethod
     def off(cls) -> "ServingMetrics":
@@ -99,8 +109,8 @@ class ServingMetrics:
         return cls(lambda kind, *args, **options: getattr(module, kind)(*args, **options))
 
     def observe_scored(self, scored, path: str, breaker_open: bool = False) -> None:
-        """A scored batch: its size, stage times, decisions, degradation, model version, and
-        the state of the breaker it went through."""
+        """A scored batch: its size, stage times, decisions, degradation, a canary's failure,
+        and the state of the breaker it went through."""
         self.breaker_open.set(int(breaker_open))
         self.batch_size.labels(path).observe(len(scored.scores))
         self.latency.labels(path, "lookup").observe(scored.lookup_s)
@@ -110,12 +120,23 @@ class ServingMetrics:
             self.decisions.labels(path, decision).inc(count)
         if scored.degraded:
             self.degraded.labels(path, scored.reasons[0][0].as_py()).inc(len(scored.scores))
-        if scored.model_version != self._version:
-            if self._version is not None:
-                self.model_version.labels(self._version).set(0)
-                self.model_swaps.inc()
-            self.model_version.labels(scored.model_version).set(1)
-            self._version = scored.model_version
+        if scored.error is not None:
+            self.canary_failures.inc()
+
+    def observe_lineup(self, roles: dict[str, str | None]) -> None:
+        """The versions in service by role (`serving.model_follow.Lineup.roles`); a change of
+        them counts as a swap."""
+        if roles == self._roles:
+            return
+        for role, version in (self._roles or {}).items():
+            if version is not None:
+                self.model_version.labels(version, role).set(0)
+        for role, version in roles.items():
+            if version is not None:
+                self.model_version.labels(version, role).set(1)
+        if self._roles is not None:
+            self.model_swaps.inc()
+        self._roles = roles
 
 
 def stream_metrics(port: int) -> ServingMetrics:

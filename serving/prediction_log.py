@@ -19,7 +19,8 @@ from serving.metrics import ServingMetrics
 
 log = logging.getLogger(__name__)
 
-PATHS = ("online", "batch", "stream")
+# `shadow`: a model that scored the same transactions after the answer was sent, never deciding
+PATHS = ("online", "batch", "stream", "shadow")
 # Scored batches built into rows at once: 1,500 one-row batches held the GIL ~15 ms in one go
 # (a stall every request of an API worker waited out); a hundred, about one.
 _BUILD_SLICE = 100
@@ -37,6 +38,9 @@ COLUMNS = pa.schema(
         ("decision", pa.string()),
         ("reasons", pa.list_(pa.string())),
         ("degraded", pa.bool_()),
+        ("model_ms", pa.float64()),  # the forward pass of the row's batch
+        ("route", pa.string()),  # during a canary rollout: canary or stable
+        ("error", pa.string()),  # why the canary did not answer (the stable version did)
     ]
 )
 
@@ -61,6 +65,9 @@ def prediction_rows_of(batches: list, inputs: list[str], path: str) -> pa.Table:
         "scored_at": pa.array([at for _, at in batches], COLUMNS.field("scored_at").type),
         "model_version": pa.array([s.model_version for s in scoreds], pa.string()),
         "degraded": pa.array([s.degraded for s in scoreds], pa.bool_()),
+        "model_ms": pa.array([s.model_s * 1000 for s in scoreds], pa.float64()),
+        "route": pa.array([s.route for s in scoreds], pa.string()),
+        "error": pa.array([s.error for s in scoreds], pa.string()),
     }
     per_batch = {name: values.take(batch_of) for name, values in per_batch.items()}
     columns = {
@@ -74,6 +81,9 @@ def prediction_rows_of(batches: list, inputs: list[str], path: str) -> pa.Table:
         "decision": pa.array(np.concatenate([s.decisions for s in scoreds]), pa.string()),
         "reasons": pa.concat_arrays([s.reasons for s in scoreds]),
         "degraded": per_batch["degraded"],
+        "model_ms": per_batch["model_ms"],
+        "route": per_batch["route"],
+        "error": per_batch["error"],
     }
     return pa.table({**columns, "features": features_struct(frame, inputs)})
 

@@ -165,6 +165,8 @@ class Scored:
     model_version: str
     lookup_s: float = 0.0  # seconds spent on the online features
     model_s: float = 0.0  # and in the model
+    route: str | None = None  # during a canary rollout: `canary` or `stable`
+    error: str | None = None  # why the canary did not answer (the stable version did)
 
 
 class Scorer:
@@ -205,10 +207,21 @@ class Scorer:
             )
         n = row_count(table)
         features = self.features.unknown(n) if looked_up is None else looked_up
-        frame = {**table, **features}
+        scored = self._decide({**table, **features}, degraded_by)
+        scored.lookup_s = lookup_s
+        return scored
+
+    def rescore(self, scored: Scored) -> Scored:
+        """This model's answer on what another one scored: the same features and degradation
+        (a shadow's scores, a canary's fallback), without a second lookup."""
+        degraded_by = scored.reasons[0][0].as_py() if scored.degraded else None
+        return self._decide(scored.frame, degraded_by)
+
+    def _decide(self, frame: dict, degraded_by: str | None) -> Scored:
         started = time.perf_counter()
         scores = self._probabilities({name: frame[name] for name in self.inputs})
         model_s = time.perf_counter() - started
+        n = len(scores)
         return Scored(
             frame=frame,
             scores=scores,
@@ -216,7 +229,6 @@ class Scorer:
             reasons=_only(degraded_by, n) if degraded_by else reason_codes(frame),
             degraded=degraded_by is not None,
             model_version=self.model_version,
-            lookup_s=lookup_s,
             model_s=model_s,
         )
 

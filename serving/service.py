@@ -14,7 +14,8 @@ FRAUD_LOG_MAX_PENDING (50000: scores a worker holds uncommitted before it answer
 FRAUD_BATCHING (`off` scores each request alone, for comparison), FRAUD_METRICS (`off` records
 no series of its own on /metrics (`serving.metrics`), for comparison), FRAUD_ACCESS_LOG (`on` logs
 a line per request; off by default), FRAUD_MODEL_ALIAS and FRAUD_MODEL_POLL_S (the registry alias
-followed, `champion`, and how often it is looked at: `serving.model_follow`), and the feature
+followed, `champion`, and how often it is looked at), FRAUD_SHADOW (a model scoring the same
+transactions after the answer: `serving.model_follow`, `serving.shadow`), and the feature
 store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument
 `model_tag` names the BentoML model a worker starts with (default `fraud-detector:latest`)."""
 
@@ -86,6 +87,7 @@ class FraudScoring:
         from serving.model_follow import follower_from_environment, warm_up
         from serving.prediction_log import PredictionLogWriter
         from serving.scoring import CircuitBreaker, Scorer, decision_thresholds
+        from serving.shadow import ShadowScoring
         from settings.env import fraud_home, lakehouse_root, prepare_process_environment
 
         prepare_process_environment()
@@ -115,6 +117,7 @@ class FraudScoring:
             ),
             metrics=self.metrics,
         )
+        self.shadow = ShadowScoring(self.log, self.metrics)
         refuse_while(self._log_backlog)
         self._warm_up()
         warm_up(bento_model)
@@ -141,6 +144,7 @@ class FraudScoring:
     @bentoml.on_shutdown
     def _flush_log(self):
         self.models.stop()
+        self.shadow.close()
         self.log.close()
 
     @bentoml.api(route="/score")
@@ -174,11 +178,13 @@ class FraudScoring:
     def _score(self, transactions: list[Transaction]) -> list[ScoreResponse]:
         if not transactions:
             return []
-        scorer = self.models.current  # one version scores the whole batch
-        scored = scorer.score([t.scoring_row() for t in transactions])
+        lineup = self.models.current  # one lineup scores the whole batch
+        self.metrics.observe_lineup(lineup.roles)
+        scored = lineup.score([t.scoring_row() for t in transactions])
         self.metrics.observe_scored(scored, "online", self.breaker.open)
         now = dt.datetime.now(dt.UTC)
-        self.log.add_scored(scored, scorer.inputs, "online", now, wait=False)
+        self.log.add_scored(scored, lineup.scorer_of(scored).inputs, "online", now, wait=False)
+        self.shadow.submit(lineup, scored)  # scored in its own thread, as the answers go out
         return [
             ScoreResponse(
                 transaction_id=t.transaction_id,

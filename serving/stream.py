@@ -90,13 +90,17 @@ class StreamWorker:
         max_tries: int = 5,
         models=None,
         metrics=None,
+        shadow=None,
     ):
         from features.velocity import VelocityCounter
         from serving.metrics import ServingMetrics
+        from serving.model_follow import Lineup
 
-        self.settings, self.scorer, self.log = settings, scorer, log_writer
-        self.models = models  # a ModelFollower: its current version scores the next batch
+        self.settings, self.log = settings, log_writer
+        self.lineup = Lineup(scorer)
+        self.models = models  # a ModelFollower: its current lineup scores the next batch
         self.metrics = metrics or ServingMetrics.off()
+        self.shadow = shadow  # a ShadowScoring with a log writer of its own
         self.velocity_push, self.redis, self.max_tries = velocity_push, redis_client, max_tries
         # Velocity per card and customer, event by event (the same definition as the batch
         # history), rebuilt at start from the stream's last hour.
@@ -115,6 +119,11 @@ class StreamWorker:
             if "BUSYGROUP" not in str(exists):
                 raise
         self.rebuilt = self._rebuild_velocity()
+
+    @property
+    def scorer(self):
+        """The champion's scorer in service."""
+        return self.lineup.champion
 
     def _rebuild_velocity(self, chunk: int = 10_000) -> int:
         """Count the transactions of the stream's last hour into the velocity windows (without
@@ -178,11 +187,13 @@ class StreamWorker:
         if not good:
             return 0
         rows = [t.scoring_row() for _, t in good]
+        self.metrics.observe_lineup(self.lineup.roles)
         self.metrics.observe_scored(scored, "stream", self.scorer.breaker.open)
         oldest = min(row["event_timestamp"] for row in rows)
         self.metrics.stream_lag.observe((dt.datetime.now(dt.UTC) - oldest).total_seconds())
         self._push_velocity(rows)
-        logged = prediction_rows(scored, self.scorer.inputs, "stream", dt.datetime.now(dt.UTC))
+        inputs = self.lineup.scorer_of(scored).inputs
+        logged = prediction_rows(scored, inputs, "stream", dt.datetime.now(dt.UTC))
         for message_id, transaction in good:
             self._awaiting[transaction.transaction_id] = (message_id, redelivered)
 
@@ -197,6 +208,8 @@ class StreamWorker:
             self._trim()
 
         self.log.add(logged, on_written=committed)
+        if self.shadow is not None:
+            self.shadow.submit(self.lineup, scored)
         return len(good)
 
     def _commit_once(self, rows: pa.Table, commit) -> None:
@@ -250,13 +263,13 @@ class StreamWorker:
         if not good:
             return [], None
         try:
-            return good, self.scorer.score([t.scoring_row() for _, t in good])
+            return good, self.lineup.score([t.scoring_row() for _, t in good])
         except Exception:
             log.exception("a batch of %d failed to score; trying each alone", len(good))
         kept = []
         for message_id, transaction in good:
             try:
-                self.scorer.score([transaction.scoring_row()])
+                self.lineup.score([transaction.scoring_row()])
                 kept.append((message_id, transaction))
             except Exception as error:
                 self._failed(message_id, transaction, error)
@@ -313,6 +326,9 @@ class StreamWorker:
         """Push the velocity sent, commit the scores and acknowledge their messages."""
         self.velocity_push.close()
         self.log.close()
+        if self.shadow is not None:
+            self.shadow.close()
+            self.shadow.log.close()
 
     def run(
         self, batch: int, block_ms: int, max_idle_s: float, until_idle: bool = False
@@ -326,7 +342,7 @@ class StreamWorker:
             while not self.stopping:
                 messages, redelivered = self._read(batch, block_ms, int(max_idle_s * 1000))
                 if self.models is not None:  # swapped between batches, never within one
-                    self.scorer = self.models.current
+                    self.lineup = self.models.current
                 if not messages:
                     if until_idle:
                         break
@@ -376,6 +392,7 @@ def build_worker(flush_s: float = 1.0, max_tries: int = 5, metrics_port: int = 0
     from serving.model_follow import follower_from_environment, registry_scorer
     from serving.prediction_log import PredictionLogWriter
     from serving.scoring import CircuitBreaker
+    from serving.shadow import ShadowScoring
     from serving.velocity_push import BackgroundPush
     from settings.env import (
         fraud_home,
@@ -396,18 +413,21 @@ def build_worker(flush_s: float = 1.0, max_tries: int = 5, metrics_port: int = 0
     models = follower_from_environment(registry_scorer(champion.version, features, breaker))
     settings = StreamSettings.from_environment()
     metrics = stream_metrics(metrics_port)
-    log_writer = PredictionLogWriter(
-        f"{lakehouse_root()}/monitoring/prediction_log", flush_s=flush_s, metrics=metrics
-    )
+    log_uri = f"{lakehouse_root()}/monitoring/prediction_log"
+    log_writer = PredictionLogWriter(log_uri, flush_s=flush_s, metrics=metrics)
+    # the shadow's rows bypass the stream's exactly-once guard, which keeps one row per
+    # transaction: a shadow row is told apart by its path, and a redelivery may score it twice
+    shadow = ShadowScoring(PredictionLogWriter(log_uri, flush_s=max(flush_s, 5.0)), metrics)
     return StreamWorker(
         settings,
-        models.current,
+        models.current.champion,
         BackgroundPush(feast_push, VELOCITY_KEYS),
         log_writer,
         redis.Redis.from_url(settings.url),
         max_tries=max_tries,
         models=models,
         metrics=metrics,
+        shadow=shadow,
     )
 
 
@@ -451,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     s = worker.settings
     log.info("consuming %s as %s/%s with model v%s", s.name, s.group, s.consumer,
-             worker.scorer.model_version)  # fmt: skip
+             worker.lineup.model_version)  # fmt: skip
     counts = worker.run(args.batch, args.block_ms, args.max_idle_s, args.until_idle)
     log.info("stopped: %s", counts)
     return 0

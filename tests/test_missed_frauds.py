@@ -31,8 +31,8 @@ LABELS = pa.schema(
      ("reported_at", TS), ("reason_code", pa.string())]
 )  # fmt: skip
 LOG = pa.schema(
-    [("transaction_id", pa.string()), ("day", pa.date32()), ("model_version", pa.string()),
-     ("score", pa.float64()), ("degraded", pa.bool_())]
+    [("transaction_id", pa.string()), ("day", pa.date32()), ("path", pa.string()),
+     ("model_version", pa.string()), ("score", pa.float64()), ("degraded", pa.bool_())]
 )  # fmt: skip
 
 
@@ -62,11 +62,13 @@ def test_first_party_disputes_and_reports_after_the_day_are_notmissed_fraud_coun
          "reported_at": _at(reference_day, 5), "reason_code": "counterfeit"},
     ], LABELS)  # fmt: skip
     _write(lakehouse, "monitoring", "prediction_log", [
-        {"transaction_id": t, "day": days[t], "model_version": "3", "score": s,
-         "degraded": t == "store-down"}
+        {"transaction_id": t, "day": days[t], "path": "online", "model_version": "3",
+         "score": s, "degraded": t == "store-down"}
         for t, _, s, *_ in window
-    ] + [{"transaction_id": "caught", "day": days["caught"], "model_version": "2", "score": 0.0,
-          "degraded": False}], LOG)  # fmt: skip
+    ] + [{"transaction_id": "caught", "day": days["caught"], "path": "online",
+          "model_version": "2", "score": 0.0, "degraded": False},
+         {"transaction_id": "missed", "day": days["missed"], "path": "shadow",
+          "model_version": "3", "score": 0.99, "degraded": False}], LOG)  # fmt: skip
     reference = pa.table({
         "transaction_id": ["ref-caught", "ref-missed", "ref-friendly", "ref-legit"],
         "day": pa.array([reference_day] * 4, pa.date32()),
@@ -76,9 +78,10 @@ def test_first_party_disputes_and_reports_after_the_day_are_notmissed_fraud_coun
     })  # fmt: skip
 
     found = missed_fraud_counts(lakehouse, DAY, "3", reference, DriftPolicy())
-    # c1 caught, c2 missed (twice, one card); c3 a first-party dispute; c4 reported after the
-    # day's end; c6 before the window; c7 scored while the store was down (no judge of the
-    # model). The reference: r1 caught, r2 missed, r3 first-party.
+    # c1 caught, c2 missed (twice, one card; v3's high score of `missed` as a shadow decided
+    # nothing); c3 a first-party dispute; c4 reported after the day's end; c6 before the
+    # window; c7 scored while the store was down (no judge of the model). The reference: r1
+    # caught, r2 missed, r3 first-party.
     assert (found.cards, found.missed) == (2, 1)
     assert (found.reference_cards, found.reference_missed) == (2, 1)
 

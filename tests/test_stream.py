@@ -166,7 +166,7 @@ def test_a_message_that_keeps_failing_to_score_is_dead_lettered_after_its_tries(
     poison = json.loads(client.xrange(stream, count=1)[0][1][b"transaction"])
 
     class Poisoned:  # the model fails on one transaction, whatever batch it is in
-        inputs, model_version = real.inputs, real.model_version
+        inputs, model_version, breaker = real.inputs, real.model_version, real.breaker
 
         def score(self, rows):
             if any(r["transaction_id"] == poison["transaction_id"] for r in rows):
