@@ -17,7 +17,12 @@ import serving  # noqa: F401
 from assets.bronze import bronze_assets
 from assets.features import feast_registry, online_store, online_store_fresh
 from assets.gold import gold_contracts, gold_dbt_models
-from assets.monitoring import drift_report, model_performance, performance_above_floor
+from assets.monitoring import (
+    drift_report,
+    model_performance,
+    performance_above_floor,
+    shadow_comparison,
+)
 from assets.registry import challenger, champion, decision_thresholds
 from assets.scoring import batch_scoring, bento
 from assets.silver import silver_tables
@@ -30,4 +35,4 @@ feature_assets = [velocity_history, feast_registry, online_store, training_set]
 asset_checks = [gold_contracts, online_store_fresh, performance_above_floor]
 training_assets = [tuned_model, challenger, decision_thresholds, champion]
 scoring_assets = [bento, batch_scoring]
-monitoring_assets = [drift_report, model_performance]
+monitoring_assets = [drift_report, model_performance, shadow_comparison]

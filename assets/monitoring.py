@@ -192,21 +192,15 @@ def model_performance(
 ):
     """Evidently classification report of the champion's logged scores of the day against
     its matured labels: PR-AUC, recall at 1% FPR, precision and recall when flagged."""
-    from lakehouse.training import label_cutoff, mature_labels
     from monitoring.performance import measure_performance
     from monitoring.windows import labelled_scores, logged
 
     day = dt.date.fromisoformat(context.partition_key)
     champion = _champion(mlflow)
-    labelled_days = lakehouse.read("gold", "transaction_labels", *ALL_DAYS, columns=["day"])
-    mature_on = day + dt.timedelta(days=config.maturity_days + 1)
-    cutoff = label_cutoff(labelled_days.column("day")) if labelled_days.num_rows else None
-    if cutoff is None or cutoff.date() < mature_on:
-        context.log.info(f"labels of {day} are final once the data reaches {mature_on}")
+    matured, cutoff = _matured_labels(lakehouse, day, config.maturity_days)
+    if matured is None:
+        context.log.info(f"labels of {day} are not final yet (cut-off {cutoff})")
         return
-    matured = mature_labels(
-        lakehouse.read("gold", "transaction_labels", day, day), cutoff, config.maturity_days
-    )
     scored = logged(lakehouse, day, champion.version)
     if scored.num_rows == 0:
         context.log.info(f"no score of champion v{champion.version} was logged on {day}")
@@ -235,6 +229,98 @@ def model_performance(
             "label_cutoff": cutoff.isoformat(),
             **_report_links(html, json),
         }
+    )
+
+
+def _matured_labels(lakehouse: LakehouseResource, day: dt.date, maturity_days: int):
+    """(the day's labels, final at the data's cut-off, or None while they are not; the
+    cut-off)."""
+    from lakehouse.training import label_cutoff, mature_labels
+
+    labelled_days = lakehouse.read("gold", "transaction_labels", *ALL_DAYS, columns=["day"])
+    cutoff = label_cutoff(labelled_days.column("day")) if labelled_days.num_rows else None
+    if cutoff is None or cutoff.date() < day + dt.timedelta(days=maturity_days + 1):
+        return None, cutoff
+    labels = lakehouse.read("gold", "transaction_labels", day, day)
+    return mature_labels(labels, cutoff, maturity_days), cutoff
+
+
+class ShadowConfig(dg.Config):
+    """When a day's labels are final, and the confidence of the labelled comparison."""
+
+    maturity_days: int = 45
+    confidence: float = 0.95
+
+
+@dg.asset(
+    key=keys.SHADOW_COMPARISON,
+    group_name="monitoring",
+    deps=[keys.PREDICTION_LOG, keys.LABELS],
+    partitions_def=daily_partitions,
+    automation_condition=DAILY_REPORT,
+    output_required=False,
+)
+def shadow_comparison(
+    context: dg.AssetExecutionContext, config: ShadowConfig, lakehouse: LakehouseResource
+):
+    """The shadow model against the one that decided, on the day's same transactions."""
+    from deltalake.exceptions import TableNotFoundError
+
+    from monitoring.shadow import compare, paired_scores, shadow_rows_filter
+
+    day = dt.date.fromisoformat(context.partition_key)
+    try:
+        log = lakehouse.read("monitoring", "prediction_log", day, day,
+                             filter_expression=shadow_rows_filter())  # fmt: skip
+    except TableNotFoundError:
+        log = None
+    paired = paired_scores(log) if log is not None and log.num_rows else None
+    if paired is None or paired.empty:
+        context.log.info(f"no transaction of {day} was scored in shadow")
+        return
+    matured, cutoff = _matured_labels(lakehouse, day, config.maturity_days)
+    labels = None
+    if matured is not None:
+        labels = matured.select(["transaction_id", "label", "card_id"]).to_pandas()
+    comparisons = compare(paired, labels, config.confidence)
+    main = max(comparisons, key=lambda c: c.pairs)
+    labelled = main.labelled or {}
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(sum(c.pairs for c in comparisons)),
+            **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in main.figures().items()},
+            "comparisons": dg.MetadataValue.md(_shadow_table(comparisons)),
+            "labelled_frauds": labelled.get("frauds", 0),
+            "labelled": dg.MetadataValue.md(_labelled_table(main))
+            if main.labelled
+            else f"labels of {day} are not final yet (cut-off {cutoff})",
+        }
+    )
+
+
+def _shadow_table(comparisons) -> str:
+    head = (
+        "| decided | shadow | pairs | same decision | flagged (decided / shadow) | Pearson | "
+        "Spearman | p99 model ms (decided / shadow) |\n" + "|---" * 8 + "|"
+    )
+    return head + "".join(
+        f"\n| v{c.decided_version} | v{c.shadow_version} | {c.pairs} | {c.decision_agreement:.1%} "
+        f"| {c.flagged_decided:.2%} / {c.flagged_shadow:.2%} | {c.score_pearson:.3f} "
+        f"| {c.score_spearman:.3f} | {c.decided_p99_model_ms:.2f} / {c.shadow_p99_model_ms:.2f} |"
+        for c in comparisons
+    )
+
+
+def _labelled_table(comparison) -> str:
+    found = comparison.labelled
+    head = (f"{found['frauds']} frauds in {found['rows']} labelled pairs\n\n| metric | "
+            f"v{comparison.decided_version} (decided) | v{comparison.shadow_version} (shadow) | "
+            "difference [interval] |\n|---|---|---|---|")  # fmt: skip
+    return head + "".join(
+        f"\n| {metric} | {m['champion']:.4f} | {m['challenger']:.4f} | {m['difference']:+.4f} "
+        f"[{m['low']:+.4f}, {m['high']:+.4f}] |"
+        for metric, m in found.items()
+        if isinstance(m, dict)
     )
 
 

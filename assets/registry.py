@@ -1,7 +1,11 @@
 """Registry: the tuned model as challenger, and the promotion gate that moves the champion."""
 
+import datetime as dt
+import os
+
 import dagster as dg
 import pyarrow.compute as pc
+from pydantic import Field
 
 from assets import keys
 from assets.metadata import latest_metadata
@@ -17,6 +21,7 @@ from ml.promotion import (
     scores_of,
 )
 from ml.registry import MODEL_NAME, set_alias, version_by_alias
+from ml.rollout import start_canary
 from ml.segments import segment_table
 from ml.thresholds import CostModel
 from resources.lakehouse import LakehouseResource
@@ -133,7 +138,10 @@ class PromotionConfig(dg.Config):
     """The gate: on the same test rows (recent rows of held-out cards) the challenger is not
     worse than the champion (or, for the first model, a gradient-boosting baseline on the same
     features) with `confidence`, scores within a latency budget and scores account takeovers
-    higher; `approval` says who promotes. The defaults and their reasons: `ml.promotion`."""
+    higher; `approval` says who promotes; `canary_share` below 1 makes a promoted champion
+    decide that share of traffic first, beside the previous one, until the canary sensor
+    completes its rollout or rolls it back (default FRAUD_CANARY_SHARE, else 1: at once). The
+    defaults and their reasons: `ml.promotion`."""
 
     pr_auc_tolerance: float = _GATE.pr_auc_tolerance
     recall_tolerance: float = _GATE.recall_tolerance  # recall at 1% FPR
@@ -144,6 +152,7 @@ class PromotionConfig(dg.Config):
     latency_budget_ms: float = _GATE.latency_budget_ms
     min_takeover_share: float = _GATE.min_takeover_share
     approval: str = "auto"  # "manual": the gate is shown; `approve_champion_job` promotes
+    canary_share: float = Field(float(os.environ.get("FRAUD_CANARY_SHARE") or 1.0), gt=0, le=1)
 
     def policy(self) -> GatePolicy:
         return GatePolicy(**{f: getattr(self, f) for f in GatePolicy.__dataclass_fields__})
@@ -222,6 +231,10 @@ def champion(
     log_to_run(client, candidate, result)
     promoted = result.passed and config.approval == "auto"
     former = promote(client, candidate.version) if promoted else None
+    rollout = "full traffic" if promoted else "none"
+    if promoted and former not in (None, candidate.version) and config.canary_share < 1:
+        start_canary(client, candidate.version, config.canary_share, dt.datetime.now(dt.UTC))
+        rollout = f"canary: {config.canary_share:.0%} of batches until the canary sensor decides"
     client.set_model_version_tag(
         MODEL_NAME, candidate.version, "gate", "passed" if result.passed else "failed"
     )
@@ -233,6 +246,7 @@ def champion(
             "champion_version": candidate.version if promoted else unchanged["champion_version"],
             "promoted": promoted,
             "previous_version": former or "none",
+            "rollout": rollout,
         }
     )
     yield dg.AssetCheckResult(

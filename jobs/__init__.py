@@ -1,5 +1,6 @@
 """Every job: asset jobs per layer, the daily job (landing to the online store), training,
-scoring, the bento, monitoring, the stream's drain and a person's approval; and the schedules."""
+scoring, the bento, monitoring, the stream's drain, a person's approval and the end of a canary
+rollout; and the schedules."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dagster as dg
 from assets import keys
 from assets.partitions import daily_partitions
 from jobs.approval import approve_champion_job
+from jobs.rollout import rollout_job
 from jobs.stream import stream_drain_job
 from resources.k8s import LAKEHOUSE_POD, TRAINING_POD
 
@@ -62,10 +64,12 @@ scoring_job = dg.define_asset_job(
 )
 monitoring_job = dg.define_asset_job(
     "monitoring_job",
-    selection=dg.AssetSelection.assets(keys.DRIFT_REPORT, keys.MODEL_PERFORMANCE),
+    selection=dg.AssetSelection.assets(
+        keys.DRIFT_REPORT, keys.MODEL_PERFORMANCE, keys.SHADOW_COMPARISON
+    ),
     partitions_def=daily_partitions,
-    description="A day's drift report and, once its labels have matured, the champion's "
-    "performance on it (one run per day: one report per day).",
+    description="A day's drift report, the shadow's comparison and, once its labels have "
+    "matured, the champion's performance on it (one run per day: one report per day).",
 )
 
 bento_job = dg.define_asset_job(
@@ -91,6 +95,6 @@ weekly_training_schedule = dg.ScheduleDefinition(
 
 jobs = [
     bronze_job, silver_job, gold_job, lakehouse_job, features_job, daily_job, training_job,
-    approve_champion_job, stream_drain_job, scoring_job, bento_job, monitoring_job,
+    approve_champion_job, rollout_job, stream_drain_job, scoring_job, bento_job, monitoring_job,
 ]  # fmt: skip
 schedules = [daily_schedule, weekly_training_schedule]

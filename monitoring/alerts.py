@@ -6,7 +6,10 @@ import json
 import urllib.request
 from dataclasses import dataclass
 
-EVENTS = ("run_failed", "check_failed", "promotion_refused", "drift_alarm", "promoted")
+EVENTS = (
+    "run_failed", "check_failed", "promotion_refused", "drift_alarm", "promoted", "rolled_back",
+    "rollout_completed",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

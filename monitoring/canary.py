@@ -33,7 +33,9 @@ class CanaryVerdict:
         return "; ".join(self.reasons)
 
 
-def judge_canary(rows: pa.Table, canary: str, minutes: float, policy: CanaryPolicy) -> CanaryVerdict:
+def judge_canary(
+    rows: pa.Table, canary: str, minutes: float, policy: CanaryPolicy
+) -> CanaryVerdict:
     """The verdict on `canary` from the log rows of its rollout (`route`, `model_version`,
     `error`, `model_ms`, `score`), `minutes` after it began."""
     route = rows["route"]

@@ -43,7 +43,8 @@ def paired_scores(log: pa.Table) -> pd.DataFrame:
     paired = decided.drop(columns="path").merge(
         shadow, left_on="transaction_id", right_on="shadow_transaction_id"
     )
-    return paired.drop(columns="shadow_transaction_id").rename(columns={"model_version": "version"})
+    versions = {"model_version": "version", "shadow_model_version": "shadow_version"}
+    return paired.drop(columns="shadow_transaction_id").rename(columns=versions)
 
 
 def compare(
@@ -56,6 +57,7 @@ def compare(
     found = []
     for (version, shadow), group in paired.groupby(["version", "shadow_version"]):
         flagged, shadow_flagged = (group[c] != "approve" for c in ("decision", "shadow_decision"))
+        gap = (group["score"] - group["shadow_score"]).abs()
         labelled = None
         if labels is not None:
             known = group.merge(labels, on="transaction_id")
@@ -77,8 +79,7 @@ def compare(
                 flagged_shadow=float(shadow_flagged.mean()),
                 score_pearson=_correlation(group["score"], group["shadow_score"], "pearson"),
                 score_spearman=_correlation(group["score"], group["shadow_score"], "spearman"),
-                mean_abs_score_difference=float((group["score"] - group["shadow_score"]).abs()
-                                                .mean()),  # fmt: skip
+                mean_abs_score_difference=float(gap.mean()),
                 decided_p99_model_ms=_p99(group["model_ms"]),
                 shadow_p99_model_ms=_p99(group["shadow_model_ms"]),
                 labelled=labelled,

@@ -7,6 +7,7 @@ from typing import Literal
 
 import dagster as dg
 
+from monitoring.canary import CanaryPolicy
 from monitoring.drift_policy import DriftPolicy
 
 
@@ -37,6 +38,12 @@ class MonitoringResource(dg.ConfigurableResource):
     min_frauds: int = 5  # fewer labelled frauds in a window: its PR-AUC is noise, not judged
     check_severity: Literal["WARN", "ERROR"] = "WARN"
     retrain_cooldown_hours: float = 24.0
+    # A canary rollout (`monitoring.canary`): what completes it, what rolls it back.
+    canary_min_rows: int = CanaryPolicy.min_rows
+    canary_min_minutes: float = CanaryPolicy.min_minutes
+    canary_max_error_rate: float = CanaryPolicy.max_error_rate
+    canary_max_latency_ratio: float = CanaryPolicy.max_latency_ratio
+    canary_max_score_shift: float = CanaryPolicy.max_score_shift
 
     def reports(self, kind: str) -> Path:
         return Path(self.reports_dir) / kind
@@ -55,6 +62,15 @@ class MonitoringResource(dg.ConfigurableResource):
             label_window_days=self.label_window_days,
             review_threshold=self.review_threshold,
             first_party_reason_codes=tuple(self.first_party_reason_codes),
+        )
+
+    def canary_policy(self) -> CanaryPolicy:
+        return CanaryPolicy(
+            min_rows=self.canary_min_rows,
+            min_minutes=self.canary_min_minutes,
+            max_error_rate=self.canary_max_error_rate,
+            max_latency_ratio=self.canary_max_latency_ratio,
+            max_score_shift=self.canary_max_score_shift,
         )
 
     @property

@@ -1,10 +1,11 @@
-"""Sensors: landing files, drift -> retrain, the champion's bento, the automation conditions of
-the monitoring reports, and alerts to the team's webhook."""
+"""Sensors: landing files, drift -> retrain, the champion's bento, a canary's rollout, the
+automation conditions of the monitoring reports, and alerts to the team's webhook."""
 
 import dagster as dg
 
 from assets import keys
 from sensors.alerts import event_alerts, run_failure_alerts
+from sensors.canary import canary_sensor
 from sensors.champion import champion_sensor
 from sensors.drift import drift_retrain_sensor
 from sensors.landing import landing_sensor
@@ -24,6 +25,7 @@ sensors = [
     champion_sensor,
     drift_retrain_sensor,
     monitoring_automation,
+    canary_sensor,
     run_failure_alerts,
     event_alerts,
 ]

@@ -1,8 +1,9 @@
 """Alerts to the team's webhook: a failed run (run-failure sensor); a failed blocking check, a
-refused promotion, a drift alarm and a promotion (a sensor on the event log, from the newest
-event when it first runs). One message per event, with a link to its run: a run that failed
-only because its blocking checks failed is told once, by its checks. An event whose message
-could not be sent is tried again at the next tick, and none after it is sent first."""
+refused promotion, a drift alarm, a promotion, and a canary rollout's completion or rollback (a
+sensor on the event log, from the newest event when it first runs). One message per event,
+with a link to its run: a run that failed only because its blocking checks failed is told
+once, by its checks. An event whose message could not be sent is tried again at the next tick,
+and none after it is sent first."""
 
 from __future__ import annotations
 
@@ -73,11 +74,21 @@ def _materialization_alert(key: dg.AssetKey, record, link) -> Alert | None:
     if key == keys.DRIFT_REPORT and meta.get("alarm"):
         reasons = "; ".join(meta.get("alarm_reasons") or []) or "drift alarm"
         return Alert("drift_alarm", f"Drift alarm on {materialization.partition}", reasons, link)
-    if key == keys.CHAMPION and meta.get("promoted"):
+    if key != keys.CHAMPION:
+        return None
+    if meta.get("promoted"):
+        rollout = meta.get("rollout", "full traffic")
         detail = (f"Previous champion: v{meta.get('previous_version')}; approval: "
-                  f"{meta.get('approval', 'auto')}.")  # fmt: skip
+                  f"{meta.get('approval', 'auto')}; rollout: {rollout}.")  # fmt: skip
         title = f"v{meta.get('champion_version')} promoted to champion"
         return Alert("promoted", title, detail, link)
+    if meta.get("rolled_back"):
+        title = (f"v{meta.get('rolled_back_version')} rolled back: v{meta.get('champion_version')}"
+                 " is champion again")  # fmt: skip
+        return Alert("rolled_back", title, str(meta.get("rollout_reason")), link)
+    if meta.get("rollout") == "complete":
+        title = f"v{meta.get('champion_version')} completed its canary rollout: all traffic"
+        return Alert("rollout_completed", title, str(meta.get("rollout_reason")), link)
     return None
 
 
@@ -114,8 +125,9 @@ def _events(instance: dg.DagsterInstance, after: int, alerts: AlertWebhookResour
     name="event_alerts",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts failed blocking checks, refused promotions, drift alarms and promotions "
-    "to FRAUD_ALERT_WEBHOOK_URL, once each, with a link to the run.",
+    description="Posts failed blocking checks, refused promotions, drift alarms, promotions, "
+    "rollbacks and completed rollouts to FRAUD_ALERT_WEBHOOK_URL, once each, with a link to "
+    "the run.",
 )
 def event_alerts(context: dg.SensorEvaluationContext, alerts: AlertWebhookResource):
     newest = context.instance.event_log_storage.get_maximum_record_id() or 0

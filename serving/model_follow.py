@@ -26,7 +26,6 @@ from serving.scoring import CircuitBreaker, Scored, Scorer, Unguarded, decision_
 
 log = logging.getLogger("serving.model_follow")
 RETRY_FAILED_S = 300.0  # a version that failed to load is tried again after this long
-ROLLOUT_SHARE_TAG = "rollout_share"  # on a champion in its canary rollout: the share it decides
 
 
 @dataclass(frozen=True)
@@ -236,11 +235,12 @@ def registry_wanted(client, alias: str = "champion", shadow: str = "") -> Wanted
     """What the registry wants served: `alias`'s version, its rollout share and the version
     holding `previous` during a rollout, and the `shadow` (an alias or a version number)."""
     from ml.registry import version_by_alias
+    from ml.rollout import SHARE_TAG
 
     found = version_by_alias(alias, client)
     if found is None:
         return Wanted(None)
-    share = _share(found.tags.get(ROLLOUT_SHARE_TAG))
+    share = _share(found.tags.get(SHARE_TAG))
     previous = version_by_alias("previous", client) if share < 1 else None
     if shadow.isdigit():
         shadowed = shadow

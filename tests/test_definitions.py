@@ -31,6 +31,7 @@ EXPECTED_ASSETS = {
     "monitoring/prediction_log",
     "monitoring/drift_report",
     "monitoring/model_performance",
+    "monitoring/shadow_comparison",
 }
 
 

@@ -541,6 +541,76 @@ def test_a_real_prometheus_scrapes_the_api_and_the_stream_worker(service, tmp_pa
         worker_output.close()
 
 
+def test_a_broken_canary_is_rolled_back_without_a_person(service, monkeypatch):
+    """A new champion that calls every transaction a fraud, in a canary rollout at half the
+    batches: the API serves it beside the previous version; the canary sensor finds its scores
+    shifted and asks for a rollback, with the reason in the run's tags; rollout_job moves
+    `champion` back; the API follows, and every answer is the previous version's again."""
+    from mlflow import MlflowClient
+
+    from jobs.rollout import rollout_job
+    from ml.promotion import promote
+    from ml.registry import MODEL_NAME, version_by_alias
+    from ml.rollout import start_canary
+    from resources.lakehouse import LakehouseResource
+    from resources.mlflow import MlflowResource
+    from resources.monitoring import MonitoringResource
+    from sensors.canary import canary_sensor
+    from tests.support.champions import register_model
+
+    _, home, env, _ = service
+    uri = f"sqlite:///{home}/mlflow/mlflow.db"
+    for name, value in {**env, "MLFLOW_TRACKING_URI": uri}.items():
+        monkeypatch.setenv(name, value)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri, uri)
+    stable = str(version_by_alias("champion", client).version)
+    broken = register_model(broken=True)
+    promote(client, broken)
+    start_canary(client, broken, 0.5, dt.datetime.now(dt.UTC))
+    answered: list[str] = []
+
+    def traffic(count: int) -> None:
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            for status, body in pool.map(
+                lambda i: _call("/score", {"transaction": {**TXN, "transaction_id": f"K{i}"}}),
+                range(len(answered), len(answered) + count),
+            ):
+                assert status == 200, body
+                answered.append(body["model_version"])
+
+    deadline = time.monotonic() + 120
+    while answered.count(broken) < 150:  # the canary's share of batches, at least 150 rows
+        assert time.monotonic() < deadline, f"the canary answered {answered.count(broken)}"
+        traffic(50)
+    assert set(answered) <= {stable, broken} and answered.count(stable) > 0
+    resources = {
+        "mlflow": MlflowResource(tracking_uri=uri, artifact_root=str(home / "mlflow/artifacts")),
+        "lakehouse": LakehouseResource(root=str(home / "lakehouse"), landing=str(home / "landing")),
+        "monitoring": MonitoringResource(reports_dir=str(home / "reports"), canary_min_minutes=0),
+    }
+    instance = dg.DagsterInstance.ephemeral()
+    while not isinstance(
+        request := canary_sensor(dg.build_sensor_context(instance=instance, resources=resources)),
+        dg.RunRequest,
+    ):  # the log commits every 0.3 s
+        assert time.monotonic() < deadline, f"the sensor did not decide: {request}"
+        time.sleep(0.5)
+    assert request.tags["fraud/rollout"] == "rollback"
+    assert "scores shifted: Kolmogorov-Smirnov" in request.tags["fraud/rollout_reason"]
+    done = rollout_job.execute_in_process(
+        run_config=request.run_config, instance=instance, tags=request.tags,
+        resources={"mlflow": resources["mlflow"]},
+    )  # fmt: skip
+    assert done.success and str(version_by_alias("champion", client).version) == stable
+    assert client.get_model_version(MODEL_NAME, broken).tags["rollout"] == "rolled_back"
+    mlflow.set_tracking_uri(None)
+    answered.clear()
+    while answered[-100:].count(stable) < 100:  # the API follows `champion` back
+        assert time.monotonic() < deadline + 60, "the API still answers with the canary"
+        traffic(50)
+
+
 def test_the_password_reaches_no_output_no_bento_and_no_mlflow_record(service):
     """Last in the module: the service has answered, been degraded, and its stream has run."""
     _, home, _, _ = service

@@ -5,10 +5,11 @@ import mlflow
 from tests.support.rows import synthetic_rows
 
 
-def register_champion(epochs: int = 1) -> str:
+def register_model(epochs: int = 1, broken: bool = False) -> str:
     """Train on synthetic rows whose dtypes are the online lookup's (counts as int64), log and
-    register the model; alias `champion` moves to it. Its registry version."""
-    from mlflow import MlflowClient
+    register the model: its registry version. `broken`: its output layer's bias raised so far
+    that it calls every transaction a fraud (a deliberately broken model that raises no error)."""
+    import torch
 
     from ml.packaging import log_model
     from ml.train import TrainParams, train
@@ -17,9 +18,21 @@ def register_champion(epochs: int = 1) -> str:
     rows = synthetic_rows(2000).astype({"customer_daily__txn_count_30d": "int64"})
     valid = synthetic_rows(600, seed=1).astype(rows.dtypes.to_dict())
     trained = train(rows, valid, TrainParams(epochs=epochs, batch_size=256))
+    if broken:
+        with torch.no_grad():
+            trained.network.mlp[-1].bias += 50.0
     with mlflow.start_run():
         info = log_model(trained, rows.drop(columns="label"))
-    version = str(mlflow.register_model(info.model_uri, MODEL_NAME).version)
+    return str(mlflow.register_model(info.model_uri, MODEL_NAME).version)
+
+
+def register_champion(epochs: int = 1) -> str:
+    """`register_model`, and alias `champion` moves to it. Its registry version."""
+    from mlflow import MlflowClient
+
+    from resources.mlflow import MODEL_NAME
+
+    version = register_model(epochs)
     MlflowClient().set_registered_model_alias(MODEL_NAME, "champion", version)
     return version
 
