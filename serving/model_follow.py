@@ -22,7 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.scoring import CircuitBreaker, Scored, Scorer, Unguarded, decision_thresholds
+from serving.scoring import (
+    CircuitBreaker,
+    Scored,
+    Scorer,
+    Unguarded,
+    attributions_on,
+    decision_thresholds,
+)
 
 log = logging.getLogger("serving.model_follow")
 RETRY_FAILED_S = 300.0  # a version that failed to load is tried again after this long
@@ -202,7 +209,8 @@ def registry_scorer(
     version: str, features, breaker: CircuitBreaker | Unguarded, client=None
 ) -> Scorer:
     """A warmed-up scorer of registry version `version`, with its thresholds from costs (the
-    environment's FRAUD_*_THRESHOLD overriding them)."""
+    environment's FRAUD_*_THRESHOLD overriding them), explaining its scores unless
+    FRAUD_ATTRIBUTIONS is `off`."""
     import mlflow.pyfunc
     from mlflow import MlflowClient
 
@@ -212,8 +220,8 @@ def registry_scorer(
     client = client or MlflowClient()
     model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
     tags = client.get_model_version(MODEL_NAME, version).tags
-    scorer = Scorer(model, version, features, decision_thresholds(thresholds_from_tags(tags)),
-                    breaker)  # fmt: skip
+    thresholds = decision_thresholds(thresholds_from_tags(tags))
+    scorer = Scorer(model, version, features, thresholds, breaker, explain=attributions_on())
     warm_up(scorer)
     return scorer
 

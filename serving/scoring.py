@@ -2,6 +2,7 @@
 -> the champion model -> score, decision and reason codes."""
 
 import concurrent.futures
+import logging
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ from features.lookup import OnlineFeatures
 from ml.preprocessing import Frame, row_count
 from ml.registry import input_columns
 
+log = logging.getLogger(__name__)
 DECISIONS = ("approve", "review", "decline")
 
 
@@ -47,8 +49,9 @@ def decision_thresholds(chosen: tuple[float, float] | None) -> Thresholds:
     )
 
 
-# Reason codes: the facts a reviewer checks first, each true of the row and its features
-# (rules read a DataFrame or a mapping of column arrays alike).
+# Reason codes by rule, where the model does not explain its scores (`Scorer(explain=False)`:
+# batch scoring, models packaged without a network): the facts a reviewer checks first, each true
+# of the row and its features (rules read a DataFrame or a mapping of column arrays alike).
 REASONS: dict[str, Callable[[Frame], np.ndarray]] = {
     "new_device": lambda f: f["customer_device__missing"] & pd.notna(f["device_id"]),
     "new_country": lambda f: f["customer_country__missing"],
@@ -179,6 +182,7 @@ class Scorer:
         features: OnlineFeatures,
         thresholds: Thresholds | None = None,
         breaker: CircuitBreaker | Unguarded | None = None,
+        explain: bool = False,
     ):
         self.model, self.model_version, self.features = model, str(model_version), features
         self.thresholds = thresholds or Thresholds()
@@ -186,6 +190,7 @@ class Scorer:
         self.emptiness = StoreEmptiness(lambda: self.breaker.call(features.holds_any))
         self.inputs = input_columns(model)
         self._probabilities = _probabilities(model)
+        self._explainer = _explainer(model) if explain else None
 
     def score(self, rows: Sequence[dict] | pa.Table, as_of=None) -> Scored:
         """Score scoring rows (`Transaction.scoring_row()`s, or an Arrow table of silver rows),
@@ -226,11 +231,38 @@ class Scorer:
             frame=frame,
             scores=scores,
             decisions=self.thresholds.decide(scores),
-            reasons=_only(degraded_by, n) if degraded_by else reason_codes(frame),
+            reasons=_only(degraded_by, n) if degraded_by else self._reasons(frame),
             degraded=degraded_by is not None,
             model_version=self.model_version,
             model_s=model_s,
         )
+
+    def _reasons(self, frame: dict) -> pa.ListArray:
+        """The model's own reasons (attributions) when it explains, else the rules' codes (and
+        the rules when an explanation fails: a reason is never worth a failed answer)."""
+        if self._explainer is not None:
+            try:
+                return pa.array(self._explainer.top_reasons(frame), pa.list_(pa.string()))
+            except Exception:
+                log.exception("attributions failed; the rules' reason codes answer instead")
+        return reason_codes(frame)
+
+
+def attributions_on() -> bool:
+    """FRAUD_ATTRIBUTIONS (`on` unless `off`): serving's reason codes from the model's own
+    attributions (`ml.attribution`), else from the rules in REASONS."""
+    return os.environ.get("FRAUD_ATTRIBUTIONS", "on") != "off"
+
+
+def _explainer(model):
+    """The attributions of a packaged model's network; None for models packaged before
+    `get_raw_model` existed (their reasons come from the rules)."""
+    from ml.attribution import Explainer
+
+    try:
+        return Explainer(model.get_raw_model())
+    except NotImplementedError:
+        return None
 
 
 def _only(code: str, n: int) -> pa.ListArray:

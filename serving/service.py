@@ -11,13 +11,15 @@ by the workers), FRAUD_TIMEOUT_S (2), FRAUD_LOG_FLUSH_S (10: how often scores ar
 monitoring/prediction_log), FRAUD_LOG_JOURNAL (the local directory where each answered score
 is journaled until it is committed; default $FRAUD_HOME/journal/prediction_log),
 FRAUD_LOG_MAX_PENDING (50000: scores a worker holds uncommitted before it answers 503),
-FRAUD_BATCHING (`off` scores each request alone, for comparison), FRAUD_METRICS (`off` records
-no series of its own on /metrics (`serving.metrics`), for comparison), FRAUD_ACCESS_LOG (`on` logs
-a line per request; off by default), FRAUD_MODEL_ALIAS and FRAUD_MODEL_POLL_S (the registry alias
-followed, `champion`, and how often it is looked at), FRAUD_SHADOW (a model scoring the same
-transactions after the answer: `serving.model_follow`, `serving.shadow`), and the feature
-store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE / LAKEHOUSE_URI. Build argument
-`model_tag` names the BentoML model a worker starts with (default `fraud-detector:latest`)."""
+FRAUD_BATCHING (`off` scores each request alone, for comparison), FRAUD_ATTRIBUTIONS (`off`:
+reason codes by rule instead of the model's attributions, for comparison), FRAUD_METRICS
+(`off` records no series of its own on /metrics (`serving.metrics`), for comparison),
+FRAUD_ACCESS_LOG (`on` logs a line per request; off by default), FRAUD_MODEL_ALIAS and
+FRAUD_MODEL_POLL_S (the registry alias followed, `champion`, and how often it is looked at),
+FRAUD_SHADOW (a model scoring the same transactions after the answer: `serving.model_follow`,
+`serving.shadow`), and the feature store's FRAUD_HOME / FEAST_REGISTRY / FEAST_ONLINE_STORE /
+LAKEHOUSE_URI. Build argument `model_tag` names the BentoML model a worker starts with (default
+`fraud-detector:latest`)."""
 
 import asyncio
 import contextlib
@@ -86,7 +88,7 @@ class FraudScoring:
         from serving.metrics import ServingMetrics
         from serving.model_follow import follower_from_environment, warm_up
         from serving.prediction_log import PredictionLogWriter
-        from serving.scoring import CircuitBreaker, Scorer, decision_thresholds
+        from serving.scoring import CircuitBreaker, Scorer, attributions_on, decision_thresholds
         from serving.shadow import ShadowScoring
         from settings.env import fraud_home, lakehouse_root, prepare_process_environment
 
@@ -107,7 +109,8 @@ class FraudScoring:
             timeout_ms=float(os.environ.get("FRAUD_LOOKUP_TIMEOUT_MS", 250))
         )
         thresholds = decision_thresholds(stored_thresholds(self.model.path))
-        bento_model = Scorer(pyfunc, version, self.features, thresholds, self.breaker)
+        bento_model = Scorer(pyfunc, version, self.features, thresholds, self.breaker,
+                             explain=attributions_on())  # fmt: skip
         self.log = PredictionLogWriter(
             f"{lakehouse_root()}/monitoring/prediction_log",
             flush_s=float(os.environ.get("FRAUD_LOG_FLUSH_S", 10.0)),

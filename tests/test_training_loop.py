@@ -99,6 +99,25 @@ def test_a_takeover_scores_higher_than_the_same_customers_usual_purchase(loop):
     assert share >= 0.95, f"only {share:.1%} of {checked} takeover variants scored higher"
 
 
+def test_the_reasons_of_a_takeover_name_its_device_country_or_amount(loop):
+    """The champion's own attributions (what serving answers with) on the takeover probe: the
+    usual purchases of the test split made into takeovers lead with what the takeover changed."""
+    from ml.attribution import Explainer
+    from ml.behaviour import most_foreign_country, takeover_variants, usual_purchases
+
+    mlflow.set_tracking_uri(loop.tracking)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
+    rows = read_days(str(loop.home / "lakehouse/features/training_set"), *ALL_DAYS).to_pandas()
+    foreign = most_foreign_country(rows[rows["split"] == "train"])
+    usual = usual_purchases(rows[rows["split"] == "test"])
+    probes = takeover_variants(usual[usual["merchant_country"] != foreign], foreign)
+    reasons = Explainer(model.get_raw_model()).top_reasons(probes)
+    first = pd.Series([found[0] if found else "none" for found in reasons])
+    changed = first.isin(["new_device", "new_country", "amount_above_usual"])
+    assert len(first) >= 100
+    assert changed.mean() >= 0.95, first.value_counts().to_dict()
+
+
 def test_a_closed_day_is_scored_on_the_features_it_was_trained_on(loop):
     """No training/serving skew: batch scores of a training day log, for every transaction, the
     same point-in-time features as the training set holds for it."""
