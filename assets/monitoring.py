@@ -291,6 +291,8 @@ def shadow_comparison(
             **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in main.figures().items()},
             "comparisons": dg.MetadataValue.md(_shadow_table(comparisons)),
             "labelled_frauds": labelled.get("frauds", 0),
+            # what the promotion gate reads as live evidence of the shadow
+            "labelled_figures": dg.MetadataValue.json(labelled),
             "labelled": dg.MetadataValue.md(_labelled_table(main))
             if main.labelled
             else f"labels of {day} are not final yet (cut-off {cutoff})",

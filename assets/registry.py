@@ -1,5 +1,6 @@
 """Registry: the tuned model as challenger, and the promotion gate that moves the champion."""
 
+import dataclasses
 import datetime as dt
 import os
 
@@ -19,6 +20,7 @@ from ml.promotion import (
     log_to_run,
     promote,
     scores_of,
+    shadow_reasons,
 )
 from ml.registry import MODEL_NAME, set_alias, version_by_alias
 from ml.rollout import start_canary
@@ -163,6 +165,25 @@ def _split(lakehouse: LakehouseResource, name: str):
     return lakehouse.read("features", "training_set", *ALL_DAYS, filter_expression=only).to_pandas()
 
 
+SHADOW_HISTORY = 90  # shadow comparisons looked through for the challenger's days
+
+
+def _shadow_days(instance: dg.DagsterInstance, version: str, incumbent) -> list[tuple[str, dict]]:
+    """(day, labelled figures) of each day `monitoring/shadow_comparison` measured challenger
+    `version` in shadow beside the incumbent champion on matured labels, newest first."""
+    if incumbent is None:
+        return []
+    records = instance.fetch_materializations(keys.SHADOW_COMPARISON, limit=SHADOW_HISTORY).records
+    days = {}
+    for record in records:
+        meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        labelled = meta.get("labelled_figures") or {}
+        pair = (str(meta.get("shadow_version")), str(meta.get("decided_version")))
+        if pair == (str(version), str(incumbent.version)) and labelled.get("frauds"):
+            days.setdefault(record.asset_materialization.partition, labelled)  # newest first
+    return list(days.items())
+
+
 def _refusal(reason: str, incumbent_name: str, version: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name=GATE_CHECK,
@@ -186,7 +207,8 @@ def _refusal(reason: str, incumbent_name: str, version: str) -> dg.AssetCheckRes
             description="Challenger not worse than the champion (or the baseline) on the "
             "test split beyond the tolerances, with the configured confidence (paired "
             "bootstrap by card); scores 1,000 rows within the latency budget and scores account "
-            "takeovers higher",
+            "takeovers higher; where it ran in shadow beside the champion, not worse on the "
+            "matured labels of those days either",
         )
     ],
 )
@@ -228,6 +250,12 @@ def champion(
         challenger_model, incumbent_model, _split(lakehouse, "train"),
         _split(lakehouse, "test"), policy,
     )  # fmt: skip
+    live = _shadow_days(context.instance, candidate.version, incumbent)
+    refused_live, live_table = shadow_reasons(live, policy)
+    if refused_live and result.passed:
+        result = dataclasses.replace(
+            result, passed=False, status="worse in shadow", reasons=refused_live
+        )
     log_to_run(client, candidate, result)
     promoted = result.passed and config.approval == "auto"
     former = promote(client, candidate.version) if promoted else None
@@ -264,6 +292,9 @@ def champion(
             **result.figures(),
             "segments": dg.MetadataValue.md(segment_table(result.segments)),
             "segments_worse": result.worse_segments(),
+            "shadow_evidence": dg.MetadataValue.md(live_table)
+            if live
+            else "none: the challenger did not run in shadow beside this champion",
             "frauds": result.frauds,
             "rows": result.rows,
             "weighted": result.weighted,

@@ -67,9 +67,14 @@ def serve_bento(tag: str, extra_env: dict):
     )
 
 
-def drive(payloads: str, connections: int, rate: float, seconds: float) -> dict:
-    """Drive the API with wrk (`rate` 0: as fast as `connections` go); figures of its answers."""
+def drive(
+    payloads: str, connections: int, rate: float, seconds: float, timeline: str | None = None
+) -> dict:
+    """Drive the API with wrk (`rate` 0: as fast as `connections` go); figures of its answers
+    (and each answer in the file `timeline`: see bench/wrk_score.lua)."""
     env = {**os.environ, "PAYLOADS": payloads, "API_KEY": KEY, "RATE": str(rate)}
+    if timeline:
+        env["TIMELINE"] = timeline
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
                "-s", SCRIPT, f"http://127.0.0.1:{PORT}/score"]  # fmt: skip
     printed = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout

@@ -3,6 +3,8 @@
 -- schedule of RATE req/s (one wrk thread); a slot missed because every connection was busy is
 -- dropped, so falling behind shows as fewer answers than offered. done() prints one JSON line:
 -- answers by status, latency percentiles at the client and the service's own `latency_ms`.
+-- With TIMELINE set, done() also writes each answer to that file as a line "arrival (monotonic
+-- ms),status,latency_ms,model_version" (bench/rollout.py reads a swap's window from it).
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } fraud_timespec;
@@ -44,12 +46,19 @@ end
 
 statuses = {}
 service_ms = {}
+timeline = {}
+local keep_timeline = os.getenv("TIMELINE") ~= nil
 function response(status, headers, body)
   local key = tostring(status)
   statuses[key] = (statuses[key] or 0) + 1
   local inside = status == 200 and body:match('"latency_ms":([%d.]+)')
   if inside then
     service_ms[#service_ms + 1] = tonumber(inside)
+  end
+  if keep_timeline then
+    local version = status == 200 and body:match('"model_version":"([^"]*)"') or ""
+    timeline[#timeline + 1] = string.format("%.3f,%d,%s,%s", now_ms(), status, inside or "",
+                                            version)
   end
 end
 
@@ -67,6 +76,15 @@ end
 
 function done(summary, latency, requests)
   local all_statuses, inside = {}, {}
+  if keep_timeline then
+    local out = io.open(os.getenv("TIMELINE"), "w")
+    for _, thread in ipairs(threads) do
+      for _, line in ipairs(thread:get("timeline")) do
+        out:write(line, "\n")
+      end
+    end
+    out:close()
+  end
   for _, thread in ipairs(threads) do
     for status, count in pairs(thread:get("statuses")) do
       all_statuses[status] = (all_statuses[status] or 0) + count

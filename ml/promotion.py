@@ -155,6 +155,30 @@ def judge(
     return verdict.status, verdict.promote and not reasons, reasons
 
 
+def shadow_reasons(days: list[tuple[str, dict]], policy: GatePolicy) -> tuple[list[str], str]:
+    """The live evidence of a challenger that ran in shadow beside the champion: per day of
+    `monitoring/shadow_comparison` (day, its labelled figures: frauds, and per metric the
+    champion, challenger and bounds of the difference), the same verdict as the gate's on
+    its test split. (why the evidence refuses the challenger, a table of the days); a day with
+    fewer than `min_frauds` labelled frauds is shown, not judged."""
+    from ml.comparison import METRICS, PairedMetric, decide
+
+    reasons, lines = [], []
+    for day, labelled in days:
+        intervals = {m: PairedMetric(**labelled[m]) for m in METRICS if m in labelled}
+        verdict = decide(intervals, tolerances(policy), labelled["frauds"], policy.min_frauds)
+        judged = verdict.status != "not enough evidence"
+        if judged and not verdict.promote:
+            reasons += [f"in shadow on {day}: {reason}" for reason in verdict.reasons]
+        figures = "; ".join(
+            f"{m} {p.difference:+.4f} [{p.low:+.4f}, {p.high:+.4f}]" for m, p in intervals.items()
+        )
+        shown = verdict.status if judged else "not judged: too few frauds"
+        lines.append(f"| {day} | {labelled['frauds']} | {figures} | {shown} |")
+    table = "| day | frauds | challenger − champion | verdict |\n|---|---|---|---|\n"
+    return reasons, table + "\n".join(lines)
+
+
 def tolerances(policy: GatePolicy) -> dict[str, float]:
     return {"pr_auc": policy.pr_auc_tolerance, "recall_at_1pct_fpr": policy.recall_tolerance}
 

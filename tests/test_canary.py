@@ -1,12 +1,14 @@
 """The canary's verdict on log rows of its rollout: it waits for enough rows and time, completes
 when the canary is like the stable version, and rolls back a canary that fails, is slow or
-scores differently; and the shadow comparison's figures on pairs whose answers are known."""
+scores differently; the shadow comparison's figures on pairs whose answers are known; and the
+gate's reading of a shadow's labelled days."""
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
+from ml.promotion import GatePolicy, shadow_reasons
 from monitoring.canary import CanaryPolicy, judge_canary
 from monitoring.shadow import compare, paired_scores
 
@@ -100,3 +102,54 @@ def test_with_matured_labels_both_models_are_measured_on_the_same_transactions()
     pr_auc = found.labelled["pr_auc"]
     assert found.labelled["frauds"] == label.sum()
     assert pr_auc["challenger"] > 0.9 > 0.2 > pr_auc["champion"] and pr_auc["low"] > 0
+
+
+def _day(frauds: int, pr_auc: tuple[float, float, float], recall=(0.0, -0.01, 0.01)) -> dict:
+    """Labelled shadow figures: (difference, low, high) of challenger − champion per metric."""
+
+    def paired(d, low, high):
+        return {"champion": 0.5, "challenger": 0.5 + d, "difference": d, "low": low, "high": high}
+
+    return {"frauds": frauds, "rows": 10_000, "pr_auc": paired(*pr_auc),
+            "recall_at_1pct_fpr": paired(*recall)}  # fmt: skip
+
+
+def test_the_gate_refuses_a_challenger_shown_worse_on_its_shadow_days_and_not_on_too_few():
+    policy = GatePolicy()  # PR-AUC tolerance 0.1, 30 frauds
+    worse = _day(120, (-0.25, -0.31, -0.18))
+    fine = _day(120, (0.01, -0.03, 0.05))
+    few = _day(12, (-0.4, -0.6, -0.2))
+    reasons, table = shadow_reasons([("2026-12-02", worse), ("2026-12-03", fine)], policy)
+    assert len(reasons) == 1 and reasons[0].startswith("in shadow on 2026-12-02: PR-AUC")
+    assert "2026-12-03" in table and "not worse" in table
+    reasons, table = shadow_reasons([("2026-12-04", few), ("2026-12-05", fine)], policy)
+    assert reasons == [] and "not judged: too few frauds" in table
+
+
+def test_the_gate_reads_the_shadow_days_of_this_challenger_beside_this_champion_newest_first():
+    import types
+
+    import dagster as dg
+
+    from assets import keys
+    from assets.registry import _shadow_days
+
+    instance = dg.DagsterInstance.ephemeral()
+    for day, shadow, decided, frauds in [
+        ("2026-12-01", "5", "4", 40), ("2026-12-02", "5", "4", 50), ("2026-12-02", "5", "4", 60),
+        ("2026-12-03", "5", "3", 70), ("2026-12-04", "6", "4", 80), ("2026-12-05", "5", "4", 0),
+    ]:  # fmt: skip
+        labelled = _day(frauds, (0.0, -0.01, 0.01)) if frauds else {}
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            keys.SHADOW_COMPARISON, partition=day,
+            metadata={"shadow_version": shadow, "decided_version": decided,
+                      "labelled_figures": dg.MetadataValue.json(labelled)},
+        ))  # fmt: skip
+    champion = types.SimpleNamespace(version="4")
+    days = _shadow_days(instance, "5", champion)
+    # 12-03 beside another champion, 12-04 another challenger, 12-05 without labels; 12-02's
+    # newer comparison wins
+    assert [(day, figures["frauds"]) for day, figures in days] == [
+        ("2026-12-02", 60), ("2026-12-01", 40),
+    ]  # fmt: skip
+    assert _shadow_days(instance, "5", None) == []  # no champion: nothing to compare with
