@@ -106,7 +106,7 @@ class Lineup:
         is the model that answered)."""
         if self.shadow is None or self.shadow.model_version == scored.model_version:
             return None
-        return self.shadow.rescore(scored)
+        return self.shadow.rescore(scored, explain=False)
 
 
 class ModelFollower:

@@ -216,22 +216,27 @@ class Scorer:
         scored.lookup_s = lookup_s
         return scored
 
-    def rescore(self, scored: Scored) -> Scored:
+    def rescore(self, scored: Scored, explain: bool = True) -> Scored:
         """This model's answer on what another one scored: the same features and degradation
-        (a shadow's scores, a canary's fallback), without a second lookup."""
+        (a shadow's scores, a canary's fallback), without a second lookup. `explain=False`:
+        the rules' reason codes, not the attributions (a shadow's reasons answer no one)."""
         degraded_by = scored.reasons[0][0].as_py() if scored.degraded else None
-        return self._decide(scored.frame, degraded_by)
+        return self._decide(scored.frame, degraded_by, explain)
 
-    def _decide(self, frame: dict, degraded_by: str | None) -> Scored:
+    def _decide(self, frame: dict, degraded_by: str | None, explain: bool = True) -> Scored:
         started = time.perf_counter()
         scores = self._probabilities({name: frame[name] for name in self.inputs})
         model_s = time.perf_counter() - started
         n = len(scores)
+        if degraded_by:
+            reasons = _only(degraded_by, n)
+        else:
+            reasons = self._reasons(frame) if explain else reason_codes(frame)
         return Scored(
             frame=frame,
             scores=scores,
             decisions=self.thresholds.decide(scores),
-            reasons=_only(degraded_by, n) if degraded_by else self._reasons(frame),
+            reasons=reasons,
             degraded=degraded_by is not None,
             model_version=self.model_version,
             model_s=model_s,

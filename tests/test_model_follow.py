@@ -7,10 +7,13 @@ import dataclasses
 import time
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
+from serving.metrics import ServingMetrics
 from serving.model_follow import Lineup, ModelFollower, Wanted, _share
 from serving.scoring import Scored
+from serving.shadow import ShadowScoring
 
 pytestmark = pytest.mark.unit
 
@@ -25,10 +28,12 @@ class _Scorer:
     def score(self, rows) -> Scored:
         if self.fails is not None:
             raise self.fails
-        return self.rescore(Scored({"amount_usd": np.ones(len(rows))}, np.zeros(len(rows)),
-                                   np.array([]), None, False, "?"))  # fmt: skip
+        n = len(rows)
+        none = pa.array([[]] * n, pa.list_(pa.string()))
+        return self.rescore(Scored({"amount_usd": np.ones(n)}, np.zeros(n),
+                                   np.array(["approve"] * n), none, False, "?"))  # fmt: skip
 
-    def rescore(self, scored: Scored) -> Scored:
+    def rescore(self, scored: Scored, explain: bool = True) -> Scored:
         self.rescored.append(scored)
         n = len(scored.frame["amount_usd"])
         return dataclasses.replace(scored, scores=np.full(n, self._score),
@@ -161,3 +166,53 @@ def test_the_shadow_scores_the_answered_features_and_never_the_model_that_answer
                                             ("7", 1.0), ("nan", 1.0), ("ten", 1.0)])  # fmt: skip
 def test_a_rollout_share_tag_reads_as_a_share_of_traffic(tag, share):
     assert _share(tag) == share
+
+
+class _Log:
+    """The prediction log writer as the shadow uses it: what it was given."""
+
+    def __init__(self):
+        self.added = []
+
+    def add_scored(self, scored, inputs, path, scored_at, wait=True):
+        self.added.append((path, scored.model_version, list(scored.scores)))
+
+
+class _Count:
+    def __init__(self):
+        self.total = 0
+
+    def inc(self, amount=1):
+        self.total += amount
+
+
+def test_the_shadow_logs_every_answered_transaction_once_and_a_failing_one_costs_only_itself():
+    shadow_log, metrics = _Log(), ServingMetrics.off()
+    metrics.shadow_dropped = _Count()
+    shadowing = ShadowScoring(shadow_log, metrics)
+    lineup = Lineup(_Scorer("2", score=0.2), shadow=_Scorer("3", score=0.7))
+    for size in (1, 3, 2, 1):
+        shadowing.submit(lineup, lineup.score([{}] * size))
+    broken = Lineup(_Scorer("2"), shadow=_Scorer("9", fails=RuntimeError("no weights")))
+    broken.shadow.rescore = lambda scored, explain=True: (_ for _ in ()).throw(OSError("gone"))
+    shadowing.submit(broken, broken.score([{}] * 4))
+    shadowing.submit(Lineup(_Scorer("2")), Lineup(_Scorer("2")).score([{}]))  # no shadow
+    shadowing.close()
+    rows = [score for path, version, scores in shadow_log.added for score in scores
+            if (path, version) == ("shadow", "3")]  # fmt: skip
+    assert rows == [0.7] * 7 and metrics.shadow_dropped.total == 4
+
+
+def test_a_full_shadow_queue_drops_new_batches_and_counts_them():
+    metrics = ServingMetrics.off()
+    metrics.shadow_dropped = _Count()
+    shadowing = ShadowScoring(_Log(), metrics, max_waiting=1)
+    slow = _Scorer("3", score=0.7)
+    gate = __import__("threading").Event()
+    slow.rescore = lambda scored, explain=True: gate.wait() and None
+    lineup = Lineup(_Scorer("2"), shadow=slow)
+    for _ in range(5):
+        shadowing.submit(lineup, lineup.score([{}, {}]))
+    gate.set()
+    shadowing.close()
+    assert metrics.shadow_dropped.total >= 6  # at least 3 of the 5 batches found it full
