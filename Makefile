@@ -102,6 +102,7 @@ bench: venv $(MANIFEST)
 	$(BIN)/python -m bench.tuning  # on the training set of `make demo`
 	$(BIN)/python -m bench.baseline  # the demo's champion against a tuned baseline
 	$(BIN)/python -m bench.serving_load  # the demo's champion and features
+	$(BIN)/python -m bench.rollout  # the demo's champion: hot swap, shadow, attributions, metrics
 	$(BIN)/python -m bench.batch_scoring
 	$(BIN)/python -m bench.stream
 	$(BIN)/python -m bench.drift

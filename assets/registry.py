@@ -2,7 +2,6 @@
 
 import dataclasses
 import datetime as dt
-import os
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -28,6 +27,7 @@ from ml.segments import segment_table
 from ml.thresholds import CostModel
 from resources.lakehouse import LakehouseResource
 from resources.mlflow import MlflowResource
+from settings.env import canary_share as default_canary_share
 
 GATE_CHECK = "promotion_gate"
 _COSTS = CostModel()
@@ -154,7 +154,7 @@ class PromotionConfig(dg.Config):
     latency_budget_ms: float = _GATE.latency_budget_ms
     min_takeover_share: float = _GATE.min_takeover_share
     approval: str = "auto"  # "manual": the gate is shown; `approve_champion_job` promotes
-    canary_share: float = Field(float(os.environ.get("FRAUD_CANARY_SHARE") or 1.0), gt=0, le=1)
+    canary_share: float = Field(default_canary_share(), gt=0, le=1)
 
     def policy(self) -> GatePolicy:
         return GatePolicy(**{f: getattr(self, f) for f in GatePolicy.__dataclass_fields__})

@@ -17,6 +17,7 @@ LOG_COLUMNS = ["route", "model_version", "error", "model_ms", "score"]
 
 def rollout_rows(lakehouse: LakehouseResource, versions: list[str], since: dt.datetime):
     """The prediction log's decided rows of `versions` scored since `since`, in a rollout."""
+    import pyarrow as pa
     from deltalake.exceptions import TableNotFoundError
 
     today = dt.datetime.now(dt.UTC).date()
@@ -29,7 +30,7 @@ def rollout_rows(lakehouse: LakehouseResource, versions: list[str], since: dt.da
     try:
         return lakehouse.read("monitoring", "prediction_log", since.date(), today,
                               filter_expression=decided, columns=LOG_COLUMNS)  # fmt: skip
-    except (TableNotFoundError, KeyError):  # no log, or none with routes yet
+    except (TableNotFoundError, KeyError, pa.ArrowInvalid):  # no log, or no routes logged yet
         return None
 
 

@@ -227,30 +227,39 @@ class Scorer:
         started = time.perf_counter()
         scores = self._probabilities({name: frame[name] for name in self.inputs})
         model_s = time.perf_counter() - started
-        n = len(scores)
+        n, decisions = len(scores), self.thresholds.decide(scores)
         if degraded_by:
             reasons = _only(degraded_by, n)
         else:
-            reasons = self._reasons(frame) if explain else reason_codes(frame)
+            reasons = self._reasons(frame, decisions) if explain else reason_codes(frame)
         return Scored(
             frame=frame,
             scores=scores,
-            decisions=self.thresholds.decide(scores),
+            decisions=decisions,
             reasons=reasons,
             degraded=degraded_by is not None,
             model_version=self.model_version,
             model_s=model_s,
         )
 
-    def _reasons(self, frame: dict) -> pa.ListArray:
-        """The model's own reasons (attributions) when it explains, else the rules' codes (and
-        the rules when an explanation fails: a reason is never worth a failed answer)."""
-        if self._explainer is not None:
-            try:
-                return pa.array(self._explainer.top_reasons(frame), pa.list_(pa.string()))
-            except Exception:
-                log.exception("attributions failed; the rules' reason codes answer instead")
-        return reason_codes(frame)
+    def _reasons(self, frame: dict, decisions: np.ndarray) -> pa.ListArray:
+        """The rules' codes, and for each transaction sent to review or declined the model's
+        own reasons (attributions) in their place: a person acts on those, and explaining every
+        approval would cost each answer about a millisecond (bench/RESULTS.md). The rules
+        stand in when an explanation fails: a reason is never worth a failed answer."""
+        rules = reason_codes(frame)
+        flagged = np.flatnonzero(decisions != "approve")
+        if self._explainer is None or not len(flagged):
+            return rules
+        try:
+            explained = self._explainer.top_reasons({k: v[flagged] for k, v in frame.items()})
+        except Exception:
+            log.exception("attributions failed; the rules' reason codes answer instead")
+            return rules
+        reasons = rules.to_pylist()
+        for row, found in zip(flagged.tolist(), explained, strict=True):
+            reasons[row] = found
+        return pa.array(reasons, pa.list_(pa.string()))
 
 
 def attributions_on() -> bool:

@@ -45,6 +45,19 @@ def partitions_start() -> dt.date:
         raise ValueError(f"FRAUD_PARTITIONS_START={text!r} is not a date YYYY-MM-DD") from None
 
 
+def canary_share() -> float:
+    """FRAUD_CANARY_SHARE, the share of batches a promoted champion decides first (default 1:
+    all of them at once)."""
+    text = os.environ.get("FRAUD_CANARY_SHARE") or "1"
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0 < share <= 1:
+        raise ValueError(f"FRAUD_CANARY_SHARE={text!r} is not a share in (0, 1]")
+    return share
+
+
 def fraud_env() -> str:
     env = os.environ.get("FRAUD_ENV", "local")
     if env not in ENVIRONMENTS:

@@ -50,3 +50,21 @@ def test_the_daily_schedule_runs_yesterday():
     )
     [request] = list(schedule.evaluate_tick(context).run_requests)
     assert request.partition_key == "2026-01-07"
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "1.5", "-0.1", "nan"])
+def test_a_canary_share_that_is_not_a_share_is_refused_with_its_value(text, monkeypatch):
+    from settings.env import canary_share
+
+    monkeypatch.setenv("FRAUD_CANARY_SHARE", text)
+    with pytest.raises(ValueError, match=f"FRAUD_CANARY_SHARE='{text}'"):
+        canary_share()
+
+
+def test_a_canary_share_in_range_is_read_and_unset_means_all_at_once(monkeypatch):
+    from settings.env import canary_share
+
+    monkeypatch.setenv("FRAUD_CANARY_SHARE", "0.1")
+    assert canary_share() == 0.1
+    monkeypatch.delenv("FRAUD_CANARY_SHARE")
+    assert canary_share() == 1.0

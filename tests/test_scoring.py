@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ml.packaging import log_model
 from ml.preprocessing import row_count
 from ml.train import TrainParams, train
-from serving.scoring import CircuitBreaker, Scorer, Thresholds, Unguarded
+from serving.scoring import CircuitBreaker, Scorer, Thresholds, Unguarded, reason_codes
 from serving.transaction import SCORING_COLUMNS, Transaction, usd
 from tests.support.rows import synthetic_rows
 
@@ -185,6 +185,29 @@ def test_scores_decisions_and_reasons_come_from_the_features_and_the_model(champ
     reasons = scored.reasons.to_pylist()
     assert [("amount_above_usual" in r) for r in reasons] == above
     assert all("new_device" in r and "unknown_customer" not in r for r in reasons)
+
+
+@pytest.mark.integration
+def test_flagged_transactions_carry_the_models_own_reasons_and_approvals_the_rules(
+    champion_model,
+):
+    from ml.attribution import Explainer
+
+    scorer = Scorer(champion_model, "7", _Features(), Thresholds(review=0.3, decline=0.8),
+                    explain=True)  # fmt: skip
+    scored = scorer.score(_scoring_rows(200))
+    flagged = scored.decisions != "approve"
+    assert 0 < flagged.sum() < len(flagged)
+    frame = {k: v[flagged] for k, v in scored.frame.items()}
+    expected = Explainer(champion_model.get_raw_model()).top_reasons(frame)
+    reasons = scored.reasons.to_pylist()
+    assert [r for r, f in zip(reasons, flagged, strict=True) if f] == expected
+    rules = reason_codes(scored.frame).to_pylist()
+    assert [r for r, f in zip(reasons, flagged, strict=True) if not f] == [
+        r for r, f in zip(rules, flagged, strict=True) if not f
+    ]
+    scorer._explainer.top_reasons = lambda frame: 1 / 0  # an explanation that fails
+    assert scorer.score(_scoring_rows(200)).reasons.to_pylist() == rules
 
 
 @pytest.mark.integration
