@@ -1,10 +1,10 @@
 """Shadow scoring: a model that scores the transactions another one answered, after the answer,
-in a thread of its own, so that it never delays or changes an answer. Its scores go to the
-prediction log with path `shadow` and its version (`monitoring/shadow_comparison` compares the
-two). The batches waiting when the thread comes round are scored together (one forward pass,
-where the API's batches are often one transaction each), with the rules' reason codes (its
-reasons answer no one). Past `max_waiting` batches waiting, new ones are dropped and counted,
-never queued without bound."""
+in a thread of its own, off the answer's path: it never changes an answer, and no answer waits
+for it (it does share the CPU). Its scores go to the prediction log with path `shadow` and its
+version (`monitoring/shadow_comparison` compares the two). The batches waiting when the thread
+comes round are scored together (one forward pass, where the API's batches are often one
+transaction each), with the rules' reason codes (its reasons answer no one). Past
+`max_waiting` batches waiting, new ones are dropped and counted, never queued without bound."""
 
 import dataclasses
 import datetime as dt
