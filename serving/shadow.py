@@ -2,26 +2,28 @@
 in a thread of its own, off the answer's path: it never changes an answer, and no answer waits
 for it (it does share the CPU). Its scores go to the prediction log with path `shadow` and its
 version (`monitoring/shadow_comparison` compares the two). The batches waiting when the thread
-comes round are scored together (one forward pass, where the API's batches are often one
-transaction each), with the rules' reason codes (its reasons answer no one). Past
-`max_waiting` batches waiting, new ones are dropped and counted, never queued without bound."""
+comes round, every `gather_s` (0.5 s), are scored together (one forward pass and one set of log
+rows, where the API's batches are often one transaction each), with the rules' reason codes
+(its reasons answer no one). Past `max_waiting` batches waiting, new ones are dropped and
+counted, never queued without bound."""
 
 import dataclasses
 import datetime as dt
 import logging
 import queue
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
 
 log = logging.getLogger("serving.shadow")
-TOGETHER = 64  # waiting batches scored in one pass, at most
+TOGETHER = 1024  # waiting batches scored in one pass, at most
 
 
 class ShadowScoring:
-    def __init__(self, log_writer, metrics, max_waiting: int = 1000):
-        self.log, self.metrics = log_writer, metrics
+    def __init__(self, log_writer, metrics, max_waiting: int = 5000, gather_s: float = 0.5):
+        self.log, self.metrics, self.gather_s = log_writer, metrics, gather_s
         self._waiting: queue.Queue = queue.Queue(max_waiting)
         self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
         self._thread.start()
@@ -44,6 +46,8 @@ class ShadowScoring:
         closing = False
         while not closing:
             items = [self._waiting.get()]
+            if items[0] is not None:
+                time.sleep(self.gather_s)  # the batches of the next moments, in one pass
             while len(items) < TOGETHER and not self._waiting.empty():
                 items.append(self._waiting.get_nowait())
             closing = None in items
