@@ -121,7 +121,9 @@ def service(tmp_path_factory):
     server = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:FraudScoring",
          "--port", str(PORT)],
-        env={**os.environ, **env},
+        # its registry named: an earlier test's MLFLOW_TRACKING_URI may linger in os.environ
+        # (mlflow.set_tracking_uri exports it), and the API follows the registry it names
+        env={**os.environ, **env, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow/mlflow.db"},
         start_new_session=True,
         stdout=output,
         stderr=subprocess.STDOUT,
