@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.stats import ks_2samp
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,8 @@ def judge_canary(
 ) -> CanaryVerdict:
     """The verdict on `canary` from the log rows of its rollout (`route`, `model_version`,
     `error`, `model_ms`, `score`), `minutes` after it began."""
+    from scipy.stats import ks_2samp  # not at import: the definitions load this module
+
     route = rows["route"]
     routed = rows.filter(pc.equal(route, "canary"))
     failed = routed.filter(pc.is_valid(routed["error"]))

@@ -119,7 +119,7 @@ class ServingMetrics:
         for decision, count in zip(kinds, counts, strict=True):
             self.decisions.labels(path, decision).inc(count)
         if scored.degraded:
-            self.degraded.labels(path, scored.reasons[0][0].as_py()).inc(len(scored.scores))
+            self.degraded.labels(path, scored.degraded_by).inc(len(scored.scores))
         if scored.error is not None:
             self.canary_failures.inc()
 

@@ -171,6 +171,11 @@ class Scored:
     route: str | None = None  # during a canary rollout: `canary` or `stable`
     error: str | None = None  # why the canary did not answer (the stable version did)
 
+    @property
+    def degraded_by(self) -> str | None:
+        """The reason code of a degraded batch (its one reason), None when not degraded."""
+        return self.reasons[0][0].as_py() if self.degraded else None
+
 
 class Scorer:
     """Features from the online store (through a circuit breaker) plus the model => scores."""
@@ -220,8 +225,7 @@ class Scorer:
         """This model's answer on what another one scored: the same features and degradation
         (a shadow's scores, a canary's fallback), without a second lookup. `explain=False`:
         the rules' reason codes, not the attributions (a shadow's reasons answer no one)."""
-        degraded_by = scored.reasons[0][0].as_py() if scored.degraded else None
-        return self._decide(scored.frame, degraded_by, explain)
+        return self._decide(scored.frame, scored.degraded_by, explain)
 
     def _decide(self, frame: dict, degraded_by: str | None, explain: bool = True) -> Scored:
         started = time.perf_counter()

@@ -79,8 +79,7 @@ def _together(items: list) -> list:
     degradation, each group's features as one frame."""
     groups: dict = {}
     for lineup, scored in items:
-        reason = scored.reasons[0][0].as_py() if scored.degraded else None
-        key = (id(lineup.shadow), scored.model_version, reason, tuple(scored.frame))
+        key = (id(lineup.shadow), scored.model_version, scored.degraded_by, tuple(scored.frame))
         groups.setdefault(key, (lineup, []))[1].append(scored)
     merged = []
     for lineup, batch in groups.values():

@@ -21,7 +21,10 @@ def fraud_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "fraud_home"
     monkeypatch.setenv("FRAUD_HOME", str(home))
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: one test's store must not leak on.
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # setenv first, so that teardown undoes an export made during the test (a delenv of an
+    # unset variable records nothing to undo).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     monkeypatch.delenv("BENTOML_HOME", raising=False)
     prepare_process_environment()
     return home

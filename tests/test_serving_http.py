@@ -121,8 +121,7 @@ def service(tmp_path_factory):
     server = subprocess.Popen(
         [sys.executable, "-m", "bentoml", "serve", "serving.service:FraudScoring",
          "--port", str(PORT)],
-        # its registry named: an earlier test's MLFLOW_TRACKING_URI may linger in os.environ
-        # (mlflow.set_tracking_uri exports it), and the API follows the registry it names
+        # the registry the API follows, named rather than inherited from this process
         env={**os.environ, **env, "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow/mlflow.db"},
         start_new_session=True,
         stdout=output,
