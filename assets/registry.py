@@ -1,7 +1,6 @@
 """Registry: the tuned model as challenger, and the promotion gate that moves the champion."""
 
 import dataclasses
-import datetime as dt
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -17,12 +16,11 @@ from ml.promotion import (
     evaluate,
     load_pair,
     log_to_run,
-    promote,
+    roll_out,
     scores_of,
     shadow_reasons,
 )
 from ml.registry import MODEL_NAME, set_alias, version_by_alias
-from ml.rollout import start_canary
 from ml.segments import segment_table
 from ml.thresholds import CostModel
 from resources.lakehouse import LakehouseResource
@@ -258,11 +256,9 @@ def champion(
         )
     log_to_run(client, candidate, result)
     promoted = result.passed and config.approval == "auto"
-    former = promote(client, candidate.version) if promoted else None
-    rollout = "full traffic" if promoted else "none"
-    if promoted and former not in (None, candidate.version) and config.canary_share < 1:
-        start_canary(client, candidate.version, config.canary_share, dt.datetime.now(dt.UTC))
-        rollout = f"canary: {config.canary_share:.0%} of batches until the canary sensor decides"
+    former, rollout = (
+        roll_out(client, candidate.version, config.canary_share) if promoted else (None, "none")
+    )
     client.set_model_version_tag(
         MODEL_NAME, candidate.version, "gate", "passed" if result.passed else "failed"
     )

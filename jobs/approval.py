@@ -1,12 +1,14 @@
 """A person's approval of the challenger that passed its gate (manual-approval mode)."""
 
 import dagster as dg
+from pydantic import Field
 
 from assets import keys
 from assets.registry import GATE_CHECK
-from ml.promotion import promote
+from ml.promotion import roll_out
 from ml.registry import MODEL_NAME
 from resources.mlflow import MlflowResource
+from settings.env import canary_share as default_canary_share
 
 GATE_HISTORY = 100  # evaluations looked through for the challenger's newest one
 
@@ -26,8 +28,17 @@ def gate_evaluation(instance: dg.DagsterInstance, version: str):
     return None
 
 
+class ApprovalConfig(dg.Config):
+    """`canary_share` below 1: the approved champion first decides that share of traffic, as
+    after an automatic promotion (default FRAUD_CANARY_SHARE, else 1: at once)."""
+
+    canary_share: float = Field(default_canary_share(), gt=0, le=1)
+
+
 @dg.op
-def approve_champion(context: dg.OpExecutionContext, mlflow: MlflowResource) -> str:
+def approve_champion(
+    context: dg.OpExecutionContext, config: ApprovalConfig, mlflow: MlflowResource
+) -> str:
     """Promote the challenger that passed its gate (manual-approval mode)."""
     from mlflow import MlflowClient
 
@@ -43,7 +54,7 @@ def approve_champion(context: dg.OpExecutionContext, mlflow: MlflowResource) -> 
             "(a registry tag is not evidence)"
         )
     evaluation, gate_run = found
-    former = promote(client, candidate.version)
+    former, rollout = roll_out(client, candidate.version, config.canary_share)
     context.log_event(
         dg.AssetMaterialization(
             keys.CHAMPION,
@@ -51,6 +62,7 @@ def approve_champion(context: dg.OpExecutionContext, mlflow: MlflowResource) -> 
                 "champion_version": int(candidate.version),
                 "previous_version": former or "none",
                 "promoted": True,
+                "rollout": rollout,
                 "approval": "manual",
                 "gate_run_id": gate_run,
                 "gate": evaluation.description or "passed",

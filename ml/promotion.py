@@ -2,11 +2,13 @@
 gradient-boosting baseline for the first model) on the same test rows, its serving checks
 (latency, account takeovers), the verdict's wording and the registry's aliases."""
 
+import datetime as dt
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from ml.registry import MODEL_NAME, input_columns, set_alias, version_by_alias
+from ml.rollout import start_canary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -341,3 +343,14 @@ def promote(client, version: str) -> str | None:
         set_alias("previous", former, client)
     set_alias("champion", version, client)
     return former
+
+
+def roll_out(client, version: str, canary_share: float) -> tuple[str | None, str]:
+    """Promote `version` (see `promote`); below a share of 1, and with a former champion to fall
+    back on, it first decides that share of traffic as a canary. (the former champion, how the
+    rollout goes)"""
+    former = promote(client, version)
+    if former in (None, version) or canary_share >= 1:
+        return former, "full traffic"
+    start_canary(client, version, canary_share, dt.datetime.now(dt.UTC))
+    return former, f"canary: {canary_share:.0%} of batches until the canary sensor decides"

@@ -19,6 +19,7 @@ from jobs.approval import approve_champion_job
 from lakehouse.delta import overwrite_days
 from ml.packaging import log_model
 from ml.promotion import serving_reasons
+from ml.rollout import in_rollout
 from ml.train import TrainParams, train
 from resources import build_resources
 from resources.mlflow import MODEL_NAME
@@ -236,6 +237,31 @@ def test_manual_approval_promotes_only_through_the_approve_job(fraud_home):
         resources=build_resources(), instance=instance, raise_on_error=False
     ).success
     assert _alias("champion") == first
+
+
+@pytest.mark.integration
+def test_an_approved_champion_first_decides_its_canary_share_like_a_promoted_one(fraud_home):
+    _training_set(fraud_home)
+    instance = dg.DagsterInstance.ephemeral()
+    first = _register(alias="champion")
+    second = _register()
+    assert _gate(instance, **FIRST, approval="manual").passed
+    assert _alias("champion") == first  # the gate alone promotes nothing in manual mode
+    result = approve_champion_job.execute_in_process(
+        resources=build_resources(),
+        instance=instance,
+        run_config={"ops": {"approve_champion": {"config": {"canary_share": 0.2}}}},
+    )
+    assert result.success
+    assert (_alias("champion"), _alias("previous")) == (second, first)
+    share, _ = in_rollout(MlflowClient().get_model_version(MODEL_NAME, second))
+    assert share == 0.2
+    [approved] = [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION"
+    ]
+    assert approved.metadata["rollout"].value.startswith("canary: 20% of batches")
 
 
 @pytest.mark.integration
