@@ -265,6 +265,39 @@ def test_an_approved_champion_first_decides_its_canary_share_like_a_promoted_one
 
 
 @pytest.mark.integration
+def test_a_challenger_worse_in_shadow_is_refused_though_it_passes_on_the_test_split(fraud_home):
+    _training_set(fraud_home)
+    instance = dg.DagsterInstance.ephemeral()
+    first = _register(alias="champion")
+    second = _register()  # the same training: not worse on the test split
+
+    def paired(difference, low, high):
+        return {"champion": 0.6, "challenger": 0.6 + difference, "difference": difference,
+                "low": low, "high": high}  # fmt: skip
+
+    worse_live = {"frauds": 150, "rows": 20_000, "pr_auc": paired(-0.3, -0.38, -0.22),
+                  "recall_at_1pct_fpr": paired(-0.2, -0.3, -0.1)}  # fmt: skip
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            keys.SHADOW_COMPARISON,
+            partition="2026-12-02",
+            metadata={
+                "shadow_version": second,
+                "decided_version": first,
+                "labelled_figures": dg.MetadataValue.json(worse_live),
+            },
+        )
+    )
+    check = _gate(instance)
+    assert not check.passed
+    assert _meta(check)["status"] == "worse in shadow"
+    assert "in shadow on 2026-12-02: PR-AUC" in check.description
+    assert "2026-12-02" in _meta(check)["shadow_evidence"]
+    assert _alias("champion") == first
+    assert MlflowClient().get_model_version(MODEL_NAME, second).tags["gate"] == "failed"
+
+
+@pytest.mark.integration
 def test_the_gate_judges_the_version_its_own_run_registered_not_the_alias(fraud_home):
     ours, theirs = _register(), _register()  # another training run moved the alias since
 
