@@ -1,15 +1,17 @@
 """The training set: labels known at a cut-off joined point-in-time to the model's features."""
 
 import datetime as dt
+import itertools
 import time
 from typing import Literal
 
 import dagster as dg
-import pyarrow as pa
+from pydantic import Field
 
 from assets import keys
 from assets.velocity import VELOCITY_KEYS
 from features.store import FEATURE_SERVICE as SERVICE
+from features.training_set import CHUNK_ROWS
 from lakehouse.delta import ALL_DAYS
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
@@ -35,6 +37,9 @@ class TrainingSetConfig(dg.Config):
     test_share: float = 0.3
     holdout_days: float = 56.0
     pit_check_sample: int = 2000
+    # Labelled rows joined at once (features.training_set.CHUNK_ROWS): the step's memory
+    # follows a chunk; the chunks are written to Delta as they come, in one commit.
+    chunk_rows: int = Field(CHUNK_ROWS, gt=0)
 
 
 @dg.asset(
@@ -63,7 +68,7 @@ def training_set(
     lakehouse: LakehouseResource,
 ):
     """Labels known at the cut-off with fraud_model_v1's features at each time; cards held out."""
-    from features.training_set import SplitRefused, build, missing_per_view, split_table
+    from features.training_set import SplitRefused, build
     from lakehouse.training import label_cutoff, training_labels
     from ml.preprocessing import absent_fields
 
@@ -90,28 +95,30 @@ def training_set(
     try:
         built = build(
             feast.store(), labelled, SERVICE, config.validation_share, config.test_share,
-            config.holdout_days, config.pit_check_sample,
+            config.holdout_days, config.pit_check_sample, config.chunk_rows,
         )  # fmt: skip
     except SplitRefused as refused:
         raise dg.Failure(f"training-set split: {refused}") from None
-    joined = built.rows
-    write = lakehouse.overwrite(
-        "features", "training_set", pa.Table.from_pandas(joined, preserve_index=False), *ALL_DAYS
+    chunks = built.chunks()
+    first = next(chunks)
+    write = lakehouse.overwrite_streamed(
+        "features", "training_set", first.schema, itertools.chain([first], chunks), *ALL_DAYS
     )
     yield dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(joined),
+            "dagster/row_count": built.rows,
             "label_cutoff": cutoff.isoformat(),
             "maturity_days": config.maturity_days,
             "labels_read": labels.num_rows,
             "labels_used": labelled.num_rows,
             **label_metadata,
             "feature_service": SERVICE,
-            "feature_columns": sum("__" in c and not c.endswith("__missing") for c in joined),
-            "rows_missing_a_view": dg.MetadataValue.json(missing_per_view(joined)),
+            "feature_columns": built.feature_columns,
+            "rows_missing_a_view": dg.MetadataValue.json(built.missing),
             # a model trained on these rows leaves their inputs out
-            "absent_fields": dg.MetadataValue.json(absent_fields(joined)),
-            "splits": dg.MetadataValue.md(split_table(joined)),
+            "absent_fields": dg.MetadataValue.json(absent_fields(built.labelled)),
+            "splits": dg.MetadataValue.md(built.split_table()),
+            "chunks": -(-built.rows // config.chunk_rows),
             "delta_version": write.version,
             "dagster/uri": write.uri,
             "duration_s": round(time.perf_counter() - started, 2),

@@ -1,7 +1,8 @@
 """The training set's rows: labelled transactions joined point-in-time to a feature service's
 features, checked on a sample against Feast's file offline store, and split by card."""
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -25,11 +26,76 @@ class SplitRefused(ValueError):
     """The rows cannot be split as asked (too few cards or days for the held-out shares)."""
 
 
-@dataclass(frozen=True)
-class TrainingRows:
-    rows: "pd.DataFrame"  # in time order, with a `split` column
-    violations: int  # sampled rows whose features differ from Feast's point-in-time retrieval
-    checked: int
+# Labelled rows joined at once: the build's memory follows a chunk, not the label range.
+CHUNK_ROWS = 500_000
+
+
+@dataclass
+class SplitFigures:
+    rows: int = 0
+    frauds: int = 0
+    first: object = None
+    last: object = None
+
+
+@dataclass
+class TrainingSetBuild:
+    """The training set's rows, chunk by chunk in time order (`chunks`), and what was seen
+    of them so far: counts per split, rows missing each view, the point-in-time sample."""
+
+    store: "FeatureStore"
+    labelled: pa.Table  # in time order, with a `split` column
+    service: str
+    check_sample: int
+    chunk_rows: int
+    rows: int = 0
+    violations: int = 0  # sampled rows whose features differ from Feast's point-in-time retrieval
+    checked: int = 0
+    feature_columns: int = 0
+    missing: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, SplitFigures] = field(default_factory=dict)
+
+    def chunks(self) -> Iterator[pa.RecordBatch]:
+        """The joined rows as Arrow batches of one schema (the labels' types for their own
+        columns), each chunk's point-in-time sample checked on the way."""
+        total, schema = self.labelled.num_rows, None
+        for offset in range(0, total, self.chunk_rows):
+            part = self.labelled.slice(offset, self.chunk_rows)
+            sample = -(-self.check_sample * part.num_rows // total)  # its share, rounded up
+            joined, violations, checked = join_features(
+                self.store, part.to_pandas(), self.service, sample
+            )
+            if schema is None:
+                schema = _schema(joined, self.labelled.schema)
+                self.feature_columns = sum(
+                    "__" in c and not c.endswith("__missing") for c in joined
+                )
+            self.rows += len(joined)
+            self.violations, self.checked = self.violations + violations, self.checked + checked
+            for view, count in missing_per_view(joined).items():
+                self.missing[view] = self.missing.get(view, 0) + count
+            for name, rows in joined.groupby("split"):
+                figures = self.splits.setdefault(name, SplitFigures())
+                figures.rows += len(rows)
+                figures.frauds += int(rows["label"].sum())
+                if figures.first is None:
+                    figures.first = rows["event_timestamp"].iloc[0]
+                figures.last = rows["event_timestamp"].iloc[-1]
+            yield from pa.Table.from_pandas(joined, schema, preserve_index=False).to_batches()
+
+    def split_table(self) -> str:
+        """Rows, fraud rate and time range per split, as a markdown table."""
+        return "| split | rows | fraud rate | from | to |\n|---|---|---|---|---|\n" + "\n".join(
+            f"| {name} | {f.rows:,} | {f.frauds / f.rows:.3%} | {f.first} | {f.last} |"
+            for name, f in sorted(self.splits.items())
+        )
+
+
+def _schema(joined: "pd.DataFrame", labels: pa.Schema) -> pa.Schema:
+    """The joined rows' Arrow schema, the labels' own columns typed as the labels are (a chunk
+    whose optional field has no value must not make it a null column)."""
+    inferred = pa.Schema.from_pandas(joined, preserve_index=False)
+    return pa.schema([labels.field(f.name) if f.name in labels.names else f for f in inferred])
 
 
 def build(
@@ -40,24 +106,23 @@ def build(
     test_share: float,
     holdout_days: float,
     check_sample: int,
-) -> TrainingRows:
-    """`labelled` joined to `service`'s features at each row's time, missing values as serving
-    sees them, split by card (`lakehouse.training.holdout_split`; SplitRefused when it cannot)."""
-    joined, violations, checked = join_features(
-        store, labelled.select(ENTITY_COLUMNS).to_pandas(), service, check_sample
+    chunk_rows: int = CHUNK_ROWS,
+) -> TrainingSetBuild:
+    """`labelled` split by card (`lakehouse.training.holdout_split`; SplitRefused when it
+    cannot), in time order; its `chunks` join `service`'s features at each row's time,
+    missing values as serving sees them."""
+    rows = labelled.select(ENTITY_COLUMNS).sort_by(
+        [("event_timestamp", "ascending"), ("transaction_id", "ascending")]
     )
     try:
         split = holdout_split(
-            pa.chunked_array([pa.array(joined["event_timestamp"])]),
-            joined["card_id"].to_numpy(),
-            validation_share,
-            test_share,
-            holdout_days,
-        )
+            rows["event_timestamp"], rows["card_id"].to_numpy(),
+            validation_share, test_share, holdout_days,
+        )  # fmt: skip
     except ValueError as refused:
         raise SplitRefused(str(refused)) from None
-    joined["split"] = split.to_pandas()
-    return TrainingRows(joined, violations, checked)
+    return TrainingSetBuild(store, rows.append_column("split", split), service, check_sample,
+                            chunk_rows)  # fmt: skip
 
 
 def join_features(
@@ -81,17 +146,6 @@ def missing_per_view(rows: "pd.DataFrame") -> dict[str, int]:
     return {
         c.removesuffix("__missing"): int(rows[c].sum()) for c in rows if c.endswith("__missing")
     }
-
-
-def split_table(rows: "pd.DataFrame") -> str:
-    """Rows, fraud rate and time range per split, as a markdown table."""
-    by_split = rows.groupby("split")["label"].agg(["count", "mean"])
-    return "| split | rows | fraud rate | from | to |\n|---|---|---|---|---|\n" + "\n".join(
-        f"| {s} | {int(by_split.loc[s, 'count']):,} | {by_split.loc[s, 'mean']:.3%} "
-        f"| {rows.loc[rows.split == s, 'event_timestamp'].min()} "
-        f"| {rows.loc[rows.split == s, 'event_timestamp'].max()} |"
-        for s in by_split.index
-    )
 
 
 def point_in_time_violations(store, joined, views, sample_size: int) -> tuple[int, int]:

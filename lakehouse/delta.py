@@ -169,6 +169,86 @@ def overwrite_days(
     return DeltaWrite(uri=uri, version=version, rows=data.num_rows)
 
 
+def overwrite_days_streamed(
+    uri: str,
+    schema: pa.Schema,
+    batches: Iterator[pa.RecordBatch],
+    start: dt.date,
+    end: dt.date,
+    storage_options: dict[str, str] | None = None,
+) -> DeltaWrite:
+    """Replace the rows of days [start, end] by `batches`, written as they come and committed
+    once at the end: memory follows a batch, and readers see the old rows or all the new ones.
+    For a table with a single writer: a write that cannot be replayed is not retried."""
+    from deltalake import DeltaTable, write_deltalake
+
+    written = 0
+
+    def checked() -> Iterator[pa.RecordBatch]:
+        nonlocal written
+        for batch in batches:
+            days = pc.min_max(batch.column(PARTITION_COLUMN))
+            if batch.num_rows and (days["min"].as_py() < start or days["max"].as_py() > end):
+                raise ValueError(f"rows fall outside {start}..{end}; refusing to write")
+            written += batch.num_rows
+            yield batch
+
+    reader = pa.RecordBatchReader.from_batches(schema, _produced_aside(checked()))
+    if table_exists(uri, storage_options):
+        write_deltalake(
+            uri,
+            reader,
+            mode="overwrite",
+            predicate=day_range_predicate(start, end),
+            storage_options=storage_options,
+        )
+    else:
+        write_deltalake(
+            uri, reader, mode="append", partition_by=[PARTITION_COLUMN],
+            storage_options=storage_options,
+        )  # fmt: skip
+    version = DeltaTable(uri, storage_options=storage_options).version()
+    return DeltaWrite(uri=uri, version=version, rows=written)
+
+
+def _produced_aside(batches: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
+    """`batches`, produced by a thread of their own: delta-rs pulls them from inside its async
+    runtime, where a producer that reads Delta itself could not start another. At most `depth`
+    batches wait; the producer's error is raised here; a consumer that stops stops it."""
+    import queue
+    import threading
+
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop, done = threading.Event(), object()
+
+    def offer(item) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                offer(batch)
+                if stop.is_set():
+                    return
+            offer(done)
+        except BaseException as error:
+            offer(error)
+
+    threading.Thread(target=produce, name="delta-batches", daemon=True).start()
+    try:
+        while (item := ready.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
 def append_rows(
     uri: str,
     data: pa.Table,

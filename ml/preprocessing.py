@@ -43,9 +43,16 @@ INPUTS_OF_FIELD = {
 }  # fmt: skip
 
 
-def absent_fields(rows: pd.DataFrame) -> list[str]:
-    """Optional fields with no value in any of `rows`."""
-    return [f for f in INPUTS_OF_FIELD if f in rows and rows[f].isna().all()]
+def absent_fields(rows) -> list[str]:
+    """Optional fields with no value in any of `rows` (a DataFrame, or an Arrow table)."""
+    columns = getattr(rows, "column_names", rows)
+    return [f for f in INPUTS_OF_FIELD if f in columns and _without_value(rows[f])]
+
+
+def _without_value(column) -> bool:
+    if hasattr(column, "null_count"):  # Arrow
+        return column.null_count == len(column)
+    return bool(column.isna().all())
 
 
 def unavailable(columns, absent: list[str]) -> list[str]:

@@ -76,6 +76,19 @@ class LakehouseResource(dg.ConfigurableResource):
             evolve_schema,
         )
 
+    def overwrite_streamed(
+        self,
+        layer: str,
+        table: str,
+        schema: pa.Schema,
+        batches: Iterator[pa.RecordBatch],
+        start: dt.date,
+        end: dt.date,
+    ) -> delta.DeltaWrite:
+        return delta.overwrite_days_streamed(
+            self.uri(layer, table), schema, batches, start, end, self._options()
+        )
+
     def append(
         self, layer: str, table: str, data: pa.Table, evolve_schema: bool = False
     ) -> delta.DeltaWrite:

@@ -376,3 +376,91 @@ def test_a_source_without_devices_joins_no_device_feature(fraud_home):
     joined = point_in_time_join(store, rows, views)
     assert joined.filter(like="customer_device__").isna().all().all()
     assert joined["customer_daily__txn_count_30d"].notna().all()
+
+
+def _many_cards_labels() -> pa.Table:
+    """Twelve transactions of days 1-2 on twelve cards, every third a fraud reported on day 2;
+    the first one without a device."""
+    rows = [
+        (f"t{i:02d}", _at(D1 if i < 6 else D2, 1 + i), _at(D2, 23) if i % 3 == 0 else None)
+        for i in range(12)
+    ]
+    labels = _labels(rows)
+    labels = labels.set_column(4, "card_id", pa.array([f"K{i}" for i in range(12)]))
+    devices = pa.array([None] + ["D1"] * 11, pa.string())
+    return labels.set_column(labels.schema.get_field_index("device_id"), "device_id", devices)
+
+
+def _build_training_set(instance, chunk_rows: int, raise_on_error: bool = True):
+    return dg.materialize(
+        [training_set], resources=build_resources(), instance=instance,
+        run_config={"ops": {"features__training_set": {"config": {
+            "label_policy": "matured", "maturity_days": 1, "cutoff": _at(D3, 23).isoformat(),
+            "validation_share": 0.25, "test_share": 0.25, "holdout_days": 1.0,
+            "chunk_rows": chunk_rows,
+        }}}},
+        raise_on_error=raise_on_error,
+    )  # fmt: skip
+
+
+@pytest.mark.integration
+def test_a_training_set_built_in_chunks_is_the_one_built_at_once(fraud_home):
+    write_gold(fraud_home)
+    labels = _many_cards_labels()
+    overwrite_days(str(fraud_home / "lakehouse/gold/transaction_labels"), labels, D1, D2)
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([feast_registry], resources=build_resources(), instance=instance).success
+    uri = str(fraud_home / "lakehouse/features/training_set")
+    built = {}
+    for chunk_rows in (1000, 5, 1):
+        result = _build_training_set(instance, chunk_rows)
+        [check] = result.get_asset_check_evaluations()
+        assert check.passed and check.metadata["rows_checked"].value == 12
+        metadata = {
+            k: v.value for k, v in result.asset_materializations_for_node(
+                "features__training_set")[0].metadata.items()
+        }  # fmt: skip
+        assert metadata["chunks"] == -(-12 // chunk_rows)
+        table = read_days(uri, D1, D2)
+        built[chunk_rows] = (table.sort_by("transaction_id").to_pylist(), table.schema, metadata)
+    whole, schema, metadata = built[1000]
+    assert {r["split"] for r in whole} == {"train", "validation", "test"}
+    assert sum(r["label"] for r in whole) == 4
+    assert schema.field("device_id").type == pa.string()  # not null-typed by a chunk of one
+    for chunk_rows in (5, 1):
+        rows, chunked_schema, chunked_metadata = built[chunk_rows]
+        assert rows == whole and chunked_schema == schema
+        for key in ("splits", "rows_missing_a_view", "absent_fields", "feature_columns"):
+            assert chunked_metadata[key] == metadata[key], key
+
+
+@pytest.mark.integration
+def test_a_build_that_fails_in_a_later_chunk_leaves_the_last_training_set_whole(
+    fraud_home, monkeypatch
+):
+    from deltalake import DeltaTable
+
+    import features.training_set as module
+
+    write_gold(fraud_home)
+    labels = _many_cards_labels()
+    overwrite_days(str(fraud_home / "lakehouse/gold/transaction_labels"), labels, D1, D2)
+    instance = dg.DagsterInstance.ephemeral()
+    assert dg.materialize([feast_registry], resources=build_resources(), instance=instance).success
+    assert _build_training_set(instance, 1000).success
+    uri = str(fraud_home / "lakehouse/features/training_set")
+    before, version = read_days(uri, D1, D2).sort_by("transaction_id"), DeltaTable(uri).version()
+
+    join, calls = module.join_features, []
+
+    def failing_on_the_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("the offline store went away")
+        return join(*args, **kwargs)
+
+    monkeypatch.setattr(module, "join_features", failing_on_the_third_chunk)
+    assert not _build_training_set(instance, 4, raise_on_error=False).success
+    assert len(calls) == 3
+    assert DeltaTable(uri).version() == version  # nothing committed
+    assert read_days(uri, D1, D2).sort_by("transaction_id").equals(before)
