@@ -16,6 +16,7 @@ retrieval is evaluated lazily, after any call of ours returns, so it cannot be s
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Literal
 
@@ -23,6 +24,7 @@ import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset
 from feast.data_format import DeltaFormat
 from feast.infra.offline_stores import dask as feast_dask
 from feast.infra.offline_stores.file_source import FileSource, SavedDatasetFileStorage
@@ -33,6 +35,7 @@ from feast.utils import (
 )
 
 from features.store import DELTA_OFFLINE_STORE
+from lakehouse.delta import PARTITION_COLUMN
 
 ROWS_PER_PARTITION = 1_000_000
 EVENT_TIMESTAMP = "event_timestamp"
@@ -152,6 +155,8 @@ def as_of_join(
         else:
             table = _read_as_parquet(source, repo_path).compute()
         con.register("source_table", table)
+        names = table.schema.names if isinstance(table, pa.dataset.Dataset) else list(table)
+        window = _source_window(numbered[EVENT_TIMESTAMP], view.ttl, column(stamp), names)
         keys = ", ".join(f"{column(k)} AS k{i}" for i, k in enumerate(entity_keys))
         values = ", ".join(f"{column(f)} AS v{i}" for i, f in enumerate(features))
         newest = (
@@ -174,7 +179,7 @@ def as_of_join(
             WITH source AS (
                 SELECT {keys}, {column(stamp)} AS _at, {values}
                 FROM source_table
-                WHERE {column(stamp)} <= (SELECT max({EVENT_TIMESTAMP}) FROM entity_rows)
+                WHERE {window}
                 {newest}
             )
             SELECT {picked}
@@ -182,6 +187,25 @@ def as_of_join(
                 ON {on} AND e.{EVENT_TIMESTAMP} >= f._at
             ORDER BY e._row
         """).to_arrow_table()  # fmt: skip
+
+
+def _source_window(times: pa.ChunkedArray, ttl, stamp: str, source_columns: list[str]) -> str:
+    """The SQL condition on a source's rows that a join of rows at `times` can pick: from the
+    earliest time less the TTL (an older row is stale for every row) to the latest; with a
+    `day` column too, so that a chunk of rows reads only its days' partitions."""
+    bounds = pc.min_max(times)
+    first, last = bounds["min"].as_py(), bounds["max"].as_py()
+    if first is None:
+        return "false"
+    conditions = [f"{stamp} <= '{last.isoformat()}'::TIMESTAMPTZ"]
+    oldest = first - ttl if ttl and ttl.total_seconds() else None
+    if oldest is not None:
+        conditions.append(f"{stamp} >= '{oldest.isoformat()}'::TIMESTAMPTZ")
+    if PARTITION_COLUMN in source_columns:  # a day's rows may be stamped up to its end
+        conditions.append(f"{PARTITION_COLUMN} <= '{last.date() + dt.timedelta(days=1)}'")
+        if oldest is not None:
+            conditions.append(f"{PARTITION_COLUMN} >= '{oldest.date() - dt.timedelta(days=1)}'")
+    return " AND ".join(conditions)
 
 
 class DeltaRetrievalJob(RetrievalJob):

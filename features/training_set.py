@@ -57,21 +57,29 @@ class TrainingSetBuild:
 
     def chunks(self) -> Iterator[pa.RecordBatch]:
         """The joined rows as Arrow batches of one schema (the labels' types for their own
-        columns), each chunk's point-in-time sample checked on the way."""
-        total, schema = self.labelled.num_rows, None
+        columns); after the last, the point-in-time check of a sample drawn from all of them."""
+        import numpy as np
+        import pandas as pd
+
+        specs = service_views(self.store, self.service)
+        views = [self.store.get_feature_view(spec.name) for spec in specs]
+        total, schema, sampled = self.labelled.num_rows, None, []
+        picks = np.sort(
+            np.random.default_rng(0).choice(total, min(self.check_sample, total), replace=False)
+        )
         for offset in range(0, total, self.chunk_rows):
             part = self.labelled.slice(offset, self.chunk_rows)
-            sample = -(-self.check_sample * part.num_rows // total)  # its share, rounded up
-            joined, violations, checked = join_features(
-                self.store, part.to_pandas(), self.service, sample
-            )
+            # In the labels' time order, as the rows are.
+            raw = point_in_time_join(self.store, part.to_pandas(), views)
+            here = picks[(picks >= offset) & (picks < offset + part.num_rows)] - offset
+            sampled.append(raw.iloc[here])
+            joined = fill_missing(raw, specs)
             if schema is None:
                 schema = _schema(joined, self.labelled.schema)
                 self.feature_columns = sum(
                     "__" in c and not c.endswith("__missing") for c in joined
                 )
             self.rows += len(joined)
-            self.violations, self.checked = self.violations + violations, self.checked + checked
             for view, count in missing_per_view(joined).items():
                 self.missing[view] = self.missing.get(view, 0) + count
             for name, rows in joined.groupby("split"):
@@ -82,6 +90,9 @@ class TrainingSetBuild:
                     figures.first = rows["event_timestamp"].iloc[0]
                 figures.last = rows["event_timestamp"].iloc[-1]
             yield from pa.Table.from_pandas(joined, schema, preserve_index=False).to_batches()
+        if picks.size:
+            self.violations = point_in_time_violations(self.store, pd.concat(sampled), views)
+            self.checked = int(picks.size)
 
     def split_table(self) -> str:
         """Rows, fraud rate and time range per split, as a markdown table."""
@@ -133,9 +144,9 @@ def join_features(
     specs = service_views(store, service)
     views = [store.get_feature_view(spec.name) for spec in specs]
     joined = point_in_time_join(store, rows, views)
-    violations, checked = (
-        point_in_time_violations(store, joined, views, check_sample) if check_sample else (0, 0)
-    )
+    sample = joined.sample(n=min(check_sample, len(joined)), random_state=0)
+    violations = point_in_time_violations(store, sample, views) if len(sample) else 0
+    checked = len(sample)
     joined = fill_missing(joined, specs)
     joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
     return joined, violations, checked
@@ -148,13 +159,12 @@ def missing_per_view(rows: "pd.DataFrame") -> dict[str, int]:
     }
 
 
-def point_in_time_violations(store, joined, views, sample_size: int) -> tuple[int, int]:
-    """(violations, rows checked): a sample of joined rows recomputed by Feast's file store
-    (an independent implementation of the point-in-time rule); a value that differs (from after
-    the row's time, stale, or missing) is a violation."""
+def point_in_time_violations(store, sample, views) -> int:
+    """Joined rows recomputed by Feast's file store (an independent implementation of the
+    point-in-time rule): how many have a value that differs (from after the row's time, stale,
+    or missing)."""
     import numpy as np
 
-    sample = joined.sample(n=min(sample_size, len(joined)), random_state=0)
     wrong = np.zeros(len(sample), dtype=bool)
     for view in views:
         at = sample[[*view.join_keys, "event_timestamp"]]
@@ -165,4 +175,4 @@ def point_in_time_violations(store, joined, views, sample_size: int) -> tuple[in
             got = sample[column].astype("float64").to_numpy()
             want = expected[column].astype("float64").to_numpy()
             wrong |= ~((np.abs(got - want) <= 1e-6) | (np.isnan(got) & np.isnan(want)))
-    return int(wrong.sum()), len(sample)
+    return int(wrong.sum())

@@ -451,7 +451,7 @@ def test_a_build_that_fails_in_a_later_chunk_leaves_the_last_training_set_whole(
     uri = str(fraud_home / "lakehouse/features/training_set")
     before, version = read_days(uri, D1, D2).sort_by("transaction_id"), DeltaTable(uri).version()
 
-    join, calls = module.join_features, []
+    join, calls = module.point_in_time_join, []
 
     def failing_on_the_third_chunk(*args, **kwargs):
         calls.append(1)
@@ -459,7 +459,7 @@ def test_a_build_that_fails_in_a_later_chunk_leaves_the_last_training_set_whole(
             raise OSError("the offline store went away")
         return join(*args, **kwargs)
 
-    monkeypatch.setattr(module, "join_features", failing_on_the_third_chunk)
+    monkeypatch.setattr(module, "point_in_time_join", failing_on_the_third_chunk)
     assert not _build_training_set(instance, 4, raise_on_error=False).success
     assert len(calls) == 3
     assert DeltaTable(uri).version() == version  # nothing committed
