@@ -69,7 +69,7 @@ class TrainingSetBuild:
         )
         for offset in range(0, total, self.chunk_rows):
             part = self.labelled.slice(offset, self.chunk_rows)
-            # In the labels' time order, as the rows are.
+            # The join keeps the rows' order: row i of `raw` is label offset + i.
             raw = point_in_time_join(self.store, part.to_pandas(), views)
             here = picks[(picks >= offset) & (picks < offset + part.num_rows)] - offset
             sampled.append(raw.iloc[here])
