@@ -87,6 +87,8 @@ def training_set(
         )
     except ValueError as refused:
         raise dg.Failure(str(refused)) from None
+    labels_read = labels.num_rows
+    del labels  # the chunks' memory, not the whole label range's
     if labelled.num_rows == 0:
         raise dg.Failure(
             f"no label is usable by {cutoff.isoformat()} with a {config.maturity_days}-day "
@@ -99,6 +101,8 @@ def training_set(
         )  # fmt: skip
     except SplitRefused as refused:
         raise dg.Failure(f"training-set split: {refused}") from None
+    labels_used = labelled.num_rows
+    del labelled  # the build holds its own sorted copy
     chunks = built.chunks()
     first = next(chunks)
     write = lakehouse.overwrite_streamed(
@@ -109,8 +113,8 @@ def training_set(
             "dagster/row_count": built.rows,
             "label_cutoff": cutoff.isoformat(),
             "maturity_days": config.maturity_days,
-            "labels_read": labels.num_rows,
-            "labels_used": labelled.num_rows,
+            "labels_read": labels_read,
+            "labels_used": labels_used,
             **label_metadata,
             "feature_service": SERVICE,
             "feature_columns": built.feature_columns,

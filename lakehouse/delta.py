@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 PARTITION_COLUMN = "day"
 ALL_DAYS = (dt.date(1970, 1, 1), dt.date(2999, 12, 31))  # (start, end) covering every partition
 MAX_COMMIT_ATTEMPTS = 8
+STREAMED_ROW_GROUP = 8192
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def overwrite_days_streamed(
     """Replace the rows of days [start, end] by `batches`, written as they come and committed
     once at the end: memory follows a batch, and readers see the old rows or all the new ones.
     For a table with a single writer: a write that cannot be replayed is not retried."""
-    from deltalake import DeltaTable, write_deltalake
+    from deltalake import DeltaTable, WriterProperties, write_deltalake
 
     written = 0
 
@@ -194,18 +195,18 @@ def overwrite_days_streamed(
             yield batch
 
     reader = pa.RecordBatchReader.from_batches(schema, _produced_aside(checked()))
+    # delta-rs keeps a writer open per day until the commit; small row groups keep the rows each
+    # holds unencoded few (10M rows over 300 days: 9 GiB with them, killed at 23 GiB without).
+    small_groups = WriterProperties(max_row_group_size=STREAMED_ROW_GROUP)
     if table_exists(uri, storage_options):
         write_deltalake(
-            uri,
-            reader,
-            mode="overwrite",
-            predicate=day_range_predicate(start, end),
-            storage_options=storage_options,
-        )
+            uri, reader, mode="overwrite", predicate=day_range_predicate(start, end),
+            storage_options=storage_options, writer_properties=small_groups,
+        )  # fmt: skip
     else:
         write_deltalake(
             uri, reader, mode="append", partition_by=[PARTITION_COLUMN],
-            storage_options=storage_options,
+            storage_options=storage_options, writer_properties=small_groups,
         )  # fmt: skip
     version = DeltaTable(uri, storage_options=storage_options).version()
     return DeltaWrite(uri=uri, version=version, rows=written)
