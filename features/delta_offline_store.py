@@ -191,8 +191,10 @@ def as_of_join(
 
 def _source_window(times: pa.ChunkedArray, ttl, stamp: str, source_columns: list[str]) -> str:
     """The SQL condition on a source's rows that a join of rows at `times` can pick: from the
-    earliest time less the TTL (an older row is stale for every row) to the latest; with a
-    `day` column too, so that a chunk of rows reads only its days' partitions."""
+    earliest time less the TTL (an older row is stale for every row) to the latest; on a source
+    with the lakehouse's `day` column (the day of the row's time, or the day before for a
+    daily row stamped at its end), with a day's margin, so that a chunk of rows reads only its
+    days' partitions."""
     bounds = pc.min_max(times)
     first, last = bounds["min"].as_py(), bounds["max"].as_py()
     if first is None:

@@ -195,8 +195,9 @@ def overwrite_days_streamed(
             yield batch
 
     reader = pa.RecordBatchReader.from_batches(schema, _produced_aside(checked()))
-    # delta-rs keeps a writer open per day until the commit; small row groups keep the rows each
-    # holds unencoded few (10M rows over 300 days: 9 GiB with them, killed at 23 GiB without).
+    # delta-rs keeps a writer per day open until the commit, each holding its current row group
+    # unencoded: small groups bound that (10M rows over 300 days: the training-set step peaks at
+    # 15 GiB with them; without, the kernel killed it).
     small_groups = WriterProperties(max_row_group_size=STREAMED_ROW_GROUP)
     if table_exists(uri, storage_options):
         write_deltalake(
