@@ -134,14 +134,20 @@ def decision_thresholds(
 _GATE = GatePolicy()
 
 
-class PromotionConfig(dg.Config):
+class RolloutConfig(dg.Config):
+    """`canary_share` below 1: a promoted champion first decides that share of traffic, beside
+    the previous one, until the canary sensor completes its rollout or rolls it back (default
+    FRAUD_CANARY_SHARE, else 1: at once)."""
+
+    canary_share: float = Field(default_canary_share(), gt=0, le=1)
+
+
+class PromotionConfig(RolloutConfig):
     """The gate: on the same test rows (recent rows of held-out cards) the challenger is not
     worse than the champion (or, for the first model, a gradient-boosting baseline on the same
     features) with `confidence`, scores within a latency budget and scores account takeovers
-    higher; `approval` says who promotes; `canary_share` below 1 makes a promoted champion
-    decide that share of traffic first, beside the previous one, until the canary sensor
-    completes its rollout or rolls it back (default FRAUD_CANARY_SHARE, else 1: at once). The
-    defaults and their reasons: `ml.promotion`."""
+    higher; `approval` says who promotes; `canary_share` as in `RolloutConfig`. The defaults
+    and their reasons: `ml.promotion`."""
 
     pr_auc_tolerance: float = _GATE.pr_auc_tolerance
     recall_tolerance: float = _GATE.recall_tolerance  # recall at 1% FPR
@@ -152,7 +158,6 @@ class PromotionConfig(dg.Config):
     latency_budget_ms: float = _GATE.latency_budget_ms
     min_takeover_share: float = _GATE.min_takeover_share
     approval: str = "auto"  # "manual": the gate is shown; `approve_champion_job` promotes
-    canary_share: float = Field(default_canary_share(), gt=0, le=1)
 
     def policy(self) -> GatePolicy:
         return GatePolicy(**{f: getattr(self, f) for f in GatePolicy.__dataclass_fields__})

@@ -1,7 +1,6 @@
 """The training set: labels known at a cut-off joined point-in-time to the model's features."""
 
 import datetime as dt
-import itertools
 import time
 from typing import Literal
 
@@ -11,7 +10,6 @@ from pydantic import Field
 from assets import keys
 from assets.velocity import VELOCITY_KEYS
 from features.store import FEATURE_SERVICE as SERVICE
-from features.training_set import CHUNK_ROWS
 from lakehouse.delta import ALL_DAYS
 from resources.feast import FeastResource
 from resources.lakehouse import LakehouseResource
@@ -37,9 +35,9 @@ class TrainingSetConfig(dg.Config):
     test_share: float = 0.3
     holdout_days: float = 56.0
     pit_check_sample: int = 2000
-    # Labelled rows joined at once (features.training_set.CHUNK_ROWS): the step's memory
-    # follows a chunk; the chunks are written to Delta as they come, in one commit.
-    chunk_rows: int = Field(CHUNK_ROWS, gt=0)
+    # Labelled rows joined at once: the step's memory follows a chunk, not the label range;
+    # the chunks are written to Delta as they come, in one commit.
+    chunk_rows: int = Field(500_000, gt=0)
 
 
 @dg.asset(
@@ -103,11 +101,7 @@ def training_set(
         raise dg.Failure(f"training-set split: {refused}") from None
     labels_used = labelled.num_rows
     del labelled  # the build holds its own sorted copy
-    chunks = built.chunks()
-    first = next(chunks)
-    write = lakehouse.overwrite_streamed(
-        "features", "training_set", first.schema, itertools.chain([first], chunks), *ALL_DAYS
-    )
+    write = lakehouse.overwrite_streamed("features", "training_set", built.chunks(), *ALL_DAYS)
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": built.rows,
@@ -122,7 +116,7 @@ def training_set(
             # a model trained on these rows leaves their inputs out
             "absent_fields": dg.MetadataValue.json(absent_fields(built.labelled)),
             "splits": dg.MetadataValue.md(built.split_table()),
-            "chunks": -(-built.rows // config.chunk_rows),
+            "chunks": built.chunks_joined,
             "delta_version": write.version,
             "dagster/uri": write.uri,
             "duration_s": round(time.perf_counter() - started, 2),

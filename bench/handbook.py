@@ -105,8 +105,7 @@ def labelled_features(first: dt.date, last: dt.date) -> pd.DataFrame:
     labels = read_days(f"{lakehouse_root()}/gold/transaction_labels", first, last).to_pandas()
     labels = labels.assign(label=labels["is_fraud"].astype(int), weight=1.0)
     store = build_resources()["feast"].store()
-    rows, _, _ = join_features(store, labels[ENTITY_COLUMNS], "fraud_model_v1")
-    return rows
+    return join_features(store, labels[ENTITY_COLUMNS], "fraud_model_v1")
 
 
 def epoch_holdout(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

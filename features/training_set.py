@@ -26,10 +26,6 @@ class SplitRefused(ValueError):
     """The rows cannot be split as asked (too few cards or days for the held-out shares)."""
 
 
-# Labelled rows joined at once: the build's memory follows a chunk, not the label range.
-CHUNK_ROWS = 500_000
-
-
 @dataclass
 class SplitFigures:
     rows: int = 0
@@ -49,6 +45,7 @@ class TrainingSetBuild:
     check_sample: int
     chunk_rows: int
     rows: int = 0
+    chunks_joined: int = 0
     violations: int = 0  # sampled rows whose features differ from Feast's point-in-time retrieval
     checked: int = 0
     feature_columns: int = 0
@@ -79,7 +76,7 @@ class TrainingSetBuild:
                 self.feature_columns = sum(
                     "__" in c and not c.endswith("__missing") for c in joined
                 )
-            self.rows += len(joined)
+            self.rows, self.chunks_joined = self.rows + len(joined), self.chunks_joined + 1
             for view, count in missing_per_view(joined).items():
                 self.missing[view] = self.missing.get(view, 0) + count
             for name, rows in joined.groupby("split"):
@@ -117,7 +114,7 @@ def build(
     test_share: float,
     holdout_days: float,
     check_sample: int,
-    chunk_rows: int = CHUNK_ROWS,
+    chunk_rows: int,
 ) -> TrainingSetBuild:
     """`labelled` split by card (`lakehouse.training.holdout_split`; SplitRefused when it
     cannot), in time order; its `chunks` join `service`'s features at each row's time,
@@ -136,20 +133,13 @@ def build(
                             chunk_rows)  # fmt: skip
 
 
-def join_features(
-    store: "FeatureStore", rows: "pd.DataFrame", service: str, check_sample: int = 0
-) -> tuple["pd.DataFrame", int, int]:
-    """(`rows` with `service`'s features at each row's time, missing values as serving sees
-    them, in time order; violations and rows checked of a sample against Feast's retrieval)."""
+def join_features(store: "FeatureStore", rows: "pd.DataFrame", service: str) -> "pd.DataFrame":
+    """`rows` with `service`'s features at each row's time, missing values as serving sees
+    them, in time order."""
     specs = service_views(store, service)
     views = [store.get_feature_view(spec.name) for spec in specs]
-    joined = point_in_time_join(store, rows, views)
-    sample = joined.sample(n=min(check_sample, len(joined)), random_state=0)
-    violations = point_in_time_violations(store, sample, views) if len(sample) else 0
-    checked = len(sample)
-    joined = fill_missing(joined, specs)
-    joined = joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
-    return joined, violations, checked
+    joined = fill_missing(point_in_time_join(store, rows, views), specs)
+    return joined.sort_values(["event_timestamp", "transaction_id"]).reset_index(drop=True)
 
 
 def missing_per_view(rows: "pd.DataFrame") -> dict[str, int]:

@@ -1,14 +1,12 @@
 """A person's approval of the challenger that passed its gate (manual-approval mode)."""
 
 import dagster as dg
-from pydantic import Field
 
 from assets import keys
-from assets.registry import GATE_CHECK
+from assets.registry import GATE_CHECK, RolloutConfig
 from ml.promotion import roll_out
 from ml.registry import MODEL_NAME
 from resources.mlflow import MlflowResource
-from settings.env import canary_share as default_canary_share
 
 GATE_HISTORY = 100  # evaluations looked through for the challenger's newest one
 
@@ -28,16 +26,9 @@ def gate_evaluation(instance: dg.DagsterInstance, version: str):
     return None
 
 
-class ApprovalConfig(dg.Config):
-    """`canary_share` below 1: the approved champion first decides that share of traffic, as
-    after an automatic promotion (default FRAUD_CANARY_SHARE, else 1: at once)."""
-
-    canary_share: float = Field(default_canary_share(), gt=0, le=1)
-
-
 @dg.op
 def approve_champion(
-    context: dg.OpExecutionContext, config: ApprovalConfig, mlflow: MlflowResource
+    context: dg.OpExecutionContext, config: RolloutConfig, mlflow: MlflowResource
 ) -> str:
     """Promote the challenger that passed its gate (manual-approval mode)."""
     from mlflow import MlflowClient

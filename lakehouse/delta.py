@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 import time
 from collections.abc import Iterator
@@ -118,6 +119,13 @@ def _days_of(uri, start, end, storage_options=None, filter_expression=None, vers
     return dataset, condition
 
 
+def _refuse_rows_outside(data: pa.Table | pa.RecordBatch, start: dt.date, end: dt.date) -> None:
+    day = data.column(PARTITION_COLUMN)
+    outside = pc.sum(pc.or_(pc.less(day, pa.scalar(start)), pc.greater(day, pa.scalar(end))))
+    if outside.as_py():
+        raise ValueError(f"{outside.as_py()} rows fall outside {start}..{end}; refusing to write")
+
+
 def overwrite_days(
     uri: str,
     data: pa.Table,
@@ -136,12 +144,7 @@ def overwrite_days(
     from deltalake import DeltaTable, write_deltalake
     from deltalake.exceptions import CommitFailedError
 
-    outside = data.filter(
-        (pc.field(PARTITION_COLUMN) < pa.scalar(start))
-        | (pc.field(PARTITION_COLUMN) > pa.scalar(end))
-    )
-    if outside.num_rows:
-        raise ValueError(f"{outside.num_rows} rows fall outside {start}..{end}; refusing to write")
+    _refuse_rows_outside(data, start, end)
     for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
         try:
             if table_exists(uri, storage_options):
@@ -172,29 +175,28 @@ def overwrite_days(
 
 def overwrite_days_streamed(
     uri: str,
-    schema: pa.Schema,
     batches: Iterator[pa.RecordBatch],
     start: dt.date,
     end: dt.date,
     storage_options: dict[str, str] | None = None,
 ) -> DeltaWrite:
-    """Replace the rows of days [start, end] by `batches`, written as they come and committed
-    once at the end: memory follows a batch, and readers see the old rows or all the new ones.
-    For a table with a single writer: a write that cannot be replayed is not retried."""
+    """Replace the rows of days [start, end] by `batches` (at least one, all of the first's
+    schema), written as they come and committed once at the end: memory follows a batch, and
+    readers see the old rows or all the new ones. For a table with a single writer: a write
+    that cannot be replayed is not retried."""
     from deltalake import DeltaTable, WriterProperties, write_deltalake
 
+    first = next(batches)
     written = 0
 
     def checked() -> Iterator[pa.RecordBatch]:
         nonlocal written
-        for batch in batches:
-            days = pc.min_max(batch.column(PARTITION_COLUMN))
-            if batch.num_rows and (days["min"].as_py() < start or days["max"].as_py() > end):
-                raise ValueError(f"rows fall outside {start}..{end}; refusing to write")
+        for batch in itertools.chain([first], batches):
+            _refuse_rows_outside(batch, start, end)
             written += batch.num_rows
             yield batch
 
-    reader = pa.RecordBatchReader.from_batches(schema, _produced_aside(checked()))
+    reader = pa.RecordBatchReader.from_batches(first.schema, _produced_aside(checked()))
     # delta-rs keeps a writer per day open until the commit, each holding its current row group
     # unencoded: small groups bound that (10M rows over 300 days: the training-set step peaks at
     # 15 GiB with them; without, the kernel killed it).

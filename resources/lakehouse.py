@@ -80,13 +80,12 @@ class LakehouseResource(dg.ConfigurableResource):
         self,
         layer: str,
         table: str,
-        schema: pa.Schema,
         batches: Iterator[pa.RecordBatch],
         start: dt.date,
         end: dt.date,
     ) -> delta.DeltaWrite:
         return delta.overwrite_days_streamed(
-            self.uri(layer, table), schema, batches, start, end, self._options()
+            self.uri(layer, table), batches, start, end, self._options()
         )
 
     def append(
