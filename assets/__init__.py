@@ -16,6 +16,7 @@ import ml  # noqa: F401
 import serving  # noqa: F401
 from assets.bronze import bronze_assets
 from assets.features import feast_registry, online_store, online_store_fresh
+from assets.fraud_reports import merchant_fraud_reports
 from assets.gold import gold_contracts, gold_dbt_models
 from assets.monitoring import (
     drift_report,
@@ -31,7 +32,13 @@ from assets.training_set import training_set
 from assets.velocity import velocity_history
 
 lakehouse_assets = [*bronze_assets, silver_tables, gold_dbt_models]
-feature_assets = [velocity_history, feast_registry, online_store, training_set]
+feature_assets = [
+    velocity_history,
+    merchant_fraud_reports,
+    feast_registry,
+    online_store,
+    training_set,
+]
 asset_checks = [gold_contracts, online_store_fresh, performance_above_floor]
 training_assets = [tuned_model, challenger, decision_thresholds, champion]
 scoring_assets = [bento, batch_scoring]

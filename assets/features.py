@@ -62,7 +62,7 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
 @dg.asset(
     key=keys.ONLINE_STORE,
     group_name="features",
-    deps=[keys.FEAST_REGISTRY, *GOLD_FEATURES],
+    deps=[keys.FEAST_REGISTRY, keys.MERCHANT_FRAUD_REPORTS, *GOLD_FEATURES],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     kinds={"feast", "sqlite"},

@@ -47,6 +47,7 @@ class TrainingSetConfig(dg.Config):
         keys.FEAST_REGISTRY,
         keys.LABELS,
         *VELOCITY_KEYS.values(),
+        keys.MERCHANT_FRAUD_REPORTS,
     ],
     check_specs=[
         dg.AssetCheckSpec(

@@ -4,14 +4,15 @@
 
 1. `python -m simulator handbook`: the dataset at its published size, its counts checked against
    the published ones, written as a Parquet table and imported with `ingest/mappings/handbook.yaml`.
-2. bronze, silver, gold, the velocity features and Feast's registry for 2018-04-01 .. 2018-10-07
-   (the reports of the last frauds arrive a week after the data ends), each step in its own
-   process, timed with its peak memory.
+2. bronze, silver, gold, the velocity and report features and Feast's registry for 2018-04-01 ..
+   2018-10-07 (the reports of the last frauds arrive a week after the data ends), each step in
+   its own process, timed with its peak memory.
 3. In this process: gold's labels with fraud_model_v1's point-in-time features, then the
    handbook's protocol (`ml/protocol.py`): hyper-parameters chosen on the latest validation fold
    (Ray Tune for the platform's network, a grid for gradient boosting), then the single split
    and the four prequential test folds; the network over `--seeds` seeds. Again without the
-   settled merchant-risk features, to measure what they add.
+   settled merchant-risk features, and without the decayed report counts, to measure what each
+   adds.
 Targets: prequential AP >= 0.70, AUC ROC >= 0.88, CP@100 >= 0.31; single split AP >= 0.67; the
 whole run within 30 minutes on 2 cores.
 """
@@ -49,6 +50,7 @@ PUBLISHED_PREQUENTIAL = {
 }
 METRICS = ("roc_auc", "average_precision", "card_precision_at_100")
 SETTLED = "merchant_daily__settled_"
+DECAYED = "merchant_fraud_reports__"
 EPOCHS = 10
 
 
@@ -70,7 +72,7 @@ def pipeline(home: Path, env: dict) -> bool:
         ("gold", [*layer, "--select", "group:gold"]),
         ("features", [*layer, "--select",
                       "key:features/card_velocity or key:features/customer_velocity "
-                      "or key:features/feast_registry"]),
+                      "or key:features/merchant_fraud_reports or key:features/feast_registry"]),
     ]  # fmt: skip
     print(f"{'step':16} {'wall s':>8} {'peak GiB':>9}")
     for name, command in steps:
@@ -185,8 +187,11 @@ def evaluation(home: Path, samples: int, seeds: int) -> None:
     print(f"tuned in {time.perf_counter() - started:.0f}s: network {network}")
     print(f"  validation AP: network {network_valid['average_precision']:.3f}, "
           f"gradient boosting {baseline_valid['average_precision']:.3f} ({baseline})")  # fmt: skip
-    settled = [c for c in rows if c.startswith(SETTLED)]
-    for label, without in (("", []), (" without the settled merchant risk", settled)):
+    ablations = {"": []}
+    for label, prefix in ((" without the settled merchant risk", SETTLED),
+                          (" without the decayed report counts", DECAYED)):  # fmt: skip
+        ablations[label] = [c for c in rows if c.startswith(prefix)]
+    for label, without in ablations.items():
         started = time.perf_counter()
         single = fold_metrics(rows, SINGLE_SPLIT, network, baseline, seeds, without)
         report(f"Single split{label}", {k: [v] for k, v in single.items()}, PUBLISHED_SINGLE)

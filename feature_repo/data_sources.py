@@ -31,21 +31,33 @@ customer_device_source = gold_source("customer_device_daily_features", "customer
 customer_country_source = gold_source("customer_country_daily_features", "customer and country")
 
 
-def velocity_push(entity: str) -> PushSource:
-    """Velocity counts per `entity`, pushed by the stream worker as transactions arrive. The
-    batch source (a Delta table of pushed values, created empty by `features/feast_registry`)
-    gives Feast the schema and the offline history."""
+def pushed_history(name: str, description: str) -> PushSource:
+    """A push source `<name>_push`; its batch source (a Delta table of pushed values under
+    features/, created empty by `features/feast_registry`) gives Feast the schema and the
+    offline history."""
     return PushSource(
-        name=f"{entity}_velocity_push",
+        name=f"{name}_push",
         batch_source=FileSource(
-            name=f"{entity}_velocity_history",
-            path=f"{lakehouse_root()}/features/{entity}_velocity",
+            name=f"{name}_history",
+            path=f"{lakehouse_root()}/features/{name}",
             file_format=DeltaFormat(),
             timestamp_field="event_timestamp",
         ),
-        description=f"Velocity counts per {entity}, pushed by the stream worker.",
+        description=description,
+    )
+
+
+def velocity_push(entity: str) -> PushSource:
+    """Velocity counts per `entity`, pushed by the stream worker as transactions arrive."""
+    return pushed_history(
+        f"{entity}_velocity", f"Velocity counts per {entity}, pushed by the stream worker."
     )
 
 
 card_velocity_push = velocity_push("card")
 customer_velocity_push = velocity_push("customer")
+merchant_fraud_reports_push = pushed_history(
+    "merchant_fraud_reports",
+    "Decayed fraud report counts per merchant, as of its last report: features/"
+    "merchant_fraud_reports, and the report stream's pushes.",
+)

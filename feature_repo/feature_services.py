@@ -8,6 +8,7 @@ from feature_views import (
     customer_device,
     customer_velocity,
     merchant_daily,
+    merchant_fraud_reports,
 )
 
 fraud_model_v1 = FeatureService(
@@ -15,6 +16,7 @@ fraud_model_v1 = FeatureService(
     features=[
         customer_daily,
         merchant_daily,
+        merchant_fraud_reports,
         customer_device,
         customer_country,
         card_velocity,

@@ -9,6 +9,7 @@ from data_sources import (
     customer_device_source,
     customer_velocity_push,
     merchant_daily_source,
+    merchant_fraud_reports_push,
 )
 from entities import card, country, customer, device, merchant
 from feast import Entity, FeatureView, Field, FileSource, PushSource
@@ -18,6 +19,8 @@ from feast.types import Float64, Int64
 DAILY_TTL = timedelta(days=2)
 # A velocity count older than its longest window (one hour) says nothing any more.
 VELOCITY_TTL = timedelta(hours=1)
+# Decayed report counts: reports older than 60 days weigh nothing (features/report_decay.py).
+REPORTS_TTL = timedelta(days=60)
 
 
 def feature(name: str, dtype, default: float = 0) -> Field:
@@ -78,6 +81,22 @@ merchant_daily = FeatureView(
     online=True,
     description="Merchant volume, card diversity, known fraud (over the last 30 days, and over "
     "the settled windows whose reports have arrived): gold/merchant_daily_features.",
+)
+
+merchant_fraud_reports = FeatureView(
+    name="merchant_fraud_reports",
+    entities=[merchant],
+    ttl=REPORTS_TTL,
+    schema=[
+        feature("fraud_reports_decayed_1d", Float64),
+        feature("fraud_reports_decayed_7d", Float64),
+        # Stored as the last report's epoch seconds; every reader turns it into days since.
+        feature("days_since_report", Float64, default=REPORTS_TTL.days),
+    ],
+    source=merchant_fraud_reports_push,
+    online=True,
+    description="Fraud reports at the merchant, each weighing exp(-age / tau) with tau 1 and 7 "
+    "days, as of its last report; a read decays them to its own instant.",
 )
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
+from features.report_decay import bring_to
 from features.stores import open_reader
 from features.views import ViewSpec, service_views, view_spec
 
@@ -24,7 +25,8 @@ class OnlineFeatures:
 
     `lookup` returns one list per column `<view>__<feature>` plus one boolean `<view>__missing`
     per view: True where the view had no value for the row's entity within its TTL, in which case
-    the columns hold the defaults declared on the features (Field tag `default`). It never raises
+    the columns hold the defaults declared on the features (Field tag `default`); decayed report
+    counts come brought to the lookup's instant (`features.report_decay`). It never raises
     for an unknown entity. Redis (one pipelined round trip for all rows) and SQLite (one query per
     view) are read in Feast's own storage layout; other stores through Feast's `online_read`."""
 
@@ -71,6 +73,7 @@ class OnlineFeatures:
                 per_entity = _typed([v[j] for v in values] + [None], default)
                 out[column] = np.where(missing, _typed([default], default), per_entity[codes])
             out[view.flag] = missing
+        bring_to(out, now)
         return out
 
     def holds_any(self) -> bool:
@@ -90,10 +93,22 @@ class OnlineFeatures:
 
     def event_times(self, rows: Rows) -> dict[str, list[float | None]]:
         """Per view, the event time (epoch seconds) of each row's online value; None if absent."""
+        return {
+            view: [None if value is None else value[0] for value in values]
+            for view, values in self.stored(rows).items()
+        }
+
+    def stored(self, rows: Rows) -> dict[str, list[tuple[float, dict] | None]]:
+        """Per view, each row's online value as it was written: (event time in epoch seconds,
+        {feature: value}), whatever its age; None if absent."""
         entities = _Entities(rows, self.key_sets)
         out = {}
-        for view, (stamps, _) in zip(self.views, self._reader.read(entities.uniques), strict=True):
-            per_entity = [*stamps, None]
+        read = self._reader.read(entities.uniques)
+        for view, (stamps, values) in zip(self.views, read, strict=True):
+            per_entity = [
+                None if stamp is None else (stamp, dict(zip(view.features, value, strict=True)))
+                for stamp, value in zip(stamps, values, strict=True)
+            ] + [None]
             out[view.name] = [per_entity[c] for c in entities.codes[view.join_keys]]
         return out
 

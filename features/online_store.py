@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow.compute as pc
 
+from features import report_decay
 from features.offline import source_keys
 from features.velocity import velocity_schema
 from lakehouse.delta import ALL_DAYS, overwrite_days, read_days, table_exists
@@ -41,8 +42,7 @@ def prepare_sources(contents: "RepoContents") -> None:
         if not table_exists(view.batch_source.path):
             if view.name in BATCH_VIEWS:
                 raise SourceProblem(f"{view.name}: no Delta table at {view.batch_source.path}")
-            [velocity_key] = join_keys
-            _create_push_history(view, velocity_key)
+            _create_push_history(view, join_keys)
         missing = _missing_columns(view, join_keys)
         if missing:
             raise SourceProblem(
@@ -61,10 +61,14 @@ def _missing_columns(view, join_keys: list[str]) -> list[str]:
     return [c for c in needed if c not in present]
 
 
-def _create_push_history(view, join_key: str) -> None:
+def _create_push_history(view, join_keys: list[str]) -> None:
     """An empty Delta table for a push source's offline history, so Feast can read it before
-    the first velocity run or stream write."""
-    empty = velocity_schema(join_key).empty_table()
+    the first history run or stream write."""
+    if view.name == report_decay.VIEW:
+        empty = report_decay.report_schema().empty_table()
+    else:
+        [velocity_key] = join_keys
+        empty = velocity_schema(velocity_key).empty_table()
     overwrite_days(view.batch_source.path, empty, dt.date(2000, 1, 1), dt.date(2000, 1, 1))
 
 
@@ -135,6 +139,7 @@ def materialize_days(store: "FeatureStore", start: dt.date, end: dt.date) -> Mat
     loaded = [name for name, frame in gold.items() if len(frame)]
     if loaded:
         store.materialize(window_start, window_end, feature_views=loaded)
+    _materialize_reports(store, start, window_end)
     in_range = {
         name: frame[(frame.day >= start) & (frame.day <= end)] for name, frame in gold.items()
     }
@@ -147,6 +152,18 @@ def materialize_days(store: "FeatureStore", start: dt.date, end: dt.date) -> Mat
         mismatches=sum(f[0] for f in found),
         checked=sum(f[1] for f in found),
     )
+
+
+def _materialize_reports(store: "FeatureStore", start: dt.date, end: dt.datetime) -> None:
+    """The report counts as of each merchant's last report up to `end`, from their history
+    (reports of the day range on; the stream pushes the newer ones)."""
+    view = store.get_feature_view(report_decay.VIEW)
+    newest = read_days(view.batch_source.path, *ALL_DAYS, columns=["event_timestamp"])
+    if not newest.num_rows:
+        return
+    newest_known = pc.max(newest["event_timestamp"]).as_py() + dt.timedelta(seconds=1)
+    first = dt.datetime.combine(start, dt.time(), dt.UTC)
+    store.materialize(first, max(end, newest_known), feature_views=[report_decay.VIEW])
 
 
 def freshness(store: "FeatureStore") -> dict[str, dict]:

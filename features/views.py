@@ -61,7 +61,12 @@ def service_views(store: "FeatureStore", service: str) -> list[ViewSpec]:
 
 def fill_missing(frame: "pd.DataFrame", views: list[ViewSpec]) -> "pd.DataFrame":
     """Offline rows (columns `<view>__<feature>`, null where no value was known within the TTL)
-    made to look as `OnlineFeatures.lookup` returns them: the defaults and the flags."""
+    made to look as `OnlineFeatures.lookup` returns them: the defaults and the flags, and the
+    decayed report counts brought to each row's `event_timestamp`."""
+    import pandas as pd
+
+    from features.report_decay import bring_to
+
     out = frame.copy()
     for view in views:
         out[view.flag] = out[view.columns].isna().all(axis=1)
@@ -69,4 +74,7 @@ def fill_missing(frame: "pd.DataFrame", views: list[ViewSpec]) -> "pd.DataFrame"
             out[column] = out[column].fillna(default)
             if isinstance(default, int):
                 out[column] = out[column].astype("int64")
+    if "event_timestamp" in out:
+        stamps = pd.to_datetime(out["event_timestamp"], utc=True)
+        bring_to(out, (stamps - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy())
     return out

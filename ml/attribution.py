@@ -20,7 +20,7 @@ REASON_OF_INPUT: list[tuple[str, Callable[[str], bool]]] = [
     ("card_velocity", lambda c: c.startswith("card_velocity__")),
     ("customer_velocity", lambda c: c.startswith("customer_velocity__")),
     ("customer_fraud_reports", lambda c: c.startswith("customer_daily__fraud_reports")),
-    ("merchant_fraud_rate", lambda c: c.startswith("merchant_daily__")),
+    ("merchant_fraud_rate", lambda c: c.startswith(("merchant_daily__", "merchant_fraud_reports__"))),
     ("unknown_customer", lambda c: c.startswith("customer_daily__")),
     ("merchant_category", lambda c: c == "merchant_category"),
     ("channel", lambda c: c == "channel"),

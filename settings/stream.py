@@ -1,4 +1,5 @@
-"""The transaction stream's address: STREAM_URL, STREAM_NAME, STREAM_GROUP, STREAM_CONSUMER."""
+"""The streams' addresses: STREAM_URL, STREAM_CONSUMER; the transactions' STREAM_NAME and
+STREAM_GROUP; the fraud reports' REPORT_STREAM_NAME and REPORT_STREAM_GROUP."""
 
 import os
 import socket
@@ -20,9 +21,19 @@ class StreamSettings:
 
     @classmethod
     def from_environment(cls) -> "StreamSettings":
+        """The transaction stream."""
+        return cls._named("STREAM", "fraud:transactions", "scorers")
+
+    @classmethod
+    def reports_from_environment(cls) -> "StreamSettings":
+        """The fraud report stream."""
+        return cls._named("REPORT_STREAM", "fraud:reports", "report-counters")
+
+    @classmethod
+    def _named(cls, prefix: str, name: str, group: str) -> "StreamSettings":
         return cls(
             url=os.environ.get("STREAM_URL", DEFAULT_URL),
-            name=os.environ.get("STREAM_NAME", "fraud:transactions"),
-            group=os.environ.get("STREAM_GROUP", "scorers"),
+            name=os.environ.get(f"{prefix}_NAME", name),
+            group=os.environ.get(f"{prefix}_GROUP", group),
             consumer=os.environ.get("STREAM_CONSUMER", f"{socket.gethostname()}-{os.getpid()}"),
         )

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.unit
     ("card_velocity__txn_count_10m", "card_velocity"),
     ("customer_daily__fraud_reports_known_7d", "customer_fraud_reports"),
     ("merchant_daily__fraud_rate_30d", "merchant_fraud_rate"),
+    ("merchant_fraud_reports__fraud_reports_decayed_1d", "merchant_fraud_rate"),
     ("customer_daily__missing", "unknown_customer"), ("channel", "channel"),
 ])  # fmt: skip
 def test_each_input_has_the_reason_a_reviewer_knows(column, reason):

@@ -22,6 +22,7 @@ EXPECTED_ASSETS = {
     "features/training_set",
     "features/card_velocity",
     "features/customer_velocity",
+    "features/merchant_fraud_reports",
     "training/tuned_model",
     "registry/decision_thresholds",
     "registry/challenger",

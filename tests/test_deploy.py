@@ -133,6 +133,8 @@ def test_the_images_run_modules_that_exist():
     assert {"code-location", "scoring", "stream-worker", "ray-worker"} <= set(targets)
     modules = set(re.findall(r'"-m", "([\w.]+)"', dockerfile))
     assert modules >= {"serving.bento", "serving.stream", "definitions"}
+    for path in (DEPLOY / "k8s").glob("*.yaml"):  # commands that override an image's
+        modules |= set(re.findall(r'"-m", "([\w.]+)"', path.read_text()))
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
     assert "ENV FRAUD_API_KEY" not in dockerfile and "ARG FRAUD_API_KEY" not in dockerfile

@@ -5,6 +5,7 @@ import shutil
 from types import SimpleNamespace
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -393,6 +394,7 @@ def test_an_empty_day_gives_empty_partitions_not_errors(fraud_home, spark_resour
 
 def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
     from assets.features import feast_registry, online_store
+    from assets.fraud_reports import merchant_fraud_reports
     from assets.partitions import range_tags
     from assets.training_set import training_set
     from assets.velocity import velocity_history
@@ -400,7 +402,7 @@ def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
 
     resources, instance = build_resources(), dg.DagsterInstance.ephemeral()
     daily = dg.materialize(
-        [velocity_history, feast_registry, online_store],
+        [velocity_history, merchant_fraud_reports, feast_registry, online_store],
         resources=resources, instance=instance, tags=range_tags(START, END),
     )  # fmt: skip
     assert daily.success
@@ -431,3 +433,15 @@ def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
     # most transactions follow another of the same card within the hour, never all of them
     assert 0 < (~rows["card_velocity__missing"]).mean() < 1
     assert (rows.loc[rows["card_velocity__missing"], "card_velocity__txn_count_1h"] == 0).all()
+    # Each row holds its merchant's reports known just before it, decayed by their age.
+    labels = _table(lakehouse.home, "gold", "transaction_labels").to_pandas()
+    reports = labels.loc[labels["is_fraud"], ["merchant_id", "reported_at"]]
+    history = _table(lakehouse.home, "features", "merchant_fraud_reports")
+    assert history.num_rows == (reports["reported_at"].dt.date <= END).sum() > 0
+    decayed = rows["merchant_fraud_reports__fraud_reports_decayed_7d"]
+    assert (decayed > 0).any()
+    for i in rows.sample(300, random_state=0).index:
+        at, merchant = rows.at[i, "event_timestamp"], rows.at[i, "merchant_id"]
+        known = reports[(reports["merchant_id"] == merchant) & (reports["reported_at"] < at)]
+        ages = (at - known["reported_at"]).dt.total_seconds().to_numpy()
+        assert decayed[i] == pytest.approx(np.exp(-ages / (7 * 86_400)).sum(), abs=1e-9)
