@@ -10,6 +10,7 @@ import numpy as np
 
 from ml.preprocessing import RATIOS, Frame, row_count
 
+MERCHANT_RISK = ("merchant_daily__", "merchant_fraud_reports__")
 # Each input column's business reason: the first whose test it passes (`other` if none).
 REASON_OF_INPUT: list[tuple[str, Callable[[str], bool]]] = [
     ("new_device", lambda c: c.startswith("customer_device__") or c.endswith("devices_30d")),
@@ -20,7 +21,7 @@ REASON_OF_INPUT: list[tuple[str, Callable[[str], bool]]] = [
     ("card_velocity", lambda c: c.startswith("card_velocity__")),
     ("customer_velocity", lambda c: c.startswith("customer_velocity__")),
     ("customer_fraud_reports", lambda c: c.startswith("customer_daily__fraud_reports")),
-    ("merchant_fraud_rate", lambda c: c.startswith(("merchant_daily__", "merchant_fraud_reports__"))),
+    ("merchant_fraud_rate", lambda c: c.startswith(MERCHANT_RISK)),
     ("unknown_customer", lambda c: c.startswith("customer_daily__")),
     ("merchant_category", lambda c: c == "merchant_category"),
     ("channel", lambda c: c == "channel"),

