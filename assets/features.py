@@ -75,7 +75,7 @@ def feast_registry(context: dg.AssetExecutionContext, feast: FeastResource) -> d
     ],
 )
 def online_store(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.MaterializeResult:
-    """Feast materialize of the partition's daily features into the online store."""
+    """The partition's daily features and merchant report counts, into the online store."""
     from features.online_store import materialize_days
 
     started = time.perf_counter()
@@ -94,6 +94,7 @@ def online_store(context: dg.AssetExecutionContext, feast: FeastResource) -> dg.
         metadata={
             "dagster/row_count": sum(done.rows_per_view.values()),
             "rows_per_view": done.rows_per_view,
+            "merchants_with_new_report_counts": done.report_merchants,
             "window": f"{window_start.isoformat()} .. {window_end.isoformat()}",
             "newest_feature_timestamp": done.newest.isoformat()
             if done.newest is not None

@@ -119,11 +119,12 @@ class Materialized:
     newest: dt.datetime | None  # the newest feature timestamp of the day range
     mismatches: int  # online values unequal to gold, on a sample of entities
     checked: int
+    report_merchants: int  # merchants whose report counts were written
 
 
 def materialize_days(store: "FeatureStore", start: dt.date, end: dt.date) -> Materialized:
     """The daily views' values of days [start, end] into the online store, then their parity
-    with gold on a sample of entities."""
+    with gold on a sample of entities; and the merchants' report counts from `start` on."""
     views = [store.get_feature_view(name) for name in BATCH_VIEWS]
     gold = {view.name: source_frame(view) for view in views}
     # Features of day D carry feature_timestamp = end of D (D+1 00:00 UTC).
@@ -139,7 +140,7 @@ def materialize_days(store: "FeatureStore", start: dt.date, end: dt.date) -> Mat
     loaded = [name for name, frame in gold.items() if len(frame)]
     if loaded:
         store.materialize(window_start, window_end, feature_views=loaded)
-    _materialize_reports(store, start, window_end)
+    reports_written = write_report_counts(store, start)
     in_range = {
         name: frame[(frame.day >= start) & (frame.day <= end)] for name, frame in gold.items()
     }
@@ -151,19 +152,27 @@ def materialize_days(store: "FeatureStore", start: dt.date, end: dt.date) -> Mat
         newest=newest,
         mismatches=sum(f[0] for f in found),
         checked=sum(f[1] for f in found),
+        report_merchants=reports_written,
     )
 
 
-def _materialize_reports(store: "FeatureStore", start: dt.date, end: dt.datetime) -> None:
-    """The report counts as of each merchant's last report up to `end`, from their history
-    (reports of the day range on; the stream pushes the newer ones)."""
+def write_report_counts(store: "FeatureStore", start: dt.date) -> int:
+    """Each merchant's report counts as of its last report in the history from `start` on,
+    written online unless the online value is as new (the report worker pushed a later report:
+    SQLite, unlike Redis, would keep whatever is written last); how many merchants."""
+    from features.lookup import OnlineFeatures
+
     view = store.get_feature_view(report_decay.VIEW)
-    newest = read_days(view.batch_source.path, *ALL_DAYS, columns=["event_timestamp"])
-    if not newest.num_rows:
-        return
-    newest_known = pc.max(newest["event_timestamp"]).as_py() + dt.timedelta(seconds=1)
-    first = dt.datetime.combine(start, dt.time(), dt.UTC)
-    store.materialize(first, max(end, newest_known), feature_views=[report_decay.VIEW])
+    history = read_days(view.batch_source.path, start, ALL_DAYS[1]).to_pandas()
+    if history.empty:
+        return 0
+    newest = history.sort_values("event_timestamp", kind="stable").groupby(report_decay.KEY).tail(1)
+    stored = OnlineFeatures.for_views(store, [report_decay.VIEW]).stored(newest)
+    online_last = [s[1][report_decay.SINCE] if s else -1.0 for s in stored[report_decay.VIEW]]
+    newer = newest[newest[report_decay.SINCE].to_numpy() > online_last]
+    if len(newer):
+        store.write_to_online_store(report_decay.VIEW, newer.drop(columns="day"))
+    return len(newer)
 
 
 def freshness(store: "FeatureStore") -> dict[str, dict]:

@@ -120,6 +120,23 @@ def test_a_late_report_counts_just_after_the_merchants_last_and_reaches_the_stor
     assert _online("M1") == pytest.approx(_by_definition(m1), rel=1e-9)
 
 
+def test_a_daily_run_after_the_worker_leaves_its_newer_counts_online(online):
+    import dagster as dg
+
+    from assets.features import online_store
+    from assets.metadata import materialized
+    from assets.partitions import range_tags
+    from resources import build_resources
+    from serving.report_stream import build_worker
+
+    _send(online, STREAMED)
+    _drain(build_worker())
+    again = dg.materialize([online_store], resources=build_resources(), tags=range_tags(*DAYS))
+    assert materialized(again)["features/online_store"]["merchants_with_new_report_counts"] == 0
+    m1 = [t for _, t in HISTORY] + [t for _, m, t in STREAMED if m == "M1"]
+    assert _online("M1") == pytest.approx(_by_definition(m1), rel=1e-9)
+
+
 def test_a_worker_that_breaks_before_its_commit_leaves_its_reports_to_count_once(
     online, monkeypatch
 ):
