@@ -74,7 +74,7 @@ def test_known_entities_get_their_newest_values_unknown_ones_defaults_and_a_flag
     lookup = OnlineFeatures.for_service(fresh, "fraud_model_v1")
     rows = [ROW, STRANGER, {**ROW, "device_id": "D2"}, {**ROW, "device_id": None}]
     got = _lists(lookup.lookup(rows))
-    assert len(lookup.columns) == 42 and set(got) == {*lookup.columns, *lookup.flags}
+    assert len(lookup.columns) == 45 and set(got) == {*lookup.columns, *lookup.flags}
     assert got["customer_daily__txn_count_30d"] == [2 * 10 + 2, 0, 2 * 10 + 2, 2 * 10 + 2]
     c1_max = pytest.approx(2 + 4 / 8)
     assert got["customer_daily__amount_max_30d"] == [c1_max, 0.0, c1_max, c1_max]
@@ -87,6 +87,10 @@ def test_known_entities_get_their_newest_values_unknown_ones_defaults_and_a_flag
     assert got["customer_country__missing"] == [False, True, False, False]
     assert got["card_velocity__txn_count_1h"] == [0] * 4  # nothing pushed yet
     assert got["card_velocity__missing"] == [True] * 4
+    # no report history: no counts, and the longest "days since" there is
+    assert got["merchant_fraud_reports__fraud_reports_decayed_7d"] == [0.0] * 4
+    assert got["merchant_fraud_reports__days_since_report"] == [60.0] * 4
+    assert got["merchant_fraud_reports__missing"] == [True] * 4
 
 
 @pytest.mark.integration
