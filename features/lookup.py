@@ -93,22 +93,24 @@ class OnlineFeatures:
 
     def event_times(self, rows: Rows) -> dict[str, list[float | None]]:
         """Per view, the event time (epoch seconds) of each row's online value; None if absent."""
-        return {
-            view: [None if value is None else value[0] for value in values]
-            for view, values in self.stored(rows).items()
-        }
+        return self._per_row(rows, lambda view, stamps, values: stamps)
 
     def stored(self, rows: Rows) -> dict[str, list[tuple[float, dict] | None]]:
         """Per view, each row's online value as it was written: (event time in epoch seconds,
         {feature: value}), whatever its age; None if absent."""
+        return self._per_row(rows, lambda view, stamps, values: [
+            None if stamp is None else (stamp, dict(zip(view.features, value, strict=True)))
+            for stamp, value in zip(stamps, values, strict=True)
+        ])  # fmt: skip
+
+    def _per_row(self, rows: Rows, per_entity_of) -> dict[str, list]:
+        """Per view, `per_entity_of(view, stamps, values)` of each row's entity (None where a
+        join key is null): each distinct entity read once."""
         entities = _Entities(rows, self.key_sets)
         out = {}
         read = self._reader.read(entities.uniques)
         for view, (stamps, values) in zip(self.views, read, strict=True):
-            per_entity = [
-                None if stamp is None else (stamp, dict(zip(view.features, value, strict=True)))
-                for stamp, value in zip(stamps, values, strict=True)
-            ] + [None]
+            per_entity = [*per_entity_of(view, stamps, values), None]
             out[view.name] = [per_entity[c] for c in entities.codes[view.join_keys]]
         return out
 

@@ -11,7 +11,6 @@ import pyarrow.compute as pc
 
 from features import report_decay
 from features.offline import source_keys
-from features.velocity import velocity_schema
 from lakehouse.delta import ALL_DAYS, overwrite_days, read_days, table_exists
 
 if TYPE_CHECKING:
@@ -63,12 +62,16 @@ def _missing_columns(view, join_keys: list[str]) -> list[str]:
 
 def _create_push_history(view, join_keys: list[str]) -> None:
     """An empty Delta table for a push source's offline history, so Feast can read it before
-    the first history run or stream write."""
-    if view.name == report_decay.VIEW:
-        empty = report_decay.report_schema().empty_table()
-    else:
-        [velocity_key] = join_keys
-        empty = velocity_schema(velocity_key).empty_table()
+    the first history run or stream write: the view's join keys, features, event time and day,
+    as the history assets write them."""
+    import pyarrow as pa
+    from feast.type_map import feast_value_type_to_pa
+
+    empty = pa.schema(
+        [(key, pa.string()) for key in join_keys]
+        + [(f.name, feast_value_type_to_pa(f.dtype.to_value_type())) for f in view.features]
+        + [(view.batch_source.timestamp_field, pa.timestamp("us", tz="UTC")), ("day", pa.date32())]
+    ).empty_table()
     overwrite_days(view.batch_source.path, empty, dt.date(2000, 1, 1), dt.date(2000, 1, 1))
 
 

@@ -37,7 +37,7 @@ def report_schema() -> pa.Schema:
     )
 
 
-def report_history(reports: "pa.Table") -> pa.Table:
+def report_history(reports: pa.Table) -> pa.Table:
     """One row per report (`merchant_id`, `reported_at`): the merchant's state right after it,
     stamped with the report's time and day. Reports of a merchant at one instant all carry the
     state after the last of them, as the online store holds it once all are pushed."""

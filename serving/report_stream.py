@@ -25,9 +25,11 @@ import math
 import signal
 import sys
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from features.report_decay import HORIZON, KEY, SINCE, TAU_S, VIEW, DecayedReports
+from serving.stream_group import GroupReader, dead_letter, text
+from serving.transaction import UtcDatetime
 from settings.stream import StreamSettings
 
 log = logging.getLogger("serving.report_stream")
@@ -41,14 +43,7 @@ class FraudReport(BaseModel):
 
     transaction_id: str = Field(min_length=1, max_length=128)
     merchant_id: str = Field(min_length=1, max_length=128)
-    reported_at: dt.datetime = Field(description="When the report arrived (ISO 8601, UTC)")
-
-    @field_validator("reported_at")
-    @classmethod
-    def _aware(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a time zone (e.g. 2026-11-23T10:00:00Z)")
-        return value.astimezone(dt.UTC)
+    reported_at: UtcDatetime = Field(description="When the report arrived (ISO 8601, UTC)")
 
 
 def parse(fields: dict) -> FraudReport:
@@ -70,12 +65,7 @@ class ReportWorker:
     def __init__(self, settings: StreamSettings, redis_client, stored, push):
         self.settings, self.redis, self._stored, self._push = settings, redis_client, stored, push
         self.stopping = False
-        self._recovering = True
-        try:
-            self.redis.xgroup_create(settings.name, settings.group, id="0", mkstream=True)
-        except Exception as exists:  # BUSYGROUP: the group is there already
-            if "BUSYGROUP" not in str(exists):
-                raise
+        self._group = GroupReader(redis_client, settings)
         self.repushed = self._push_what_the_store_lacks()
 
     @property
@@ -85,21 +75,6 @@ class ReportWorker:
     @property
     def _counted_key(self) -> str:
         return f"{self.settings.name}:counted"
-
-    def _read(self, count: int, block_ms: int, max_idle_ms: int) -> list:
-        s = self.settings
-        if self._recovering:  # this consumer's unacknowledged messages (it was killed)
-            pending = self.redis.xreadgroup(s.group, s.consumer, {s.name: "0"}, count=count)
-            if pending and pending[0][1]:
-                return pending[0][1]
-            self._recovering = False
-        # What another consumer left unacknowledged too long (it died), then new messages.
-        claimed = self.redis.xautoclaim(s.name, s.group, s.consumer, max_idle_ms, count=count)
-        if claimed[1]:
-            return [(m, fields) for m, fields in claimed[1] if fields is not None]
-        fresh = self.redis.xreadgroup(s.group, s.consumer, {s.name: ">"}, count=count,
-                                      block=block_ms)  # fmt: skip
-        return fresh[0][1] if fresh else []
 
     def process(self, messages: list) -> dict[str, int]:
         """Count a batch; how many reports were counted, found counted before, dead-lettered."""
@@ -123,10 +98,7 @@ class ReportWorker:
                 newest[merchant] = counts.add(merchant, at)
             pipe = self.redis.pipeline(transaction=True)
             for message_id, fields, error in dead:
-                pipe.xadd(s.dead_letter, {
-                    "message_id": message_id, "error": error[:2000],
-                    "fields": json.dumps({_text(k): _text(v) for k, v in fields.items()}),
-                })  # fmt: skip
+                dead_letter(pipe, s, message_id, fields, error)
             if newest:
                 pipe.hset(self._state_key, mapping={m: _encoded(states[m]) for m in newest})
             if fresh:
@@ -179,7 +151,7 @@ class ReportWorker:
         and its push), and forget those older than the horizon and the reports counted then;
         how many were pushed."""
         now = dt.datetime.now(dt.UTC).timestamp()
-        states = {_text(m): _decoded(v) for m, v in self.redis.hgetall(self._state_key).items()}
+        states = {text(m): _decoded(v) for m, v in self.redis.hgetall(self._state_key).items()}
         old = [m for m, (last, _) in states.items() if now - last > HORIZON.total_seconds()]
         if old:
             self.redis.hdel(self._state_key, *old)
@@ -201,7 +173,7 @@ class ReportWorker:
         """Consume until stopped (or, `until_idle`, until a read finds nothing); the counts."""
         totals = {"counted": 0, "in_history": 0, "counted_before": 0, "dead_lettered": 0}
         while not self.stopping:
-            messages = self._read(batch, block_ms, int(max_idle_s * 1000))
+            messages, _ = self._group.read(batch, block_ms, int(max_idle_s * 1000))
             if not messages:
                 if until_idle:
                     break
@@ -225,10 +197,6 @@ def _encoded(state: tuple[float, dict[str, float]]) -> str:
 def _decoded(raw) -> tuple[float, dict[str, float]]:
     last, sums = json.loads(raw)
     return last, sums
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def build_worker() -> ReportWorker:

@@ -22,7 +22,6 @@ the windows."""
 
 import argparse
 import datetime as dt
-import json
 import logging
 import os
 import signal
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from serving import heap
+from serving.stream_group import GroupReader, dead_letter, text
 from settings.stream import StreamSettings
 
 if TYPE_CHECKING:
@@ -102,22 +102,17 @@ class StreamWorker:
         self.metrics = metrics or ServingMetrics.off()
         self.shadow = shadow  # a ShadowScoring with a log writer of its own
         self.velocity_push, self.redis, self.max_tries = velocity_push, redis_client, max_tries
+        self._group = GroupReader(redis_client, settings)
         # Velocity per card and customer, event by event (the same definition as the batch
         # history), rebuilt at start from the stream's last hour.
         self.counters = {"card": VelocityCounter(), "customer": VelocityCounter()}
         self.stopping = False
-        self._recovering = True  # first, what this consumer was given and never acknowledged
         self._trimmed_at = 0.0
         # Read and scored, not yet committed: transaction id -> (message id, delivered before);
         # and those of its messages another worker claimed meanwhile (not this one's to ack).
         self._awaiting: dict[str, tuple] = {}
         self._claimed_away: set = set()
         self.log.guard = self._commit_once
-        try:
-            self.redis.xgroup_create(settings.name, settings.group, id="0", mkstream=True)
-        except Exception as exists:  # BUSYGROUP: the group is there already
-            if "BUSYGROUP" not in str(exists):
-                raise
         self.rebuilt = self._rebuild_velocity()
 
     @property
@@ -143,24 +138,11 @@ class StreamWorker:
                 counted += 1
             if len(entries) < chunk:
                 return counted
-            start = "(" + _text(entries[-1][0])
+            start = "(" + text(entries[-1][0])
 
     def _read(self, count: int, block_ms: int, max_idle_ms: int) -> tuple[list, bool]:
         """(messages, whether they were delivered before: their rows may be logged already)."""
-        s = self.settings
-        if self._recovering:  # this consumer's unacknowledged messages (it was killed)
-            pending = self.redis.xreadgroup(s.group, s.consumer, {s.name: "0"}, count=count)
-            messages = pending[0][1] if pending else []
-            if messages:
-                return _present(messages), True
-            self._recovering = False
-        # What another consumer left unacknowledged too long (it died), then new messages.
-        claimed = self.redis.xautoclaim(s.name, s.group, s.consumer, max_idle_ms, count=count)
-        if claimed[1]:
-            return _present(claimed[1]), True
-        fresh = self.redis.xreadgroup(s.group, s.consumer, {s.name: ">"}, count=count,
-                                      block=block_ms)  # fmt: skip
-        return _present(fresh[0][1] if fresh else []), False
+        return self._group.read(count, block_ms, max_idle_ms)
 
     def process(self, messages: list, redelivered: bool = False) -> int:
         """Score a batch and hand its log rows to the writer; returns how many were scored."""
@@ -176,10 +158,7 @@ class StreamWorker:
         if dead:  # dead-lettered and acknowledged together
             pipe = self.redis.pipeline(transaction=True)
             for message_id, fields, error in dead:
-                pipe.xadd(s.dead_letter, {
-                    "message_id": message_id, "error": error[:2000],
-                    "fields": json.dumps({_text(k): _text(v) for k, v in fields.items()}),
-                })  # fmt: skip
+                dead_letter(pipe, s, message_id, fields, error)
             pipe.xack(s.name, s.group, *(m for m, _, _ in dead))
             pipe.execute()
             self.metrics.dead_letters.inc(len(dead))
@@ -254,7 +233,7 @@ class StreamWorker:
             owned.update(entry["message_id"] for entry in page)
             if len(page) < 1000:
                 return owned & set(message_ids)
-            start = "(" + _text(page[-1]["message_id"])
+            start = "(" + text(page[-1]["message_id"])
 
     def _score(self, good: list) -> tuple[list, object]:
         """(the messages that scored, their `Scored` batch). When the batch fails, each message
@@ -281,13 +260,11 @@ class StreamWorker:
         tries = pending["times_delivered"]
         if tries < self.max_tries:
             log.warning("message %s failed to score (try %d of %d): %s",
-                        _text(message_id), tries, self.max_tries, error)  # fmt: skip
+                        text(message_id), tries, self.max_tries, error)  # fmt: skip
             return
         pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(s.dead_letter, {
-            "message_id": message_id, "error": f"failed to score {tries} times: {error}"[:2000],
-            "fields": json.dumps({"transaction": transaction.model_dump_json()}),
-        })  # fmt: skip
+        dead_letter(pipe, s, message_id, {"transaction": transaction.model_dump_json()},
+                    f"failed to score {tries} times: {error}")  # fmt: skip
         pipe.xack(s.name, s.group, message_id)
         pipe.execute()
         self.metrics.dead_letters.inc()
@@ -359,22 +336,13 @@ class StreamWorker:
         return counts
 
 
-def _present(messages: list) -> list:
-    """Messages still in the stream (a claimed one may have been trimmed away: no fields)."""
-    return [(mid, fields) for mid, fields in messages if fields is not None]
-
-
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 def _id_key(message_id) -> tuple[int, int]:
     """A stream id (`<ms>-<seq>`) as a tuple that orders as Redis orders ids."""
-    ms, _, seq = _text(message_id).partition("-")
+    ms, _, seq = text(message_id).partition("-")
     return int(ms), int(seq or 0)
 
 

@@ -5,12 +5,22 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from settings.currencies import KNOWN_CURRENCIES, USD_PER_UNIT
 
 Currency = Literal[KNOWN_CURRENCIES]  # type: ignore[valid-type]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def _in_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone (e.g. 2026-11-23T10:00:00Z)")
+    return value.astimezone(dt.UTC)
+
+
+# A time with its zone, held in UTC: one without a zone is refused, never guessed.
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_in_utc)]
 
 
 class Transaction(BaseModel):
@@ -19,7 +29,7 @@ class Transaction(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     transaction_id: Identifier
-    event_timestamp: dt.datetime = Field(description="When the payment happened (ISO 8601, UTC)")
+    event_timestamp: UtcDatetime = Field(description="When the payment happened (ISO 8601, UTC)")
     customer_id: Identifier
     card_id: Identifier
     merchant_id: Identifier
@@ -33,13 +43,6 @@ class Transaction(BaseModel):
     channel: Literal["pos", "online"] | None = Field(None, description="Absent when unknown")
     amount: Decimal = Field(ge=0, max_digits=14, decimal_places=2)
     currency: Currency
-
-    @field_validator("event_timestamp")
-    @classmethod
-    def _aware(cls, value: dt.datetime) -> dt.datetime:
-        if value.tzinfo is None:
-            raise ValueError("needs a time zone (e.g. 2026-11-23T10:00:00Z)")
-        return value.astimezone(dt.UTC)
 
     def scoring_row(self) -> dict:
         """The model's and the lookup's view: join keys, request features, USD amount (as silver
