@@ -25,10 +25,10 @@ import math
 import signal
 import sys
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from features.report_decay import HORIZON, KEY, SINCE, TAU_S, VIEW, DecayedReports
-from serving.stream_group import GroupReader, dead_letter, text
+from serving.stream_group import GroupReader, dead_letter, message_model, text
 from serving.transaction import UtcDatetime
 from settings.stream import StreamSettings
 
@@ -48,13 +48,7 @@ class FraudReport(BaseModel):
 
 def parse(fields: dict) -> FraudReport:
     """The report of a stream message; ValueError (with the reason) when it has none."""
-    raw = fields.get(b"report") or fields.get("report")
-    if raw is None:
-        raise ValueError("message has no `report` field")
-    try:
-        return FraudReport.model_validate_json(raw)
-    except ValidationError as invalid:
-        raise ValueError(str(invalid)) from None
+    return message_model(fields, "report", FraudReport)
 
 
 class ReportWorker:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from serving import heap
-from serving.stream_group import GroupReader, dead_letter, text
+from serving.stream_group import GroupReader, dead_letter, message_model, text
 from settings.stream import StreamSettings
 
 if TYPE_CHECKING:
@@ -46,17 +46,9 @@ COMMIT_LOCK_S = 60  # longer than any commit: a lock outliving its holder frees 
 
 def parse(fields: dict) -> "Transaction":
     """The transaction of a stream message; ValueError (with the reason) when it has none."""
-    from pydantic import ValidationError
-
     from serving.transaction import Transaction
 
-    raw = fields.get(b"transaction") or fields.get("transaction")
-    if raw is None:
-        raise ValueError("message has no `transaction` field")
-    try:
-        return Transaction.model_validate_json(raw)
-    except ValidationError as invalid:
-        raise ValueError(str(invalid)) from None
+    return message_model(fields, "transaction", Transaction)
 
 
 def not_yet_logged(uri: str, rows: pa.Table) -> pa.Table:

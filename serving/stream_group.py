@@ -37,6 +37,20 @@ class GroupReader:
         return present(fresh[0][1] if fresh else []), False
 
 
+def message_model(fields: dict, field: str, model):
+    """The pydantic `model` in a message's JSON `field`; ValueError (with the reason) when the
+    message has none."""
+    from pydantic import ValidationError
+
+    raw = fields.get(field.encode()) or fields.get(field)
+    if raw is None:
+        raise ValueError(f"message has no `{field}` field")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as invalid:
+        raise ValueError(str(invalid)) from None
+
+
 def dead_letter(pipe, settings: StreamSettings, message_id, fields: dict, error: str) -> None:
     """Queue on `pipe` the message's copy to the dead-letter stream, with its error."""
     pipe.xadd(settings.dead_letter, {
